@@ -1,0 +1,115 @@
+from django.conf import settings
+from django.db import models
+from django.db.models import Q
+from pgvector.django import HnswIndex, VectorField
+
+
+class ActivityType(models.TextChoices):
+    FOOD_LOG = "food_log"
+    EXERCISE = "exercise"
+    WEIGHT_LOG = "weight_log"
+    WATER_LOG = "water_log"
+    SLEEP_LOG = "sleep_log"
+    MILESTONE = "milestone"
+    APP_OPEN = "app_open"
+    COACHING_REQUEST = "coaching_request"
+
+
+class ActivitySource(models.TextChoices):
+    APP = "app"
+    CRM = "crm"
+    AI_ASSISTANT = "ai_assistant"
+    SYSTEM = "system"
+
+
+class UserActivity(models.Model):
+    """Everything a user did: food logs, exercise, weigh-ins, milestones... (crm_user_activities).
+
+    The raw event stays in `payload`; the numbers the CRM aggregates (nutrition snapshot, goal
+    progress) are copied into typed columns so the aggregation is plain SQL.
+    """
+
+    user = models.ForeignKey(
+        "profiles.CrmUserProfile",
+        to_field="user_id",
+        db_column="user_id",
+        on_delete=models.CASCADE,
+        related_name="activities",
+    )
+    activity_type = models.CharField(max_length=24, choices=ActivityType.choices)
+    external_id = models.CharField(max_length=128, blank=True)
+    source = models.CharField(max_length=16, choices=ActivitySource.choices, default=ActivitySource.APP)
+    occurred_at = models.DateTimeField()
+    logged_date = models.DateField(
+        help_text="The day the log counts for (the app's 'date', else occurred_at)."
+    )
+    payload = models.JSONField(default=dict, blank=True)
+    calories_kcal = models.DecimalField(max_digits=7, decimal_places=1, null=True, blank=True)
+    protein_g = models.DecimalField(max_digits=6, decimal_places=1, null=True, blank=True)
+    carbs_g = models.DecimalField(max_digits=6, decimal_places=1, null=True, blank=True)
+    fat_g = models.DecimalField(max_digits=6, decimal_places=1, null=True, blank=True)
+    water_ml = models.PositiveIntegerField(null=True, blank=True)
+    weight_kg = models.DecimalField(max_digits=5, decimal_places=1, null=True, blank=True)
+    sleep_hours = models.DecimalField(max_digits=4, decimal_places=2, null=True, blank=True)
+    exercise_minutes = models.PositiveIntegerField(null=True, blank=True)
+    calories_burned_kcal = models.DecimalField(max_digits=7, decimal_places=1, null=True, blank=True)
+    steps = models.PositiveIntegerField(null=True, blank=True)
+    embedding = VectorField(dimensions=settings.EMBEDDING_DIMENSIONS, null=True, blank=True)
+    source_updated_at = models.DateTimeField(
+        null=True, blank=True, help_text="occurredAt of the last app event applied (ordering)."
+    )
+    created_at = models.DateTimeField(auto_now_add=True)
+    updated_at = models.DateTimeField(auto_now=True)
+
+    class Meta:
+        db_table = "crm_user_activities"
+        ordering = ["-occurred_at"]
+        verbose_name_plural = "user activities"
+        indexes = [
+            models.Index(fields=["user", "-created_at"], name="crm_activity_user_created_idx"),
+            models.Index(fields=["user", "-occurred_at"], name="crm_activity_user_occurred_idx"),
+            models.Index(
+                fields=["user", "activity_type", "logged_date"], name="crm_activity_user_type_day_idx"
+            ),
+            HnswIndex(
+                name="crm_activity_embedding_hnsw",
+                fields=["embedding"],
+                m=16,
+                ef_construction=64,
+                opclasses=["vector_cosine_ops"],
+            ),
+        ]
+        constraints = [
+            models.CheckConstraint(
+                condition=Q(activity_type__in=ActivityType.values), name="crm_activity_type_valid"
+            ),
+            models.CheckConstraint(
+                condition=Q(source__in=ActivitySource.values), name="crm_activity_source_valid"
+            ),
+            models.CheckConstraint(
+                condition=(Q(calories_kcal__isnull=True) | Q(calories_kcal__gte=0, calories_kcal__lte=20000))
+                & (Q(protein_g__isnull=True) | Q(protein_g__gte=0, protein_g__lte=2000))
+                & (Q(carbs_g__isnull=True) | Q(carbs_g__gte=0, carbs_g__lte=3000))
+                & (Q(fat_g__isnull=True) | Q(fat_g__gte=0, fat_g__lte=2000)),
+                name="crm_activity_nutrition_range",
+            ),
+            models.CheckConstraint(
+                condition=Q(weight_kg__isnull=True) | Q(weight_kg__gte=20, weight_kg__lte=500),
+                name="crm_activity_weight_range",
+            ),
+            models.CheckConstraint(
+                condition=Q(sleep_hours__isnull=True) | Q(sleep_hours__gte=0, sleep_hours__lte=24),
+                name="crm_activity_sleep_range",
+            ),
+            models.CheckConstraint(
+                condition=Q(water_ml__isnull=True) | Q(water_ml__lte=20000), name="crm_activity_water_range"
+            ),
+            models.UniqueConstraint(
+                fields=["user", "activity_type", "external_id"],
+                condition=~Q(external_id=""),
+                name="crm_activity_unique_external_id",
+            ),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.activity_type} {self.external_id or self.pk}"

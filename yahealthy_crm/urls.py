@@ -1,0 +1,32 @@
+from django.contrib import admin
+from django.urls import include, path
+from django.views.generic import RedirectView
+from drf_spectacular.views import SpectacularAPIView, SpectacularRedocView, SpectacularSwaggerView
+
+from yahealthy_crm.health import healthz
+
+admin.site.site_header = "YAHealthy CRM"
+admin.site.site_title = "YAHealthy CRM"
+admin.site.index_title = "Back office"
+
+api_patterns = [
+    path("", include(f"{app}.urls"))
+    for app in ("profiles", "goals", "activities", "coaching", "sync", "compliance")
+]
+
+urlpatterns = [
+    path("", RedirectView.as_view(url="/admin/", permanent=False)),
+    path("healthz", healthz, name="healthz"),
+    path("admin/", admin.site.urls),
+    path("api/schema", SpectacularAPIView.as_view(permission_classes=[]), name="schema"),
+    path(
+        "api/docs",
+        SpectacularSwaggerView.as_view(url_name="schema", permission_classes=[]),
+        name="swagger-ui",
+    ),
+    path("api/redoc", SpectacularRedocView.as_view(url_name="schema", permission_classes=[]), name="redoc"),
+    path("api/crm/", include((api_patterns, "crm"), namespace="crm")),
+]
+
+handler404 = "yahealthy_crm.errors.json_not_found"
+handler500 = "yahealthy_crm.errors.json_server_error"
