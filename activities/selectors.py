@@ -1,0 +1,119 @@
+"""Reads over user activities: daily totals, nutrition summaries, engagement signals."""
+
+from __future__ import annotations
+
+import datetime as dt
+from dataclasses import dataclass
+from decimal import Decimal
+
+from django.db.models import Count, Max, Q, Sum
+from django.utils import timezone
+
+from activities.models import ActivityType, UserActivity
+
+NUTRIENTS = ("calories_kcal", "protein_g", "carbs_g", "fat_g")
+# Activities that count as engagement (an app open alone does not make a user engaged).
+ENGAGEMENT_TYPES = [t for t in ActivityType.values if t != ActivityType.APP_OPEN]
+
+
+def _round(value: Decimal | float | None, places: int = 1) -> float | None:
+    return None if value is None else round(float(value), places)
+
+
+def daily_totals_get(*, user_id: str, start: dt.date, end: dt.date) -> dict[dt.date, dict[str, float]]:
+    """Per logged day between start and end (inclusive): summed nutrition, water, sleep, exercise, last weight."""
+    rows = (
+        UserActivity.objects.filter(user_id=user_id, logged_date__gte=start, logged_date__lte=end)
+        .values("logged_date")
+        .annotate(
+            calories_kcal=Sum("calories_kcal"),
+            protein_g=Sum("protein_g"),
+            carbs_g=Sum("carbs_g"),
+            fat_g=Sum("fat_g"),
+            water_ml=Sum("water_ml"),
+            sleep_hours=Sum("sleep_hours"),
+            exercise_minutes=Sum("exercise_minutes"),
+            steps=Sum("steps"),
+            food_logs=Count("id", filter=Q(activity_type=ActivityType.FOOD_LOG)),
+        )
+        .order_by("logged_date")
+    )
+    return {row.pop("logged_date"): row for row in rows}
+
+
+@dataclass(frozen=True)
+class NutritionSummary:
+    days: int
+    days_logged: int
+    averages: dict[str, float | None]  # per logged day
+    today: dict[str, float]
+    daily: list[dict]
+
+    def as_dict(self) -> dict:
+        return {
+            "days": self.days,
+            "daysLogged": self.days_logged,
+            "averages": self.averages,
+            "today": self.today,
+            "daily": self.daily,
+        }
+
+
+def nutrition_summary_get(*, user_id: str, days: int = 7, today: dt.date | None = None) -> NutritionSummary:
+    """Calories and macros over the last `days` days (today included), averaged over days with food logs."""
+    today = today or timezone.localdate()
+    start = today - dt.timedelta(days=days - 1)
+    totals = daily_totals_get(user_id=user_id, start=start, end=today)
+    food_days = {day: row for day, row in totals.items() if row["food_logs"]}
+    averages = {
+        nutrient: (
+            _round(sum(float(row[nutrient] or 0) for row in food_days.values()) / len(food_days))
+            if food_days
+            else None
+        )
+        for nutrient in NUTRIENTS
+    }
+    today_row = totals.get(today, {})
+    return NutritionSummary(
+        days=days,
+        days_logged=len(food_days),
+        averages=averages,
+        today={nutrient: _round(today_row.get(nutrient)) or 0.0 for nutrient in NUTRIENTS},
+        daily=[
+            {"date": day.isoformat(), **{n: _round(row[n]) or 0.0 for n in NUTRIENTS}}
+            for day, row in sorted(food_days.items())
+        ],
+    )
+
+
+@dataclass(frozen=True)
+class EngagementSignals:
+    last_activity_at: dt.datetime | None
+    activities_7d: int
+    activities_prev_7d: int
+    activities_30d: int
+    active_days_14d: int
+
+
+def engagement_signals_for_users(
+    *, user_ids: list[str], now: dt.datetime | None = None
+) -> dict[str, EngagementSignals]:
+    """Activity counts per user in one grouped query (used by churn assessment and metrics)."""
+    now = now or timezone.now()
+    day_7, day_14, day_30 = (now - dt.timedelta(days=n) for n in (7, 14, 30))
+    rows = (
+        UserActivity.objects.filter(user_id__in=user_ids, activity_type__in=ENGAGEMENT_TYPES)
+        .values("user_id")
+        .annotate(
+            last_activity_at=Max("occurred_at"),
+            activities_7d=Count("id", filter=Q(occurred_at__gte=day_7, occurred_at__lte=now)),
+            activities_prev_7d=Count("id", filter=Q(occurred_at__gte=day_14, occurred_at__lt=day_7)),
+            activities_30d=Count("id", filter=Q(occurred_at__gte=day_30, occurred_at__lte=now)),
+            active_days_14d=Count(
+                "logged_date", distinct=True, filter=Q(occurred_at__gte=day_14, occurred_at__lte=now)
+            ),
+        )
+    )
+    found = {row.pop("user_id"): EngagementSignals(**row) for row in rows}
+    empty = EngagementSignals(None, 0, 0, 0, 0)
+    return {user_id: found.get(user_id, empty) for user_id in user_ids}

@@ -1,0 +1,69 @@
+"""PII redaction: the one place that finds emails and phone numbers and replaces them by keyed hashes.
+
+Used before anything is stored (payloads, free text, audit changes) and before anything is sent to a
+model. A keyed hash (HMAC-SHA256 with CRM_PII_HASH_KEY) lets staff match the same address across rows
+without the CRM ever holding the address itself.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+import re
+from typing import Any
+
+from django.conf import settings
+
+EMAIL_RE = re.compile(r"(?<![\w.+-])[\w.+-]+@[A-Za-z0-9-]+(?:\.[A-Za-z0-9-]+)*\.[A-Za-z]{2,}(?![\w-])")
+# A phone number: optional +/00 country prefix, then 7 to 15 digits with spaces, dots, dashes or
+# parentheses between them. ISO dates, times and plain quantities ("450 kcal") are not phones.
+PHONE_RE = re.compile(r"(?<![\w+])(?:\+|00)?\(?\d[\d\s().-]{5,}\d(?![\w])")
+_DATE_LIKE = re.compile(
+    r"^\d{4}-\d{2}-\d{2}(?:[ T]\d{2}:\d{2}(?::\d{2})?)?$|^\d{1,2}[./-]\d{1,2}[./-]\d{2,4}$"
+)
+
+
+def hash_identifier(value: str, *, kind: str) -> str:
+    """Keyed SHA-256 of a normalised email or phone number (64 hex chars)."""
+    normalised = value.strip().lower() if kind == "email" else re.sub(r"[^\d+]", "", value)
+    key = settings.CRM_PII_HASH_KEY.encode()
+    return hmac.new(key, f"{kind}:{normalised}".encode(), hashlib.sha256).hexdigest()
+
+
+def _email_token(match: re.Match) -> str:
+    return f"[email:{hash_identifier(match.group(0), kind='email')[:16]}]"
+
+
+def _phone_token(match: re.Match) -> str:
+    candidate = match.group(0).strip()
+    digits = re.sub(r"\D", "", candidate)
+    if not 7 <= len(digits) <= 15 or _DATE_LIKE.match(candidate):
+        return match.group(0)
+    # A run of separated small numbers ("120 150 180 200") is a list of quantities, not a phone.
+    groups = re.split(r"[\s().-]+", candidate.strip("+()"))
+    if (
+        len(groups) >= 3
+        and all(len(group) <= 3 for group in groups if group)
+        and not candidate.startswith("+")
+    ):
+        return match.group(0)
+    trailing = match.group(0)[len(match.group(0).rstrip()) :]
+    return f"[phone:{hash_identifier(candidate, kind='phone')[:16]}]{trailing}"
+
+
+def redact_pii(text: str) -> str:
+    """Replace every email address and phone number in `text` by a keyed-hash token."""
+    if not text:
+        return text
+    return PHONE_RE.sub(_phone_token, EMAIL_RE.sub(_email_token, text))
+
+
+def redact_pii_data(value: Any) -> Any:
+    """Redact every string inside a JSON-like structure (dict keys are left alone)."""
+    if isinstance(value, str):
+        return redact_pii(value)
+    if isinstance(value, dict):
+        return {key: redact_pii_data(item) for key, item in value.items()}
+    if isinstance(value, list | tuple):
+        return [redact_pii_data(item) for item in value]
+    return value
