@@ -21,7 +21,7 @@ def _round(value: Decimal | float | None, places: int = 1) -> float | None:
 
 
 def daily_totals_get(*, user_id: str, start: dt.date, end: dt.date) -> dict[dt.date, dict[str, float]]:
-    """Per logged day between start and end (inclusive): summed nutrition, water, sleep, exercise, last weight."""
+    """Per logged day between start and end (inclusive): summed nutrition, water, sleep and exercise."""
     rows = (
         UserActivity.objects.filter(user_id=user_id, logged_date__gte=start, logged_date__lte=end)
         .values("logged_date")
