@@ -43,9 +43,7 @@ class FoodLogFactory(factory.django.DjangoModelFactory):
     external_id = factory.Sequence(lambda n: f"food_{n}")
     occurred_at = factory.LazyFunction(timezone.now)
     logged_date = factory.LazyAttribute(lambda o: timezone.localdate(o.occurred_at))
-    payload = factory.LazyAttribute(
-        lambda o: {"food_name": "Grilled Chicken", "calories": float(o.calories_kcal)}
-    )
+    payload = factory.LazyAttribute(lambda o: {"food_name": "Grilled Chicken", "calories": float(o.calories_kcal)})
     calories_kcal = Decimal("450")
     protein_g = Decimal("45")
     carbs_g = Decimal("50")

@@ -1,0 +1,149 @@
+import os
+import subprocess
+import sys
+import uuid
+from decimal import Decimal
+
+import psycopg
+import pytest
+from django.conf import settings
+from django.core.management import call_command
+from django.db import IntegrityError, connection, transaction
+
+from compliance.models import AppendOnlyError, AuditLog
+from compliance.services import audit_record
+from tests.conftest import database_url
+from tests.factories import GoalFactory, ProfileFactory
+
+SEVEN_TABLES = {
+    "crm_user_profiles",
+    "crm_health_goals",
+    "crm_user_activities",
+    "crm_ai_insights",
+    "crm_coaching_sessions",
+    "crm_sync_events",
+    "crm_audit_log",
+}
+
+
+def _dsn(database: str) -> str:
+    return database_url(database).replace("postgres://", "postgresql://", 1)
+
+
+@pytest.mark.django_db
+def test_makemigrations_is_clean():
+    call_command("makemigrations", "--check", "--dry-run", verbosity=0)
+
+
+@pytest.mark.django_db
+def test_migrations_apply_from_zero_on_an_empty_database():
+    # given a brand-new empty database on the same server
+    name = f"crm_migrate_{uuid.uuid4().hex[:8]}"
+    with psycopg.connect(_dsn("postgres"), autocommit=True) as admin:
+        admin.execute(f'CREATE DATABASE "{name}"')
+    try:
+        url = database_url(name)
+        # when every migration runs from zero in a separate process
+        result = subprocess.run(
+            [sys.executable, "manage.py", "migrate", "--no-input"],
+            cwd=settings.BASE_DIR,
+            env={**os.environ, "DATABASE_URL": url},
+            capture_output=True,
+            text=True,
+            timeout=180,
+        )
+        assert result.returncode == 0, result.stderr
+        # then the seven tables and the vector extension exist
+        with psycopg.connect(_dsn(name)) as fresh:
+            tables = {row[0] for row in fresh.execute("SELECT tablename FROM pg_tables WHERE schemaname = 'public'")}
+            assert tables >= SEVEN_TABLES
+            assert fresh.execute("SELECT 1 FROM pg_extension WHERE extname = 'vector'").fetchone()
+    finally:
+        with psycopg.connect(_dsn("postgres"), autocommit=True) as admin:
+            admin.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+
+
+@pytest.mark.django_db
+def test_indexes_for_the_seed_queries_exist():
+    with connection.cursor() as cursor:
+        cursor.execute("SELECT indexname, indexdef FROM pg_indexes WHERE schemaname = 'public'")
+        indexes = dict(cursor.fetchall())
+    assert "(user_id, created_at DESC)" in indexes["crm_activity_user_created_idx"]
+    assert "(user_id, created_at DESC)" in indexes["crm_audit_user_created_idx"]
+    assert "(user_id, created_at DESC)" in indexes["crm_sync_user_created_idx"]
+    assert "(user_id, created_at DESC)" in indexes["crm_session_user_created_idx"]
+    assert "WHERE (dismissed_at IS NULL)" in indexes["crm_insight_user_open_idx"]
+    assert "(user_id, status, created_at DESC)" in indexes["crm_goal_user_status_idx"]
+    assert "(status)" in indexes["crm_sync_status_idx"]
+    assert "USING hnsw (embedding vector_cosine_ops)" in indexes["crm_activity_embedding_hnsw"]
+    assert "USING hnsw (embedding vector_cosine_ops)" in indexes["crm_session_embedding_hnsw"]
+
+
+@pytest.mark.django_db
+@pytest.mark.parametrize(
+    ("field", "value"),
+    [
+        ("age", 12),
+        ("age", 121),
+        ("height_cm", Decimal("49.9")),
+        ("height_cm", Decimal("280.1")),
+        ("current_weight_kg", Decimal("19.9")),
+        ("current_weight_kg", Decimal("500.1")),
+        ("churn_risk", Decimal("1.001")),
+        ("churn_risk", Decimal("-0.1")),
+        ("engagement_tier", "diamond"),
+        ("activity_level", "couch"),
+        ("primary_goal", "world_peace"),
+        ("user_id", ""),
+    ],
+)
+def test_profile_constraints_reject_out_of_range_values(field, value):
+    profile = ProfileFactory()
+    setattr(profile, field, value)
+    with pytest.raises(IntegrityError), transaction.atomic():
+        profile.save()
+
+
+@pytest.mark.django_db
+@pytest.mark.parametrize(
+    ("field", "value"),
+    [
+        ("progress_pct", Decimal("100.01")),
+        ("progress_pct", Decimal("-1")),
+        ("goal_type", "happiness"),
+        ("status", "paused"),
+        ("priority", "urgent"),
+        ("goal_value", Decimal("0")),
+    ],
+)
+def test_goal_constraints_reject_out_of_range_values(field, value):
+    goal = GoalFactory()
+    setattr(goal, field, value)
+    with pytest.raises(IntegrityError), transaction.atomic():
+        goal.save()
+
+
+@pytest.mark.django_db
+def test_boundary_values_are_accepted():
+    profile = ProfileFactory(age=13, height_cm=Decimal("280"), current_weight_kg=Decimal("20"), churn_risk=1)
+    goal = GoalFactory(user=profile, progress_pct=100)
+    profile.refresh_from_db()
+    goal.refresh_from_db()
+    assert (profile.age, goal.progress_pct) == (13, 100)
+
+
+@pytest.mark.django_db
+def test_audit_log_is_append_only_in_orm_and_database():
+    row = audit_record(actor_type="system", action="test.done", entity_type="test")
+    with pytest.raises(AppendOnlyError):
+        row.save()
+    with pytest.raises(AppendOnlyError):
+        row.delete()
+    with pytest.raises(AppendOnlyError):
+        AuditLog.objects.filter(pk=row.pk).update(action="tampered")
+    with pytest.raises(AppendOnlyError):
+        AuditLog.objects.filter(pk=row.pk).delete()
+    for statement in ("UPDATE crm_audit_log SET action = 'x'", "DELETE FROM crm_audit_log"):
+        with pytest.raises(Exception, match="append-only"), transaction.atomic(), connection.cursor() as cursor:
+            cursor.execute(statement)
+    assert AuditLog.objects.get(pk=row.pk).action == "test.done"
