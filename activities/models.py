@@ -40,9 +40,7 @@ class UserActivity(models.Model):
     external_id = models.CharField(max_length=128, blank=True)
     source = models.CharField(max_length=16, choices=ActivitySource.choices, default=ActivitySource.APP)
     occurred_at = models.DateTimeField()
-    logged_date = models.DateField(
-        help_text="The day the log counts for (the app's 'date', else occurred_at)."
-    )
+    logged_date = models.DateField(help_text="The day the log counts for (the app's 'date', else occurred_at).")
     payload = models.JSONField(default=dict, blank=True)
     calories_kcal = models.DecimalField(max_digits=7, decimal_places=1, null=True, blank=True)
     protein_g = models.DecimalField(max_digits=6, decimal_places=1, null=True, blank=True)
@@ -68,9 +66,7 @@ class UserActivity(models.Model):
         indexes = [
             models.Index(fields=["user", "-created_at"], name="crm_activity_user_created_idx"),
             models.Index(fields=["user", "-occurred_at"], name="crm_activity_user_occurred_idx"),
-            models.Index(
-                fields=["user", "activity_type", "logged_date"], name="crm_activity_user_type_day_idx"
-            ),
+            models.Index(fields=["user", "activity_type", "logged_date"], name="crm_activity_user_type_day_idx"),
             HnswIndex(
                 name="crm_activity_embedding_hnsw",
                 fields=["embedding"],
@@ -80,12 +76,8 @@ class UserActivity(models.Model):
             ),
         ]
         constraints = [
-            models.CheckConstraint(
-                condition=Q(activity_type__in=ActivityType.values), name="crm_activity_type_valid"
-            ),
-            models.CheckConstraint(
-                condition=Q(source__in=ActivitySource.values), name="crm_activity_source_valid"
-            ),
+            models.CheckConstraint(condition=Q(activity_type__in=ActivityType.values), name="crm_activity_type_valid"),
+            models.CheckConstraint(condition=Q(source__in=ActivitySource.values), name="crm_activity_source_valid"),
             models.CheckConstraint(
                 condition=(Q(calories_kcal__isnull=True) | Q(calories_kcal__gte=0, calories_kcal__lte=20000))
                 & (Q(protein_g__isnull=True) | Q(protein_g__gte=0, protein_g__lte=2000))

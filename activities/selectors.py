@@ -67,9 +67,7 @@ def nutrition_summary_get(*, user_id: str, days: int = 7, today: dt.date | None 
     food_days = {day: row for day, row in totals.items() if row["food_logs"]}
     averages = {
         nutrient: (
-            _round(sum(float(row[nutrient] or 0) for row in food_days.values()) / len(food_days))
-            if food_days
-            else None
+            _round(sum(float(row[nutrient] or 0) for row in food_days.values()) / len(food_days)) if food_days else None
         )
         for nutrient in NUTRIENTS
     }

@@ -36,9 +36,7 @@ class AiInsight(models.Model):
     title = models.CharField(max_length=200)
     body = models.TextField()
     recommendation = models.TextField(blank=True)
-    source = models.CharField(
-        max_length=16, choices=InsightSource.choices, default=InsightSource.AI_ASSISTANT
-    )
+    source = models.CharField(max_length=16, choices=InsightSource.choices, default=InsightSource.AI_ASSISTANT)
     coaching_session = models.ForeignKey(
         "coaching.CoachingSession", null=True, blank=True, on_delete=models.SET_NULL, related_name="insights"
     )
@@ -58,12 +56,8 @@ class AiInsight(models.Model):
             ),
         ]
         constraints = [
-            models.CheckConstraint(
-                condition=Q(insight_type__in=InsightType.values), name="crm_insight_type_valid"
-            ),
-            models.CheckConstraint(
-                condition=Q(source__in=InsightSource.values), name="crm_insight_source_valid"
-            ),
+            models.CheckConstraint(condition=Q(insight_type__in=InsightType.values), name="crm_insight_type_valid"),
+            models.CheckConstraint(condition=Q(source__in=InsightSource.values), name="crm_insight_source_valid"),
         ]
 
     def __str__(self) -> str:
@@ -113,9 +107,7 @@ class CoachingSession(models.Model):
             ),
         ]
         constraints = [
-            models.CheckConstraint(
-                condition=Q(status__in=CoachingStatus.values), name="crm_session_status_valid"
-            ),
+            models.CheckConstraint(condition=Q(status__in=CoachingStatus.values), name="crm_session_status_valid"),
         ]
 
     def __str__(self) -> str:

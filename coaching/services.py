@@ -62,17 +62,13 @@ def daily_insight_compose(*, user_id: str, today: dt.date) -> dict | None:
     summary = nutrition_summary_get(user_id=user_id, days=7, today=today)
     if not summary.days_logged:
         return None
-    goals = HealthGoal.objects.filter(
-        user_id=user_id, status=GoalStatus.ACTIVE, metric__in=list(NUTRIENT_LABELS)
-    )
+    goals = HealthGoal.objects.filter(user_id=user_id, status=GoalStatus.ACTIVE, metric__in=list(NUTRIENT_LABELS))
     gaps = []
     for goal in goals:
         label, unit, key = NUTRIENT_LABELS[GoalMetric(goal.metric)]
         average = summary.averages.get(key)
         if average is not None:
-            gaps.append(
-                (abs(average - float(goal.goal_value)) / float(goal.goal_value), label, unit, average, goal)
-            )
+            gaps.append((abs(average - float(goal.goal_value)) / float(goal.goal_value), label, unit, average, goal))
     if gaps:
         _, label, unit, average, goal = max(gaps, key=lambda gap: gap[0])
         direction = "below" if average < float(goal.goal_value) else "above"

@@ -50,9 +50,7 @@ class AuditLog(models.Model):
             models.Index(fields=["action"], name="crm_audit_action_idx"),
         ]
         constraints = [
-            models.CheckConstraint(
-                condition=Q(actor_type__in=ActorType.values), name="crm_audit_actor_type_valid"
-            ),
+            models.CheckConstraint(condition=Q(actor_type__in=ActorType.values), name="crm_audit_actor_type_valid"),
         ]
 
     def __str__(self) -> str:

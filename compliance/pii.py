@@ -18,9 +18,7 @@ EMAIL_RE = re.compile(r"(?<![\w.+-])[\w.+-]+@[A-Za-z0-9-]+(?:\.[A-Za-z0-9-]+)*\.
 # A phone number: optional +/00 country prefix, then 7 to 15 digits with spaces, dots, dashes or
 # parentheses between them. ISO dates, times and plain quantities ("450 kcal") are not phones.
 PHONE_RE = re.compile(r"(?<![\w+])(?:\+|00)?\(?\d[\d\s().-]{5,}\d(?![\w])")
-_DATE_LIKE = re.compile(
-    r"^\d{4}-\d{2}-\d{2}(?:[ T]\d{2}:\d{2}(?::\d{2})?)?$|^\d{1,2}[./-]\d{1,2}[./-]\d{2,4}$"
-)
+_DATE_LIKE = re.compile(r"^\d{4}-\d{2}-\d{2}(?:[ T]\d{2}:\d{2}(?::\d{2})?)?$|^\d{1,2}[./-]\d{1,2}[./-]\d{2,4}$")
 
 
 def hash_identifier(value: str, *, kind: str) -> str:
@@ -41,11 +39,7 @@ def _phone_token(match: re.Match) -> str:
         return match.group(0)
     # A run of separated small numbers ("120 150 180 200") is a list of quantities, not a phone.
     groups = re.split(r"[\s().-]+", candidate.strip("+()"))
-    if (
-        len(groups) >= 3
-        and all(len(group) <= 3 for group in groups if group)
-        and not candidate.startswith("+")
-    ):
+    if len(groups) >= 3 and all(len(group) <= 3 for group in groups if group) and not candidate.startswith("+"):
         return match.group(0)
     trailing = match.group(0)[len(match.group(0).rstrip()) :]
     return f"[phone:{hash_identifier(candidate, kind='phone')[:16]}]{trailing}"

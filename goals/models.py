@@ -67,9 +67,7 @@ class HealthGoal(models.Model):
     streak_days = models.PositiveIntegerField(default=0)
     streak_last_date = models.DateField(null=True, blank=True)
     source = models.CharField(max_length=16, choices=GoalSource.choices, default=GoalSource.USER)
-    external_id = models.CharField(
-        max_length=128, blank=True, help_text="The app's id for app-created goals."
-    )
+    external_id = models.CharField(max_length=128, blank=True, help_text="The app's id for app-created goals.")
     rationale = models.TextField(blank=True, help_text="Why the goal was suggested (coach, staff).")
     source_updated_at = models.DateTimeField(
         null=True, blank=True, help_text="occurredAt of the last app event applied (ordering)."
@@ -91,9 +89,7 @@ class HealthGoal(models.Model):
             models.CheckConstraint(condition=Q(goal_type__in=GoalType.values), name="crm_goal_type_valid"),
             models.CheckConstraint(condition=Q(metric__in=GoalMetric.values), name="crm_goal_metric_valid"),
             models.CheckConstraint(condition=Q(status__in=GoalStatus.values), name="crm_goal_status_valid"),
-            models.CheckConstraint(
-                condition=Q(priority__in=GoalPriority.values), name="crm_goal_priority_valid"
-            ),
+            models.CheckConstraint(condition=Q(priority__in=GoalPriority.values), name="crm_goal_priority_valid"),
             models.CheckConstraint(condition=Q(source__in=GoalSource.values), name="crm_goal_source_valid"),
             models.CheckConstraint(
                 condition=Q(progress_pct__gte=0, progress_pct__lte=100), name="crm_goal_progress_range"

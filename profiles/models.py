@@ -76,8 +76,7 @@ class CrmUserProfile(models.Model):
                 name="crm_profile_height_range",
             ),
             models.CheckConstraint(
-                condition=Q(current_weight_kg__isnull=True)
-                | Q(current_weight_kg__gte=20, current_weight_kg__lte=500),
+                condition=Q(current_weight_kg__isnull=True) | Q(current_weight_kg__gte=20, current_weight_kg__lte=500),
                 name="crm_profile_weight_range",
             ),
             models.CheckConstraint(

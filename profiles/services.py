@@ -61,9 +61,7 @@ def engagement_tier_refresh(*, user_ids: list[str], now: dt.datetime | None = No
     for start in range(0, len(user_ids), CHURN_BATCH_SIZE):
         chunk = user_ids[start : start + CHURN_BATCH_SIZE]
         signals = engagement_signals_for_users(user_ids=chunk, now=now)
-        profiles = list(
-            CrmUserProfile.objects.filter(user_id__in=chunk).only("id", "user_id", "engagement_tier")
-        )
+        profiles = list(CrmUserProfile.objects.filter(user_id__in=chunk).only("id", "user_id", "engagement_tier"))
         updated = []
         for profile in profiles:
             tier = engagement_tier_for(signals[profile.user_id])
@@ -101,9 +99,7 @@ def churn_retention_run(*, now: dt.datetime | None = None) -> dict:
             churn_factors__daysInactive__gt=RETENTION_INACTIVE_DAYS,
             churn_factors__activities30d__lt=RETENTION_MAX_ACTIVITIES_30D,
         )
-        .exclude(
-            insights__source=InsightSource.CHURN_JOB, insights__created_at__gte=now - dt.timedelta(days=7)
-        )
+        .exclude(insights__source=InsightSource.CHURN_JOB, insights__created_at__gte=now - dt.timedelta(days=7))
         .only("user_id", "primary_goal", "churn_risk", "churn_factors")
     )
     nudged = 0

@@ -31,9 +31,7 @@ class SyncEvent(models.Model):
     operation = models.CharField(max_length=16)
     external_id = models.CharField(max_length=128, blank=True)
     idempotency_key = models.CharField(max_length=255, unique=True)
-    request_hash = models.CharField(
-        max_length=64, blank=True, help_text="SHA-256 of the canonical request body."
-    )
+    request_hash = models.CharField(max_length=64, blank=True, help_text="SHA-256 of the canonical request body.")
     status = models.CharField(max_length=16, choices=SyncStatus.choices)
     attempts = models.PositiveIntegerField(default=0)
     error = models.TextField(blank=True)
@@ -42,9 +40,7 @@ class SyncEvent(models.Model):
     response_body = models.JSONField(null=True, blank=True, help_text="Stored response, replayed on retries.")
     response_status = models.PositiveSmallIntegerField(null=True, blank=True)
     occurred_at = models.DateTimeField(null=True, blank=True)
-    webhook_id = models.CharField(
-        max_length=64, blank=True, help_text="Standard Webhooks message id (outbound)."
-    )
+    webhook_id = models.CharField(max_length=64, blank=True, help_text="Standard Webhooks message id (outbound).")
     next_attempt_at = models.DateTimeField(null=True, blank=True)
     processed_at = models.DateTimeField(null=True, blank=True)
     created_at = models.DateTimeField(auto_now_add=True)
@@ -59,9 +55,7 @@ class SyncEvent(models.Model):
             models.Index(fields=["direction", "status", "next_attempt_at"], name="crm_sync_dir_status_idx"),
         ]
         constraints = [
-            models.CheckConstraint(
-                condition=Q(direction__in=SyncDirection.values), name="crm_sync_direction_valid"
-            ),
+            models.CheckConstraint(condition=Q(direction__in=SyncDirection.values), name="crm_sync_direction_valid"),
             models.CheckConstraint(condition=Q(status__in=SyncStatus.values), name="crm_sync_status_valid"),
         ]
 

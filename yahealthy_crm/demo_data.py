@@ -55,7 +55,9 @@ _INSERT = (
     "protein_g, carbs_g, fat_g, water_ml, weight_kg, sleep_hours, exercise_minutes, calories_burned_kcal, steps, "
     "occurred_at, occurred_at, occurred_at FROM ("
 )
-_NO_NUMBERS = "NULL::numeric AS calories_kcal, NULL::numeric AS protein_g, NULL::numeric AS carbs_g, NULL::numeric AS fat_g"
+_NO_NUMBERS = (
+    "NULL::numeric AS calories_kcal, NULL::numeric AS protein_g, NULL::numeric AS carbs_g, NULL::numeric AS fat_g"
+)
 _NO_OTHER = "NULL::int AS water_ml, NULL::numeric AS weight_kg, NULL::numeric AS sleep_hours"
 _NO_EXERCISE = "NULL::int AS exercise_minutes, NULL::numeric AS calories_burned_kcal, NULL::int AS steps"
 _AT = "((d.day + make_time({hour}, floor(random() * 60)::int, 0)) AT TIME ZONE 'UTC')"
@@ -274,9 +276,7 @@ def _generate_activities(users: list[DemoUser], *, days: int, today: dt.date, se
 
 
 def missing_demo_numbers(total: int) -> list[int]:
-    existing = set(
-        CrmUserProfile.objects.filter(user_id__startswith=DEMO_PREFIX).values_list("user_id", flat=True)
-    )
+    existing = set(CrmUserProfile.objects.filter(user_id__startswith=DEMO_PREFIX).values_list("user_id", flat=True))
     return [n for n in range(1, total + 1) if demo_user_id(n) not in existing]
 
 

@@ -87,9 +87,7 @@ _DRF_CODES = {
 def api_exception_handler(exc, context):
     """DRF EXCEPTION_HANDLER: map every exception to the one error shape (never HTML, never a trace)."""
     if isinstance(exc, ApplicationError):
-        return Response(
-            error_body(exc.code, exc.message, exc.details), status=exc.status_code, headers=exc.headers
-        )
+        return Response(error_body(exc.code, exc.message, exc.details), status=exc.status_code, headers=exc.headers)
     if isinstance(exc, Ratelimited):
         return Response(
             error_body(ErrorCode.RATE_LIMITED, "Too many requests; slow down.", {"retryAfterSeconds": 60}),
@@ -107,9 +105,7 @@ def api_exception_handler(exc, context):
             status=status.HTTP_400_BAD_REQUEST,
         )
     if isinstance(exc, exceptions.APIException):
-        code = next(
-            (c for klass, (c, _) in _DRF_CODES.items() if isinstance(exc, klass)), ErrorCode.MALFORMED_REQUEST
-        )
+        code = next((c for klass, (c, _) in _DRF_CODES.items() if isinstance(exc, klass)), ErrorCode.MALFORMED_REQUEST)
         headers = {}
         if getattr(exc, "auth_header", None):
             headers["WWW-Authenticate"] = exc.auth_header

@@ -48,6 +48,4 @@ def healthz(request):
         result["latencyMs"] = round((time.perf_counter() - started) * 1000, 1)
         report[name] = result
     healthy = all(result["ok"] for result in report.values())
-    return JsonResponse(
-        {"status": "ok" if healthy else "error", "checks": report}, status=200 if healthy else 503
-    )
+    return JsonResponse({"status": "ok" if healthy else "error", "checks": report}, status=200 if healthy else 503)

@@ -10,8 +10,7 @@ admin.site.site_title = "YAHealthy CRM"
 admin.site.index_title = "Back office"
 
 api_patterns = [
-    path("", include(f"{app}.urls"))
-    for app in ("profiles", "goals", "activities", "coaching", "sync", "compliance")
+    path("", include(f"{app}.urls")) for app in ("profiles", "goals", "activities", "coaching", "sync", "compliance")
 ]
 
 urlpatterns = [

@@ -19,12 +19,8 @@ class Command(BaseCommand):
     help = "Create realistic demo users (demo_000001...) with 60+ days of logs. Safe to run twice."
 
     def add_arguments(self, parser):
-        parser.add_argument(
-            "--users", type=int, default=200, help="How many demo users should exist (default 200)."
-        )
-        parser.add_argument(
-            "--days", type=int, default=60, help="Days of history per user (60..365, default 60)."
-        )
+        parser.add_argument("--users", type=int, default=200, help="How many demo users should exist (default 200).")
+        parser.add_argument("--days", type=int, default=60, help="Days of history per user (60..365, default 60).")
         parser.add_argument("--seed", type=int, default=42, help="Random seed: same seed, same data.")
         parser.add_argument("--no-progress", action="store_true", help="Hide the progress bar.")
 
