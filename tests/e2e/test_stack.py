@@ -1,0 +1,123 @@
+"""Start the stack the way `make run` does (honcho + Procfile: gunicorn, Celery worker, beat) and use it."""
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+import urllib.error
+import urllib.request
+from pathlib import Path
+
+import pytest
+from celery import Celery
+from django.conf import settings
+
+from tests.conftest import database_url, free_port, require_redis
+
+pytestmark = [pytest.mark.e2e, pytest.mark.django_db(transaction=True)]
+
+
+def _start_stack(tmp_path: Path, extra_env: dict) -> tuple[subprocess.Popen, int, Path]:
+    port = free_port()
+    log_path = tmp_path / "stack.log"
+    bin_dir = str(Path(sys.executable).parent)
+    env = {
+        **os.environ,
+        "PATH": f"{bin_dir}:{os.environ.get('PATH', '')}",
+        "DATABASE_URL": database_url(),
+        "CRM_VAR_DIR": str(tmp_path / "var"),
+        "WEB_CONCURRENCY": "1",
+        "CELERY_CONCURRENCY": "1",
+        **extra_env,
+    }
+    if "REDIS_URL" not in extra_env:
+        env.pop("REDIS_URL", None)
+    process = subprocess.Popen(
+        [str(Path(bin_dir) / "honcho"), "start", "-f", "Procfile", "-p", str(port)],
+        cwd=settings.BASE_DIR,
+        env=env,
+        stdout=log_path.open("w"),
+        stderr=subprocess.STDOUT,
+        start_new_session=True,
+    )
+    return process, port, log_path
+
+
+def _stop_stack(process: subprocess.Popen) -> None:
+    try:
+        os.killpg(process.pid, signal.SIGTERM)
+        process.wait(timeout=20)
+    except (ProcessLookupError, subprocess.TimeoutExpired):
+        os.killpg(process.pid, signal.SIGKILL)
+        process.wait(timeout=10)
+
+
+def http_get(url: str) -> tuple[int, bytes]:
+    try:
+        with urllib.request.urlopen(url, timeout=10) as response:
+            return response.status, response.read()
+    except urllib.error.HTTPError as error:
+        return error.code, error.read()
+
+
+def _wait_healthy(port: int, process: subprocess.Popen, log_path: Path, timeout_s: float = 90) -> dict:
+    deadline = time.monotonic() + timeout_s
+    while time.monotonic() < deadline:
+        assert process.poll() is None, f"stack exited early:\n{log_path.read_text()[-4000:]}"
+        try:
+            status, body = http_get(f"http://127.0.0.1:{port}/healthz")
+            if status == 200:
+                return json.loads(body)
+        except OSError:
+            pass
+        time.sleep(0.5)
+    pytest.fail(f"/healthz never answered 200:\n{log_path.read_text()[-4000:]}")
+
+
+def _exercise_stack(tmp_path: Path, extra_env: dict, client_app: Celery) -> None:
+    process, port, log_path = _start_stack(tmp_path, extra_env)
+    try:
+        body = _wait_healthy(port, process, log_path)
+        assert body["status"] == "ok"
+        assert body["checks"]["pgvector"]["ok"] is True
+        # a task goes through the real broker and worker, which reaches the database
+        result = client_app.send_task("yahealthy_crm.ping")
+        assert result.get(timeout=90) == {"pong": True, "pgvector": body["checks"]["pgvector"]["version"]}
+        # the API docs and admin answer through gunicorn
+        assert http_get(f"http://127.0.0.1:{port}/api/docs")[0] == 200
+        assert http_get(f"http://127.0.0.1:{port}/admin/login/")[0] == 200
+        deadline = time.monotonic() + 30
+        while "beat: Starting" not in log_path.read_text() and time.monotonic() < deadline:
+            time.sleep(0.5)
+        output = log_path.read_text()
+        assert "beat: Starting" in output, output[-4000:]
+        assert "celery@" in output or "worker@" in output
+    finally:
+        _stop_stack(process)
+
+
+def test_stack_runs_with_the_local_filesystem_queue(tmp_path):
+    queue = tmp_path / "var" / "queue"
+    for folder in ("messages", "control", "processed", "results"):
+        (queue / folder).mkdir(parents=True, exist_ok=True)
+    client_app = Celery(
+        "e2e-client",
+        broker="filesystem://",
+        backend=f"file://{queue / 'results'}",
+        broker_transport_options={
+            "data_folder_in": str(queue / "messages"),
+            "data_folder_out": str(queue / "messages"),
+            "control_folder": str(queue / "control"),
+            "processed_folder": str(queue / "processed"),
+        },
+    )
+    _exercise_stack(tmp_path, {}, client_app)
+
+
+def test_stack_runs_with_redis(tmp_path):
+    require_redis()
+    redis_url = "redis://127.0.0.1:6379/14"
+    client_app = Celery("e2e-client", broker=redis_url, backend=redis_url)
+    _exercise_stack(tmp_path, {"REDIS_URL": redis_url}, client_app)
