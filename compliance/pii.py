@@ -24,8 +24,17 @@ _DATE_LIKE = re.compile(
 
 
 def hash_identifier(value: str, *, kind: str) -> str:
-    """Keyed SHA-256 of a normalised email or phone number (64 hex chars)."""
-    normalised = value.strip().lower() if kind == "email" else re.sub(r"[^\d+]", "", value)
+    """Keyed SHA-256 of a normalised email or phone number, or of another identifier (64 hex chars).
+
+    `kind` "email" lower-cases, "phone" keeps digits and "+", any other kind (e.g. "user_id") hashes
+    the value as it is.
+    """
+    if kind == "email":
+        normalised = value.strip().lower()
+    elif kind == "phone":
+        normalised = re.sub(r"[^\d+]", "", value)
+    else:
+        normalised = value
     key = settings.CRM_PII_HASH_KEY.encode()
     return hmac.new(key, f"{kind}:{normalised}".encode(), hashlib.sha256).hexdigest()
 
