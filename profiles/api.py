@@ -234,6 +234,17 @@ class UserDetailApi(APIView):
         "that never existed answers 404. An erased id can never be created again (409 `user_erased`).",
         request=None,
         responses={204: OpenApiResponse(description="Erased (or already erased)."), **ERRORS},
+        examples=[
+            OpenApiExample(
+                "Never existed",
+                value={
+                    "status": "error",
+                    "error": {"code": "not_found", "message": "User not found.", "details": {}},
+                },
+                response_only=True,
+                status_codes=["404"],
+            )
+        ],
         tags=["users"],
     )
     def delete(self, request, user_id: str):
