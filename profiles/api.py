@@ -15,6 +15,7 @@ from profiles.selectors import CHURN_HIGH_RISK, churn_risk_list, profile_get
 from profiles.services import profile_create, profile_update
 from yahealthy_crm.api import (
     PAGINATION_PARAMETERS,
+    USER_ID_REGEX,
     ErrorSerializer,
     PaginationSerializer,
     StrictSerializer,
@@ -32,7 +33,7 @@ from yahealthy_crm.permissions import (
     user_scope_check,
 )
 
-USER_ID_PATTERN = r"^[A-Za-z0-9_.:@-]{1,64}$"
+USER_ID_PATTERN = rf"^{USER_ID_REGEX}$"
 
 ERRORS = {
     400: OpenApiResponse(ErrorSerializer, description="Invalid fields (code `validation_error`)."),

@@ -10,9 +10,27 @@ from typing import Any
 
 from django.conf import settings
 from django.db.models import QuerySet
+from django.urls import register_converter
 from drf_spectacular.utils import OpenApiParameter
 from rest_framework import serializers, status
 from rest_framework.response import Response
+
+USER_ID_REGEX = r"[A-Za-z0-9_.:@-]{1,64}"
+
+
+class UserIdConverter:
+    """`<user_id:user_id>` in URLs: an app user id (anything else is a JSON 404 before any query)."""
+
+    regex = USER_ID_REGEX
+
+    def to_python(self, value: str) -> str:
+        return value
+
+    def to_url(self, value: str) -> str:
+        return value
+
+
+register_converter(UserIdConverter, "user_id")
 
 
 class StrictSerializer(serializers.Serializer):

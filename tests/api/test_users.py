@@ -237,3 +237,32 @@ def test_jwt_sub_other_user_cannot_update(profile_a, profile_b):
     assert response.status_code == 404
     profile_a.refresh_from_db()
     assert profile_a.age == 30
+
+
+def test_oversized_body_is_413(service_client, settings):
+    settings.DATA_UPLOAD_MAX_MEMORY_SIZE = 10_000
+    body = '{"user_id": "u_big", "age": 30, "x": "' + "y" * 20_000 + '"}'
+    response = service_client.post("/api/crm/users", body, content_type="application/json")
+    assert response.status_code == 413
+    assert response.json()["error"]["code"] == "payload_too_large"
+    assert CrmUserProfile.objects.count() == 0
+
+
+def test_unsupported_media_type_is_415(service_client):
+    response = service_client.post("/api/crm/users", "user_id=u1", content_type="text/plain")
+    assert response.status_code == 415
+    assert response.json()["error"]["code"] == "unsupported_media_type"
+
+
+@pytest.mark.parametrize("user_id", ["a%00b", "x" * 65, "a%20b", "%C3%A9t%C3%A9"])
+def test_malformed_user_ids_in_urls_are_json_404(service_client, user_id):
+    for suffix in ("", "/goals", "/metrics", "/export"):
+        response = service_client.get(f"/api/crm/users/{user_id}{suffix}")
+        assert response.status_code == 404
+        assert response.json()["error"]["code"] == "not_found"
+
+
+def test_browser_accept_header_still_gets_json_errors(anon_client):
+    response = anon_client.get(URL_A, HTTP_ACCEPT="application/json")
+    assert response["Content-Type"] == "application/json"
+    assert response.status_code == 401
