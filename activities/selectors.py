@@ -6,7 +6,7 @@ import datetime as dt
 from dataclasses import dataclass
 from decimal import Decimal
 
-from django.db.models import Count, Max, Q, Sum
+from django.db.models import Count, Max, Q, QuerySet, Sum
 from django.utils import timezone
 
 from activities.models import ActivityType, UserActivity
@@ -115,3 +115,71 @@ def engagement_signals_for_users(
     found = {row.pop("user_id"): EngagementSignals(**row) for row in rows}
     empty = EngagementSignals(None, 0, 0, 0, 0)
     return {user_id: found.get(user_id, empty) for user_id in user_ids}
+
+
+def activity_list(*, user_id: str, activity_type: str | None = None) -> QuerySet[UserActivity]:
+    """A user's activities, newest first (embeddings deferred: never needed by lists)."""
+    activities = UserActivity.objects.filter(user_id=user_id).defer("embedding")
+    if activity_type:
+        activities = activities.filter(activity_type=activity_type)
+    return activities.order_by("-occurred_at", "-id")
+
+
+STREAK_LOOKBACK_DAYS = 400
+
+
+def activity_streak_days(*, user_id: str, today: dt.date | None = None) -> int:
+    """Consecutive days with an engagement activity, ending today (or yesterday: today is not over)."""
+    today = today or timezone.localdate()
+    days = list(
+        UserActivity.objects.filter(
+            user_id=user_id,
+            activity_type__in=ENGAGEMENT_TYPES,
+            logged_date__gt=today - dt.timedelta(days=STREAK_LOOKBACK_DAYS),
+            logged_date__lte=today,
+        )
+        .values_list("logged_date", flat=True)
+        .distinct()
+        .order_by("-logged_date")
+    )
+    expected = today if days and days[0] == today else today - dt.timedelta(days=1)
+    streak = 0
+    for day in days:
+        if day == expected:
+            streak += 1
+            expected -= dt.timedelta(days=1)
+        elif day < expected:
+            break
+    return streak
+
+
+def nutrition_snapshot_get(*, user_id: str, today: dt.date | None = None) -> dict:
+    """Today and 7-day averages of calories and macros against the user's active nutrition goals."""
+    from goals.selectors import goals_active_by_metric
+
+    today = today or timezone.localdate()
+    summary = nutrition_summary_get(user_id=user_id, days=7, today=today)
+    goals = goals_active_by_metric(user_id=user_id, metrics=list(NUTRIENTS))
+
+    def pct(value: float | None, target: Decimal) -> float | None:
+        return None if value is None else round(100 * value / float(target), 1)
+
+    return {
+        "userId": user_id,
+        "date": today.isoformat(),
+        "days": summary.days,
+        "daysLogged": summary.days_logged,
+        "today": summary.today,
+        "averages7d": summary.averages,
+        "goals": {
+            metric: {
+                "goalId": goal.pk,
+                "target": float(goal.goal_value),
+                "unit": goal.goal_unit,
+                "todayPct": pct(summary.today[metric], goal.goal_value),
+                "average7dPct": pct(summary.averages[metric], goal.goal_value),
+            }
+            for metric, goal in goals.items()
+        },
+        "daily": summary.daily,
+    }

@@ -63,3 +63,25 @@ class AuditLog(models.Model):
 
     def delete(self, *args, **kwargs):
         raise AppendOnlyError("The audit log is append-only.")
+
+
+class ErasureTombstone(models.Model):
+    """What is left of a user after a GDPR erase (crm_erasure_tombstones): pseudonymous by design.
+
+    `user_id_hash` is the keyed hash of the erased user id (`compliance.pii.hash_identifier`), so an
+    erased id can be recognised (never recreated, repeated DELETE answers 204) without being stored.
+    """
+
+    user_id_hash = models.CharField(max_length=64, unique=True)
+    erased_at = models.DateTimeField()
+    actor_type = models.CharField(max_length=16, choices=ActorType.choices)
+    actor_id = models.CharField(max_length=128, blank=True, help_text="Hashed when the actor is the user.")
+    request_id = models.CharField(max_length=64, blank=True)
+    deleted_rows = models.JSONField(default=dict, blank=True, help_text="Rows removed per table.")
+
+    class Meta:
+        db_table = "crm_erasure_tombstones"
+        ordering = ["-erased_at"]
+
+    def __str__(self) -> str:
+        return f"erased {self.user_id_hash[:12]}… at {self.erased_at:%Y-%m-%d %H:%M}"

@@ -22,8 +22,17 @@ _DATE_LIKE = re.compile(r"^\d{4}-\d{2}-\d{2}(?:[ T]\d{2}:\d{2}(?::\d{2})?)?$|^\d
 
 
 def hash_identifier(value: str, *, kind: str) -> str:
-    """Keyed SHA-256 of a normalised email or phone number (64 hex chars)."""
-    normalised = value.strip().lower() if kind == "email" else re.sub(r"[^\d+]", "", value)
+    """Keyed SHA-256 of a normalised email or phone number, or of another identifier (64 hex chars).
+
+    `kind` "email" lower-cases, "phone" keeps digits and "+", any other kind (e.g. "user_id") hashes
+    the value as it is.
+    """
+    if kind == "email":
+        normalised = value.strip().lower()
+    elif kind == "phone":
+        normalised = re.sub(r"[^\d+]", "", value)
+    else:
+        normalised = value
     key = settings.CRM_PII_HASH_KEY.encode()
     return hmac.new(key, f"{kind}:{normalised}".encode(), hashlib.sha256).hexdigest()
 
@@ -45,11 +54,29 @@ def _phone_token(match: re.Match) -> str:
     return f"[phone:{hash_identifier(candidate, kind='phone')[:16]}]{trailing}"
 
 
+# ISO 8601 timestamps ("2026-01-05T19:12:33.097335+00:00") are never phone numbers, but their
+# seconds-and-fraction part looks like one; they are left out of the phone search.
+ISO_TIMESTAMP_RE = re.compile(
+    r"(?<![\d+-])\d{4}-(?:0[1-9]|1[0-2])-(?:0[1-9]|[12]\d|3[01])"
+    r"(?:[T ](?:[01]\d|2[0-3]):[0-5]\d(?::[0-5]\d(?:\.\d{1,9})?)?(?:Z|[+-]\d{2}(?::?\d{2})?)?|(?![\d-]))"
+)
+
+
+def _redact_phones(text: str) -> str:
+    pieces, last = [], 0
+    for match in ISO_TIMESTAMP_RE.finditer(text):
+        pieces.append(PHONE_RE.sub(_phone_token, text[last : match.start()]))
+        pieces.append(match.group(0))
+        last = match.end()
+    pieces.append(PHONE_RE.sub(_phone_token, text[last:]))
+    return "".join(pieces)
+
+
 def redact_pii(text: str) -> str:
     """Replace every email address and phone number in `text` by a keyed-hash token."""
     if not text:
         return text
-    return PHONE_RE.sub(_phone_token, EMAIL_RE.sub(_email_token, text))
+    return _redact_phones(EMAIL_RE.sub(_email_token, text))
 
 
 def redact_pii_data(value: Any) -> Any:

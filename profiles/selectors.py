@@ -5,8 +5,11 @@ from __future__ import annotations
 import datetime as dt
 from decimal import Decimal
 
+from django.db.models import F, QuerySet
+from django.utils import timezone
+
 from activities.selectors import EngagementSignals
-from profiles.models import TIER_ORDER, EngagementTier
+from profiles.models import TIER_ORDER, CrmUserProfile, EngagementTier
 
 # Churn risk is a transparent weighted score, not a black box: staff see every factor in admin and
 # the metrics endpoint. Weights sum to 1.0.
@@ -60,3 +63,40 @@ def engagement_tier_for(signals: EngagementSignals) -> EngagementTier:
 
 def tier_rank(tier: str) -> int:
     return TIER_ORDER.index(EngagementTier(tier))
+
+
+def profile_get(*, user_id: str) -> CrmUserProfile | None:
+    return CrmUserProfile.objects.filter(user_id=user_id).first()
+
+
+def churn_risk_list(*, min_risk: Decimal) -> QuerySet[CrmUserProfile]:
+    """Users at or above `min_risk`, highest risk first (ties: longest inactive, then user id)."""
+    return CrmUserProfile.objects.filter(churn_risk__gte=min_risk).order_by(
+        "-churn_risk", F("last_active_at").asc(nulls_first=True), "user_id"
+    )
+
+
+def user_metrics_get(*, profile: CrmUserProfile, now: dt.datetime | None = None) -> dict:
+    """Engagement metrics of one user: activity counts, streak, last active, tier and live churn risk."""
+    from activities.selectors import activity_streak_days, engagement_signals_for_users
+
+    now = now or timezone.now()
+    signals = engagement_signals_for_users(user_ids=[profile.user_id], now=now)[profile.user_id]
+    churn_risk, churn_factors = churn_risk_estimate(
+        signals=signals, last_active_at=profile.last_active_at, now=now
+    )
+    last_active = max(filter(None, [signals.last_activity_at, profile.last_active_at]), default=None)
+    return {
+        "userId": profile.user_id,
+        "activities7d": signals.activities_7d,
+        "activities30d": signals.activities_30d,
+        "activeDays14d": signals.active_days_14d,
+        "currentStreakDays": activity_streak_days(user_id=profile.user_id, today=timezone.localdate(now)),
+        "lastActiveAt": last_active.isoformat() if last_active else None,
+        "engagementTier": profile.engagement_tier,
+        "engagementTierSuggested": engagement_tier_for(signals).value,
+        "churnRisk": float(churn_risk),
+        "churnFactors": churn_factors,
+        "churnRiskStored": float(profile.churn_risk),
+        "churnAssessedAt": profile.churn_assessed_at.isoformat() if profile.churn_assessed_at else None,
+    }

@@ -3,19 +3,157 @@
 from __future__ import annotations
 
 import datetime as dt
+from typing import Any
 
-from django.db import transaction
+from django.db import IntegrityError, transaction
 from django.utils import timezone
+from rest_framework import status
 
 from activities.selectors import engagement_signals_for_users
 from coaching.models import InsightSource, InsightType
 from coaching.services import insight_create
 from compliance.models import ActorType
-from compliance.services import audit_record
-from profiles.models import CrmUserProfile
+from compliance.pii import hash_identifier
+from compliance.selectors import user_is_erased
+from compliance.services import audit_changes, audit_record
+from profiles.models import HEALTH_PROFILE_FIELDS, CrmUserProfile
 from profiles.selectors import churn_risk_estimate, engagement_tier_for
+from yahealthy_crm.errors import ApplicationError, ErrorCode
 
 CHURN_BATCH_SIZE = 2000
+
+
+class ProfileErrorCode:
+    USER_EXISTS = "user_exists"
+    USER_ERASED = "user_erased"
+
+
+# Fields a REST caller may write (engagement_tier: service and staff only, checked by the view).
+PROFILE_WRITABLE_FIELDS = (
+    *HEALTH_PROFILE_FIELDS,
+    "engagement_tier",
+    "consent_ai_processing",
+    "consent_marketing",
+)
+CONSENT_TIMESTAMPS = {
+    "consent_ai_processing": "consent_ai_processing_at",
+    "consent_marketing": "consent_marketing_at",
+}
+_AUDITED_FIELDS = (*PROFILE_WRITABLE_FIELDS, *CONSENT_TIMESTAMPS.values(), "email_hash", "phone_hash")
+
+
+def _snapshot(profile: CrmUserProfile) -> dict[str, Any]:
+    return {name: getattr(profile, name) for name in _AUDITED_FIELDS}
+
+
+def _apply_fields(
+    *, profile: CrmUserProfile, fields: dict[str, Any], actor_type: str, now: dt.datetime, creating: bool
+) -> None:
+    """Set `fields`, stamp consent changes and record health-field provenance.
+
+    Staff writes of a health-profile field mark it CRM-verified (the sync engine then keeps it over
+    app updates); writes by anyone else record their source, unverified, when the value changes.
+    """
+    for name, value in fields.items():
+        if name not in PROFILE_WRITABLE_FIELDS:
+            raise ValueError(f"{name} is not a writable profile field")
+        old = getattr(profile, name)
+        setattr(profile, name, value)
+        if name in CONSENT_TIMESTAMPS and (creating or old != value):
+            setattr(profile, CONSENT_TIMESTAMPS[name], now)
+        if name in HEALTH_PROFILE_FIELDS and (actor_type == ActorType.STAFF or creating or old != value):
+            profile.field_provenance = {
+                **profile.field_provenance,
+                name: {
+                    "source": actor_type,
+                    "verified": actor_type == ActorType.STAFF,
+                    "updated_at": now.isoformat(),
+                },
+            }
+    if creating:
+        for stamp in CONSENT_TIMESTAMPS.values():
+            if getattr(profile, stamp) is None:
+                setattr(profile, stamp, now)  # the default consent state also has a time
+
+
+def profile_create(
+    *,
+    user_id: str,
+    actor_type: str,
+    actor_id: str,
+    fields: dict[str, Any] | None = None,
+    email: str = "",
+    phone: str = "",
+) -> CrmUserProfile:
+    """Create a user's CRM profile (409 when it exists or the id was erased), audited."""
+    if user_is_erased(user_id=user_id):
+        raise ApplicationError(
+            "This user id was erased (GDPR) and cannot be used again.",
+            code=ProfileErrorCode.USER_ERASED,
+            status_code=status.HTTP_409_CONFLICT,
+        )
+    now = timezone.now()
+    profile = CrmUserProfile(user_id=user_id)
+    _apply_fields(profile=profile, fields=fields or {}, actor_type=actor_type, now=now, creating=True)
+    if email:
+        profile.email_hash = hash_identifier(email, kind="email")
+    if phone:
+        profile.phone_hash = hash_identifier(phone, kind="phone")
+    try:
+        with transaction.atomic():
+            profile.save(force_insert=True)
+            audit_record(
+                actor_type=actor_type,
+                actor_id=actor_id,
+                action="profile.created",
+                entity_type="profile",
+                entity_id=profile.pk,
+                user_id=user_id,
+                changes=audit_changes({}, _snapshot(profile)),
+            )
+    except IntegrityError:
+        if CrmUserProfile.objects.filter(user_id=user_id).exists():
+            raise ApplicationError(
+                "A profile with this user_id already exists.",
+                code=ProfileErrorCode.USER_EXISTS,
+                status_code=status.HTTP_409_CONFLICT,
+                details={"user_id": ["A profile with this user_id already exists."]},
+            ) from None
+        raise
+    return profile
+
+
+def profile_update(*, user_id: str, actor_type: str, actor_id: str, fields: dict[str, Any]) -> CrmUserProfile:
+    """Partial update of a profile (404 when missing), audited with old -> new per changed field."""
+    now = timezone.now()
+    with transaction.atomic():
+        profile = CrmUserProfile.objects.select_for_update().filter(user_id=user_id).first()
+        if profile is None:
+            raise ApplicationError("User not found.", code=ErrorCode.NOT_FOUND, status_code=404)
+        before = _snapshot(profile)
+        provenance_before = profile.field_provenance
+        _apply_fields(profile=profile, fields=fields, actor_type=actor_type, now=now, creating=False)
+        changes = audit_changes(before, _snapshot(profile))
+        if not changes and profile.field_provenance == provenance_before:
+            return profile
+        profile.save()
+        verified = sorted(
+            name
+            for name in fields
+            if name in HEALTH_PROFILE_FIELDS and profile.field_provenance.get(name, {}).get("verified")
+        )
+        if verified and actor_type == ActorType.STAFF:
+            changes["verified_fields"] = {"old": None, "new": verified}
+        audit_record(
+            actor_type=actor_type,
+            actor_id=actor_id,
+            action="profile.updated",
+            entity_type="profile",
+            entity_id=profile.pk,
+            user_id=user_id,
+            changes=changes,
+        )
+    return profile
 
 
 def churn_assess_users(

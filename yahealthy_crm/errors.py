@@ -9,6 +9,7 @@ import logging
 import math
 
 from django.core.exceptions import PermissionDenied as DjangoPermissionDenied
+from django.core.exceptions import RequestDataTooBig
 from django.http import Http404, JsonResponse
 from django.views import defaults
 from django_ratelimit.exceptions import Ratelimited
@@ -93,6 +94,11 @@ def api_exception_handler(exc, context):
             error_body(ErrorCode.RATE_LIMITED, "Too many requests; slow down.", {"retryAfterSeconds": 60}),
             status=status.HTTP_429_TOO_MANY_REQUESTS,
             headers={"Retry-After": "60"},
+        )
+    if isinstance(exc, RequestDataTooBig):
+        return Response(
+            error_body(ErrorCode.PAYLOAD_TOO_LARGE, "The request body is too large."),
+            status=status.HTTP_413_REQUEST_ENTITY_TOO_LARGE,
         )
     if isinstance(exc, Http404):
         exc = exceptions.NotFound()

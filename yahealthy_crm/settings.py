@@ -183,6 +183,15 @@ OPENAI_MODEL = env("OPENAI_MODEL", default="gpt-4o")
 OPENAI_EMBEDDING_MODEL = env("OPENAI_EMBEDDING_MODEL", default="text-embedding-3-small")
 COACH_TIMEOUT_S = env.float("COACH_TIMEOUT_S", default=30.0)
 EMBEDDING_DIMENSIONS = 384
+# REST callers (design.md "Security model"): service API keys, end-user JWTs, staff sessions.
+REST_FRAMEWORK["DEFAULT_AUTHENTICATION_CLASSES"] = [
+    "yahealthy_crm.auth.ServiceApiKeyAuthentication",
+    "yahealthy_crm.auth.JwtAuthentication",
+    "yahealthy_crm.auth.StaffSessionAuthentication",
+]
+REST_FRAMEWORK["DEFAULT_PERMISSION_CLASSES"] = ["yahealthy_crm.permissions.IsCaller"]
+API_PAGE_SIZE_DEFAULT = env.int("CRM_API_PAGE_SIZE", default=20)
+API_PAGE_SIZE_MAX = env.int("CRM_API_PAGE_SIZE_MAX", default=100)
 
 LOGGING = {
     "version": 1,

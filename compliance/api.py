@@ -1,0 +1,126 @@
+"""REST API of compliance: the audit trail of a user and the GDPR export."""
+
+from __future__ import annotations
+
+from drf_spectacular.utils import OpenApiExample, OpenApiResponse, extend_schema
+from rest_framework import serializers
+from rest_framework.views import APIView
+
+from compliance.selectors import audit_log_for_user
+from compliance.services import user_export
+from profiles.selectors import profile_get
+from yahealthy_crm.api import (
+    PAGINATION_PARAMETERS,
+    ErrorSerializer,
+    PaginationSerializer,
+    envelope_serializer,
+    list_envelope_serializer,
+    paginated,
+    query_params_validate,
+    success,
+)
+from yahealthy_crm.permissions import Caller, IsServiceOrStaff, not_found_error, user_scope_check
+
+
+class AuditEntrySerializer(serializers.Serializer):
+    id = serializers.IntegerField()
+    created_at = serializers.DateTimeField()
+    actor_type = serializers.CharField()
+    actor_id = serializers.CharField()
+    action = serializers.CharField()
+    entity_type = serializers.CharField()
+    entity_id = serializers.CharField()
+    user_id = serializers.CharField()
+    changes = serializers.JSONField(help_text='{"field": {"old": ..., "new": ...}}, PII redacted.')
+    request_id = serializers.CharField()
+
+
+class AuditLogApi(APIView):
+    permission_classes = [IsServiceOrStaff]
+
+    @extend_schema(
+        operation_id="audit_log_list",
+        summary="A user's audit trail, newest first",
+        description="Not for end users (403). 404 when the user does not exist (or was erased).",
+        parameters=PAGINATION_PARAMETERS,
+        responses={
+            200: list_envelope_serializer("AuditLogList", AuditEntrySerializer),
+            400: ErrorSerializer,
+            401: ErrorSerializer,
+            403: ErrorSerializer,
+            404: ErrorSerializer,
+        },
+        examples=[
+            OpenApiExample(
+                "Audit trail",
+                value={
+                    "status": "success",
+                    "data": [
+                        {
+                            "id": 812,
+                            "created_at": "2026-01-05T19:12:00Z",
+                            "actor_type": "staff",
+                            "actor_id": "alice",
+                            "action": "profile.updated",
+                            "entity_type": "profile",
+                            "entity_id": "41",
+                            "user_id": "user_123",
+                            "changes": {"height_cm": {"old": 179.0, "new": 180.0}},
+                            "request_id": "3f0a6c1e9b5d4c2a8e7f6a5b4c3d2e1f",
+                        }
+                    ],
+                    "pagination": {"limit": 20, "offset": 0, "count": 1, "nextOffset": None},
+                },
+                response_only=True,
+            )
+        ],
+        tags=["compliance"],
+    )
+    def get(self, request, user_id: str):
+        params = query_params_validate(PaginationSerializer, request)
+        if profile_get(user_id=user_id) is None:
+            raise not_found_error("User not found.")
+        return paginated(
+            audit_log_for_user(user_id=user_id), params=params, serializer_class=AuditEntrySerializer
+        )
+
+
+class UserExportApi(APIView):
+    @extend_schema(
+        operation_id="users_export",
+        summary="Export everything the CRM holds about a user (GDPR data portability)",
+        description="All rows of the user in the seven CRM tables, column by column, embeddings included. "
+        "The export itself is audited (`user.exported`).",
+        responses={
+            200: envelope_serializer("UserExportEnvelope", serializers.JSONField()),
+            401: ErrorSerializer,
+            404: OpenApiResponse(ErrorSerializer, description="No such user, or not the caller's own."),
+        },
+        examples=[
+            OpenApiExample(
+                "Export",
+                value={
+                    "status": "success",
+                    "data": {
+                        "userId": "user_123",
+                        "exportedAt": "2026-01-05T19:15:00+00:00",
+                        "tables": {
+                            "crm_user_profiles": [{"id": 41, "user_id": "user_123", "age": 28}],
+                            "crm_health_goals": [{"id": 7, "goal_type": "weight", "goal_value": 75.0}],
+                            "crm_user_activities": [{"id": 90, "activity_type": "food_log"}],
+                            "crm_ai_insights": [],
+                            "crm_coaching_sessions": [],
+                            "crm_sync_events": [],
+                            "crm_audit_log": [{"id": 812, "action": "profile.created"}],
+                        },
+                    },
+                },
+                response_only=True,
+            )
+        ],
+        tags=["compliance"],
+    )
+    def get(self, request, user_id: str):
+        caller: Caller = request.user
+        user_scope_check(caller=caller, user_id=user_id)
+        return success(user_export(user_id=user_id, actor_type=caller.actor_type, actor_id=caller.actor_id))

@@ -1,0 +1,233 @@
+"""REST API of goals: list and create a user's goals, update progress and status (accept suggestions)."""
+
+from __future__ import annotations
+
+from decimal import ROUND_HALF_UP, Decimal
+
+from django.utils import timezone
+from drf_spectacular.utils import OpenApiExample, OpenApiParameter, OpenApiResponse, extend_schema
+from rest_framework import serializers, status
+from rest_framework.views import APIView
+
+from goals.models import GoalMetric, GoalPriority, GoalStatus, GoalType
+from goals.selectors import GOAL_STATUS_ALL, goal_list
+from goals.services import goal_create, goal_update
+from profiles.selectors import profile_get
+from yahealthy_crm.api import (
+    PAGINATION_PARAMETERS,
+    ErrorSerializer,
+    PaginationSerializer,
+    StrictSerializer,
+    envelope_serializer,
+    list_envelope_serializer,
+    paginated,
+    query_params_validate,
+    success,
+)
+from yahealthy_crm.permissions import Caller, not_found_error, user_scope_check
+
+
+def _not_in_past(value):
+    if value is not None and value < timezone.localdate():
+        raise serializers.ValidationError("The target date cannot be in the past.")
+    return value
+
+
+class GoalCreateInputSerializer(StrictSerializer):
+    goal_type = serializers.ChoiceField(choices=GoalType.choices)
+    goal_value = serializers.DecimalField(
+        max_digits=10, decimal_places=2, min_value=Decimal("0.01"), rounding=ROUND_HALF_UP
+    )
+    goal_unit = serializers.CharField(max_length=16)
+    metric = serializers.ChoiceField(
+        choices=GoalMetric.choices,
+        required=False,
+        help_text="Inferred from goal_type + goal_unit when clear.",
+    )
+    target_date = serializers.DateField(required=False, allow_null=True, validators=[_not_in_past])
+    priority = serializers.ChoiceField(choices=GoalPriority.choices, required=False)
+    status = serializers.ChoiceField(
+        choices=[GoalStatus.ACTIVE, GoalStatus.SUGGESTED],
+        required=False,
+        help_text="`active` (default) or `suggested` (awaits the user's acceptance).",
+    )
+    start_value = serializers.DecimalField(
+        max_digits=10, decimal_places=2, required=False, allow_null=True, rounding=ROUND_HALF_UP
+    )
+    rationale = serializers.CharField(required=False, allow_blank=True, max_length=2000)
+
+
+class GoalUpdateInputSerializer(StrictSerializer):
+    progress_pct = serializers.DecimalField(
+        max_digits=5, decimal_places=2, min_value=Decimal(0), max_value=Decimal(100), rounding=ROUND_HALF_UP
+    )
+    status = serializers.ChoiceField(choices=GoalStatus.choices)
+    goal_value = serializers.DecimalField(
+        max_digits=10, decimal_places=2, min_value=Decimal("0.01"), rounding=ROUND_HALF_UP
+    )
+    target_date = serializers.DateField(allow_null=True, validators=[_not_in_past])
+    priority = serializers.ChoiceField(choices=GoalPriority.choices)
+
+    def __init__(self, *args, **kwargs):
+        super().__init__(*args, **kwargs)
+        for field in self.fields.values():
+            field.required = False
+
+
+class GoalOutputSerializer(serializers.Serializer):
+    id = serializers.IntegerField()
+    user_id = serializers.CharField()
+    goal_type = serializers.CharField()
+    metric = serializers.CharField()
+    goal_value = serializers.FloatField()
+    goal_unit = serializers.CharField()
+    start_value = serializers.FloatField(allow_null=True)
+    target_date = serializers.DateField(allow_null=True)
+    priority = serializers.CharField()
+    status = serializers.CharField()
+    progress_pct = serializers.FloatField()
+    streak_days = serializers.IntegerField()
+    source = serializers.CharField()
+    rationale = serializers.CharField()
+    accepted_at = serializers.DateTimeField(allow_null=True)
+    completed_at = serializers.DateTimeField(allow_null=True)
+    created_at = serializers.DateTimeField()
+    updated_at = serializers.DateTimeField()
+
+
+class GoalListParamsSerializer(PaginationSerializer):
+    status = serializers.ChoiceField(choices=[*GoalStatus.values, GOAL_STATUS_ALL], required=False)
+
+
+GOAL_EXAMPLE = {
+    "id": 7,
+    "user_id": "user_123",
+    "goal_type": "weight",
+    "metric": "weight_kg",
+    "goal_value": 75.0,
+    "goal_unit": "kg",
+    "start_value": None,
+    "target_date": "2026-03-28",
+    "priority": "high",
+    "status": "active",
+    "progress_pct": 45.0,
+    "streak_days": 6,
+    "source": "user",
+    "rationale": "",
+    "accepted_at": "2026-01-02T09:00:00Z",
+    "completed_at": None,
+    "created_at": "2026-01-02T09:00:00Z",
+    "updated_at": "2026-01-05T19:12:00Z",
+}
+GoalEnvelope = envelope_serializer("GoalEnvelope", GoalOutputSerializer())
+MAX_ID = 2**63 - 1
+ERRORS = {400: ErrorSerializer, 401: ErrorSerializer, 404: ErrorSerializer}
+
+
+class UserGoalsApi(APIView):
+    @extend_schema(
+        operation_id="users_goals_list",
+        summary="A user's goals (active by default), newest first",
+        parameters=[
+            OpenApiParameter(
+                "status", str, enum=[*GoalStatus.values, GOAL_STATUS_ALL], description="Default `active`."
+            ),
+            *PAGINATION_PARAMETERS,
+        ],
+        responses={200: list_envelope_serializer("GoalList", GoalOutputSerializer), **ERRORS},
+        examples=[
+            OpenApiExample(
+                "Active goals",
+                value={
+                    "status": "success",
+                    "data": [GOAL_EXAMPLE],
+                    "pagination": {"limit": 20, "offset": 0, "count": 1, "nextOffset": None},
+                },
+                response_only=True,
+            )
+        ],
+        tags=["goals"],
+    )
+    def get(self, request, user_id: str):
+        user_scope_check(caller=request.user, user_id=user_id)
+        params = query_params_validate(GoalListParamsSerializer, request)
+        if profile_get(user_id=user_id) is None:
+            raise not_found_error("User not found.")
+        goals = goal_list(user_id=user_id, status=params.get("status", GoalStatus.ACTIVE))
+        return paginated(goals, params=params, serializer_class=GoalOutputSerializer)
+
+    @extend_schema(
+        operation_id="users_goals_create",
+        summary="Create a goal for a user",
+        description="`metric` is inferred from goal_type and goal_unit when unambiguous (400 "
+        "`metric_required` otherwise). target_date cannot be in the past.",
+        request=GoalCreateInputSerializer,
+        responses={201: GoalEnvelope, **ERRORS},
+        examples=[
+            OpenApiExample(
+                "Weight goal",
+                value={
+                    "goal_type": "weight",
+                    "goal_value": 75,
+                    "goal_unit": "kg",
+                    "target_date": "2026-03-28",
+                    "priority": "high",
+                },
+                request_only=True,
+            ),
+            OpenApiExample(
+                "Created",
+                value={"status": "success", "data": GOAL_EXAMPLE},
+                response_only=True,
+                status_codes=["201"],
+            ),
+        ],
+        tags=["goals"],
+    )
+    def post(self, request, user_id: str):
+        caller: Caller = request.user
+        user_scope_check(caller=caller, user_id=user_id)
+        serializer = GoalCreateInputSerializer(data=request.data)
+        serializer.is_valid(raise_exception=True)
+        goal = goal_create(
+            user_id=user_id,
+            actor_type=caller.actor_type,
+            actor_id=caller.actor_id,
+            **serializer.validated_data,
+        )
+        return success(GoalOutputSerializer(goal).data, http_status=status.HTTP_201_CREATED)
+
+
+class GoalDetailApi(APIView):
+    @extend_schema(
+        operation_id="goals_update",
+        summary="Update a goal's progress or status",
+        description="Status transitions: suggested -> active (accept) | abandoned (decline); "
+        "active -> completed | abandoned; abandoned -> active. Anything else is 409 "
+        "`invalid_status_transition`. End users can only update their own goals (404 otherwise).",
+        request=GoalUpdateInputSerializer,
+        responses={
+            200: GoalEnvelope,
+            **ERRORS,
+            409: OpenApiResponse(ErrorSerializer, description="Status transition not allowed."),
+        },
+        examples=[
+            OpenApiExample("Progress", value={"progress_pct": 45, "status": "active"}, request_only=True),
+            OpenApiExample("Updated", value={"status": "success", "data": GOAL_EXAMPLE}, response_only=True),
+        ],
+        tags=["goals"],
+    )
+    def put(self, request, goal_id: int):
+        caller: Caller = request.user
+        if goal_id > MAX_ID:
+            raise not_found_error("Goal not found.")
+        serializer = GoalUpdateInputSerializer(data=request.data)
+        serializer.is_valid(raise_exception=True)
+        goal = goal_update(
+            goal_id=goal_id,
+            actor_type=caller.actor_type,
+            actor_id=caller.actor_id,
+            fields=dict(serializer.validated_data),
+            user_id=caller.user_id if caller.is_end_user else None,
+        )
+        return success(GoalOutputSerializer(goal).data)

@@ -1,0 +1,133 @@
+"""Shared pieces of the REST layer: strict input serializers, envelopes, limit/offset pagination.
+
+Responses: `{"status": "success", "data": ...}`; lists add
+`"pagination": {"limit", "offset", "count", "nextOffset"}`. Errors: see `yahealthy_crm.errors`.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from django.conf import settings
+from django.db.models import QuerySet
+from django.urls import register_converter
+from drf_spectacular.utils import OpenApiParameter
+from rest_framework import serializers, status
+from rest_framework.response import Response
+
+USER_ID_REGEX = r"[A-Za-z0-9_.:@-]{1,64}"
+
+
+class UserIdConverter:
+    """`<user_id:user_id>` in URLs: an app user id (anything else is a JSON 404 before any query)."""
+
+    regex = USER_ID_REGEX
+
+    def to_python(self, value: str) -> str:
+        return value
+
+    def to_url(self, value: str) -> str:
+        return value
+
+
+register_converter(UserIdConverter, "user_id")
+
+
+class StrictSerializer(serializers.Serializer):
+    """An input serializer that rejects fields it does not know (typos must not pass silently)."""
+
+    def to_internal_value(self, data):
+        if not isinstance(data, dict):
+            raise serializers.ValidationError({"non_field_errors": ["Expected a JSON object."]})
+        unknown = sorted(set(data) - set(self.fields))
+        read_only = sorted(name for name in data if name in self.fields and self.fields[name].read_only)
+        errors = {name: ["Unknown field."] for name in unknown}
+        errors.update({name: ["This field is read-only."] for name in read_only})
+        if errors:
+            raise serializers.ValidationError(errors)
+        return super().to_internal_value(data)
+
+
+def success(data: Any, *, http_status: int = status.HTTP_200_OK) -> Response:
+    return Response({"status": "success", "data": data}, status=http_status)
+
+
+class PaginationSerializer(StrictSerializer):
+    limit = serializers.IntegerField(min_value=1, required=False)
+    offset = serializers.IntegerField(min_value=0, max_value=1_000_000, required=False, default=0)
+
+    def validate_limit(self, value: int) -> int:
+        if value > settings.API_PAGE_SIZE_MAX:
+            raise serializers.ValidationError(f"Ensure this value is at most {settings.API_PAGE_SIZE_MAX}.")
+        return value
+
+
+PAGINATION_PARAMETERS = [
+    OpenApiParameter("limit", int, description="Page size (default 20, at most 100)."),
+    OpenApiParameter("offset", int, description="Rows to skip (default 0)."),
+]
+
+
+def query_params_validate(serializer_class: type[serializers.Serializer], request) -> dict:
+    """Validate query parameters with an input serializer (400 with field errors when wrong)."""
+    serializer = serializer_class(data=request.query_params.dict())
+    serializer.is_valid(raise_exception=True)
+    return serializer.validated_data
+
+
+def paginated(
+    queryset: QuerySet, *, params: dict, serializer_class: type[serializers.Serializer]
+) -> Response:
+    """One page of `queryset` (two queries: the page and the count) in the list envelope."""
+    limit = params.get("limit") or settings.API_PAGE_SIZE_DEFAULT
+    offset = params.get("offset") or 0
+    rows = list(queryset[offset : offset + limit])
+    count = len(rows) + offset if len(rows) < limit and (rows or offset == 0) else queryset.count()
+    next_offset = offset + limit if offset + limit < count else None
+    return Response(
+        {
+            "status": "success",
+            "data": serializer_class(rows, many=True).data,
+            "pagination": {"limit": limit, "offset": offset, "count": count, "nextOffset": next_offset},
+        }
+    )
+
+
+def envelope_serializer(name: str, data: serializers.Field) -> type[serializers.Serializer]:
+    """An OpenAPI component for `{"status": "success", "data": <data>}`."""
+    return type(
+        name,
+        (serializers.Serializer,),
+        {"status": serializers.CharField(default="success"), "data": data},
+    )
+
+
+class PaginationOutputSerializer(serializers.Serializer):
+    limit = serializers.IntegerField()
+    offset = serializers.IntegerField()
+    count = serializers.IntegerField()
+    nextOffset = serializers.IntegerField(allow_null=True)
+
+
+def list_envelope_serializer(name: str, item: type[serializers.Serializer]) -> type[serializers.Serializer]:
+    """An OpenAPI component for the list envelope."""
+    return type(
+        name,
+        (serializers.Serializer,),
+        {
+            "status": serializers.CharField(default="success"),
+            "data": item(many=True),
+            "pagination": PaginationOutputSerializer(),
+        },
+    )
+
+
+class ErrorDetailSerializer(serializers.Serializer):
+    code = serializers.CharField()
+    message = serializers.CharField()
+    details = serializers.JSONField()
+
+
+class ErrorSerializer(serializers.Serializer):
+    status = serializers.CharField(default="error")
+    error = ErrorDetailSerializer()

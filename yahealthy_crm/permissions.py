@@ -1,0 +1,98 @@
+"""Who is calling, and what they may touch (design.md "Security model").
+
+Every authenticated REST request carries a `Caller` as `request.user`:
+- `service`: the app backend with a service API key; may act on any user (audited as actor `app`);
+- `user`: an end user with a bearer JWT; may act only on their own `/users/<userId>/...`;
+- `staff`: a CRM staff member with a Django session (admin, browsable API).
+
+Cross-user access answers 404 (never 403), so an end user cannot even learn whether another user
+exists. Cross-user listings (`/churn-risk`, `/audit-log/...`) are not for end users: 403.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+from rest_framework import status
+from rest_framework.permissions import BasePermission
+
+from compliance.models import ActorType
+from yahealthy_crm.errors import ApplicationError, ErrorCode
+
+
+class CallerKind:
+    SERVICE = "service"
+    USER = "user"
+    STAFF = "staff"
+
+
+_ACTOR_TYPES = {
+    CallerKind.SERVICE: ActorType.APP,
+    CallerKind.USER: ActorType.USER,
+    CallerKind.STAFF: ActorType.STAFF,
+}
+
+
+@dataclass(frozen=True)
+class Caller:
+    kind: str
+    # service: the key's name and prefix; user: the user id (JWT `sub`); staff: the username.
+    actor_id: str
+    user_id: str = ""  # end users only
+    django_user: Any = field(default=None, compare=False, repr=False)  # staff only
+
+    is_authenticated = True
+    is_anonymous = False
+
+    @property
+    def is_service(self) -> bool:
+        return self.kind == CallerKind.SERVICE
+
+    @property
+    def is_end_user(self) -> bool:
+        return self.kind == CallerKind.USER
+
+    @property
+    def is_staff(self) -> bool:
+        return self.kind == CallerKind.STAFF
+
+    @property
+    def actor_type(self) -> str:
+        """The audit log's actor type for writes made by this caller."""
+        return _ACTOR_TYPES[self.kind]
+
+    def __str__(self) -> str:  # shown by the browsable API
+        return f"{self.kind}:{self.actor_id}"
+
+
+def not_found_error(message: str = "Not found.") -> ApplicationError:
+    return ApplicationError(message, code=ErrorCode.NOT_FOUND, status_code=status.HTTP_404_NOT_FOUND)
+
+
+def permission_denied_error(message: str, *, details: dict | None = None) -> ApplicationError:
+    return ApplicationError(
+        message, code=ErrorCode.PERMISSION_DENIED, status_code=status.HTTP_403_FORBIDDEN, details=details
+    )
+
+
+def user_scope_check(*, caller: Caller, user_id: str) -> None:
+    """Raise 404 when `caller` is an end user asking about anyone but themselves."""
+    if caller.is_end_user and caller.user_id != user_id:
+        raise not_found_error("User not found.")
+
+
+class IsCaller(BasePermission):
+    """Any authenticated caller (service key, end-user JWT or staff session)."""
+
+    def has_permission(self, request, view) -> bool:
+        return isinstance(request.user, Caller)
+
+
+class IsServiceOrStaff(IsCaller):
+    """Cross-user endpoints: service keys and staff only; end users get 403."""
+
+    message = "This endpoint is for the app backend and CRM staff, not for end users."
+
+    def has_permission(self, request, view) -> bool:
+        return super().has_permission(request, view) and not request.user.is_end_user
