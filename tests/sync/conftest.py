@@ -57,3 +57,15 @@ def post_event(client):
         return client.post(URL, data=text, content_type="application/json", headers=all_headers)
 
     return _post
+
+
+@pytest.fixture
+def celery_eager():
+    """Run Celery tasks in process for this test (the real broker is exercised in tests/e2e)."""
+    from yahealthy_crm.celery import app
+
+    app.conf.task_always_eager = True
+    app.conf.task_eager_propagates = True
+    yield app
+    app.conf.task_always_eager = False
+    app.conf.task_eager_propagates = False
