@@ -724,7 +724,9 @@ def outbound_event_deliver(*, event_id: int) -> DeliveryOutcome:
     return DeliveryOutcome(status=event.status, retry_in_s=retry_in, http_status=http_status)
 
 
-def outbound_events_retry(*, event_ids: list[int] | None = None, statuses=(SyncStatus.DEAD_LETTER,)) -> int:
+def outbound_events_retry(
+    *, event_ids: list[int] | None = None, statuses=(SyncStatus.DEAD_LETTER,), actor_id: str = ""
+) -> int:
     """Put dead-lettered (or skipped) outbound events back in the queue with a fresh retry budget."""
     events = SyncEvent.objects.filter(direction=SyncDirection.OUTBOUND, status__in=statuses)
     if event_ids is not None:
@@ -741,6 +743,7 @@ def outbound_events_retry(*, event_ids: list[int] | None = None, statuses=(SyncS
         if ids:
             audit_record(
                 actor_type=ActorType.STAFF,
+                actor_id=actor_id,
                 action="sync.outbound_retried",
                 entity_type="sync_event",
                 changes={"syncEventIds": ids},

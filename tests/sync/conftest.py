@@ -65,7 +65,6 @@ def celery_eager():
     from yahealthy_crm.celery import app
 
     app.conf.task_always_eager = True
-    app.conf.task_eager_propagates = True
+    app.conf.task_eager_propagates = False  # an eager retry must re-run the task, not raise Retry
     yield app
     app.conf.task_always_eager = False
-    app.conf.task_eager_propagates = False
