@@ -34,6 +34,7 @@ NOT_EMBEDDED_TYPES = {ActivityType.APP_OPEN}
 def activity_upsert_from_app(
     *,
     user: CrmUserProfile,
+    existing: UserActivity | None,
     activity_type: str,
     external_id: str,
     occurred_at: dt.datetime,
@@ -41,26 +42,29 @@ def activity_upsert_from_app(
     payload: dict[str, Any],
     columns: dict[str, Any],
 ) -> tuple[UserActivity, bool]:
-    """Create or replace the app's activity `external_id` (the app wins for activities).
+    """Create the app's activity `external_id`, or replace `existing` (the app wins for activities).
 
-    The caller has already checked ordering (`source_updated_at`) under a lock on the profile row.
+    The caller looked `existing` up and checked ordering (`source_updated_at`) while holding the
+    user's profile row lock, so no other event of this user can insert the same activity meanwhile.
     """
-    values = {column: columns.get(column) for column in ACTIVITY_COLUMNS}
-    defaults = {
+    values = {
         "source": ActivitySource.APP,
         "occurred_at": occurred_at,
         "logged_date": logged_date,
         "payload": payload,
         "source_updated_at": occurred_at,
         "embedding": None,  # recomputed after commit from the new text
-        **values,
+        **{column: columns.get(column) for column in ACTIVITY_COLUMNS},
     }
-    if not external_id:
-        return UserActivity.objects.create(user=user, activity_type=activity_type, **defaults), True
-    activity, created = UserActivity.objects.update_or_create(
-        user=user, activity_type=activity_type, external_id=external_id, defaults=defaults
-    )
-    return activity, created
+    if existing is None:
+        activity = UserActivity.objects.create(
+            user=user, activity_type=activity_type, external_id=external_id, **values
+        )
+        return activity, True
+    for name, value in values.items():
+        setattr(existing, name, value)
+    existing.save(update_fields=[*values, "updated_at"])
+    return existing, False
 
 
 def activity_get_for_app_event(*, user_id: str, activity_type: str, external_id: str) -> UserActivity | None:

@@ -521,6 +521,7 @@ def _activity_apply(*, profile: CrmUserProfile, event: dict, payload_serializer,
     old = {c: getattr(existing, c) for c in ACTIVITY_COLUMNS} if existing else {}
     activity, created = activity_upsert_from_app(
         user=profile,
+        existing=existing,
         activity_type=activity_type,
         external_id=external_id,
         occurred_at=occurred_at,
