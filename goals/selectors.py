@@ -20,8 +20,8 @@ def goal_list(*, user_id: str, status: str = GoalStatus.ACTIVE) -> QuerySet[Heal
 def goals_active_by_metric(*, user_id: str, metrics: list[str]) -> dict[str, HealthGoal]:
     """The newest active goal per metric among `metrics` (one query)."""
     found: dict[str, HealthGoal] = {}
-    for goal in HealthGoal.objects.filter(
-        user_id=user_id, status=GoalStatus.ACTIVE, metric__in=metrics
-    ).order_by("-created_at", "-id"):
+    for goal in HealthGoal.objects.filter(user_id=user_id, status=GoalStatus.ACTIVE, metric__in=metrics).order_by(
+        "-created_at", "-id"
+    ):
         found.setdefault(goal.metric, goal)
     return found

@@ -153,9 +153,7 @@ class UserCreateApi(APIView):
         request=ProfileCreateInputSerializer,
         responses={201: ProfileEnvelope, **ERRORS, 403: ErrorSerializer, 409: ErrorSerializer},
         examples=[
-            OpenApiExample(
-                "Create", value={"user_id": "user_123", "age": 30, "height_cm": 180}, request_only=True
-            ),
+            OpenApiExample("Create", value={"user_id": "user_123", "age": 30, "height_cm": 180}, request_only=True),
             OpenApiExample("Created", value=PROFILE_EXAMPLE, response_only=True, status_codes=["201"]),
         ],
         tags=["users"],

@@ -82,9 +82,7 @@ def user_metrics_get(*, profile: CrmUserProfile, now: dt.datetime | None = None)
 
     now = now or timezone.now()
     signals = engagement_signals_for_users(user_ids=[profile.user_id], now=now)[profile.user_id]
-    churn_risk, churn_factors = churn_risk_estimate(
-        signals=signals, last_active_at=profile.last_active_at, now=now
-    )
+    churn_risk, churn_factors = churn_risk_estimate(signals=signals, last_active_at=profile.last_active_at, now=now)
     last_active = max(filter(None, [signals.last_activity_at, profile.last_active_at]), default=None)
     return {
         "userId": profile.user_id,

@@ -1,6 +1,7 @@
-from django.contrib import admin
+from django.contrib import admin, messages
 
-from sync.models import SyncEvent
+from sync.models import SyncDirection, SyncEvent, SyncStatus
+from sync.services import outbound_events_retry
 
 
 @admin.register(SyncEvent)
@@ -22,6 +23,28 @@ class SyncEventAdmin(admin.ModelAdmin):
     date_hierarchy = "created_at"
     list_per_page = 50
     show_full_result_count = False
+    actions = ["retry_deliveries"]
 
     def has_add_permission(self, request):
         return False
+
+    @admin.action(description="Retry delivery (dead letters and skipped outbound events)")
+    def retry_deliveries(self, request, queryset):
+        ids = list(
+            queryset.filter(
+                direction=SyncDirection.OUTBOUND, status__in=[SyncStatus.DEAD_LETTER, SyncStatus.SKIPPED]
+            ).values_list("pk", flat=True)
+        )
+        retried = outbound_events_retry(
+            event_ids=ids,
+            statuses=(SyncStatus.DEAD_LETTER, SyncStatus.SKIPPED),
+            actor_id=request.user.get_username(),
+        )
+        ignored = queryset.count() - retried
+        self.message_user(request, f"Queued {retried} event(s) for delivery.", messages.SUCCESS)
+        if ignored:
+            self.message_user(
+                request,
+                f"{ignored} selected event(s) are not dead letters or skipped; left alone.",
+                messages.WARNING,
+            )

@@ -1,1 +1,7 @@
-urlpatterns: list = []
+from django.urls import path
+
+from sync.api import AppEventWebhookApi
+
+urlpatterns = [
+    path("webhooks/app-event", AppEventWebhookApi.as_view(), name="webhook-app-event"),
+]

@@ -177,6 +177,9 @@ CRM_JWT_SECRET = env("CRM_JWT_SECRET", default="")
 CRM_JWT_PUBLIC_KEY = env("CRM_JWT_PUBLIC_KEY", default="")
 CRM_PII_HASH_KEY = env("CRM_PII_HASH_KEY", default="") or SECRET_KEY
 APP_WEBHOOK_URL = env("APP_WEBHOOK_URL", default="")
+# Outbound deliveries are signed with APP_WEBHOOK_SECRET, else with CRM_WEBHOOK_SECRET (docs/sync.md).
+APP_WEBHOOK_SECRET = env("APP_WEBHOOK_SECRET", default="")
+APP_WEBHOOK_TIMEOUT_S = env.float("APP_WEBHOOK_TIMEOUT_S", default=30.0)
 OPENAI_API_KEY = env("OPENAI_API_KEY", default="")
 OPENAI_BASE_URL = env("OPENAI_BASE_URL", default="")
 OPENAI_MODEL = env("OPENAI_MODEL", default="gpt-4o")

@@ -1,0 +1,59 @@
+"""HTTP layer of the sync app: the inbound webhook (thin; the service does the work)."""
+
+from __future__ import annotations
+
+from drf_spectacular.utils import OpenApiParameter, extend_schema
+from rest_framework import status
+from rest_framework.renderers import JSONRenderer
+from rest_framework.request import Request
+from rest_framework.response import Response
+from rest_framework.views import APIView
+
+from sync.error_codes import SyncErrorCode
+from sync.services import MAX_BODY_BYTES, webhook_event_ingest
+from yahealthy_crm.errors import ApplicationError
+
+
+class AppEventWebhookApi(APIView):
+    """POST /api/crm/webhooks/app-event: one app event, signed per Standard Webhooks."""
+
+    # The Standard Webhooks signature is the authentication; no session, no CSRF.
+    authentication_classes: list = []
+    permission_classes: list = []
+    throttle_classes: list = []
+    parser_classes: list = []  # the raw body is verified before it is parsed
+    renderer_classes = [JSONRenderer]
+
+    @extend_schema(
+        operation_id="webhook_app_event",
+        request={"application/json": {"type": "object"}},
+        responses={202: {"type": "object"}},
+        parameters=[
+            OpenApiParameter("Idempotency-Key", str, OpenApiParameter.HEADER, required=False),
+            OpenApiParameter("webhook-id", str, OpenApiParameter.HEADER, required=True),
+            OpenApiParameter("webhook-timestamp", str, OpenApiParameter.HEADER, required=True),
+            OpenApiParameter("webhook-signature", str, OpenApiParameter.HEADER, required=True),
+        ],
+        description="Signed app event (see docs/sync.md). 202 on success or replay.",
+    )
+    def post(self, request: Request) -> Response:
+        try:
+            declared = int(request.META.get("CONTENT_LENGTH") or 0)
+        except ValueError:
+            declared = 0
+        if declared > MAX_BODY_BYTES:
+            raise ApplicationError(
+                f"The webhook body is larger than {MAX_BODY_BYTES // 1024} KB.",
+                code=SyncErrorCode.PAYLOAD_TOO_LARGE,
+                status_code=status.HTTP_413_REQUEST_ENTITY_TOO_LARGE,
+            )
+        result = webhook_event_ingest(
+            body=request.body,
+            headers=request.headers,
+            idempotency_key=request.headers.get("Idempotency-Key", "").strip(),
+            request=request,
+        )
+        response = Response(result.body, status=result.status_code)
+        if result.replayed:
+            response["Idempotent-Replayed"] = "true"
+        return response

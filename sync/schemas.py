@@ -1,0 +1,267 @@
+"""Validation of inbound app events: the envelope and one payload schema per entity type.
+
+The serializers only validate and normalise; `sync.services` applies the result.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from decimal import Decimal
+
+from django.utils import timezone
+from rest_framework import serializers
+
+from activities.models import ActivityType
+from goals.models import GoalMetric, GoalPriority, GoalStatus, GoalType
+from profiles.models import ActivityLevel, PrimaryGoal
+
+ACTIVITY_OPERATIONS = ("create", "update", "delete")
+# entityType -> operations the CRM accepts (seed "Webhook from App to CRM", issue 3).
+ENTITY_OPERATIONS: dict[str, tuple[str, ...]] = {
+    "profile": ("create", "update"),
+    ActivityType.FOOD_LOG: ACTIVITY_OPERATIONS,
+    ActivityType.EXERCISE: ACTIVITY_OPERATIONS,
+    ActivityType.WEIGHT_LOG: ACTIVITY_OPERATIONS,
+    ActivityType.WATER_LOG: ACTIVITY_OPERATIONS,
+    ActivityType.SLEEP_LOG: ACTIVITY_OPERATIONS,
+    "goal": ("create", "update", "delete", "progress"),
+    ActivityType.MILESTONE: ("create", "update", "delete"),
+    ActivityType.APP_OPEN: ("create",),
+}
+ACTIVITY_ENTITY_TYPES = {
+    ActivityType.FOOD_LOG,
+    ActivityType.EXERCISE,
+    ActivityType.WEIGHT_LOG,
+    ActivityType.WATER_LOG,
+    ActivityType.SLEEP_LOG,
+    ActivityType.MILESTONE,
+    ActivityType.APP_OPEN,
+}
+# Entity types whose records the app addresses by id: externalId is required.
+EXTERNAL_ID_REQUIRED = ACTIVITY_ENTITY_TYPES - {ActivityType.APP_OPEN, ActivityType.MILESTONE} | {"goal"}
+FUTURE_TOLERANCE = dt.timedelta(minutes=5)
+USER_ID_PATTERN = r"^[A-Za-z0-9_.:@-]{1,64}$"
+
+
+def _dec(value: float | None, places: int = 1) -> Decimal | None:
+    return None if value is None else Decimal(str(round(float(value), places)))
+
+
+class EventEnvelopeSerializer(serializers.Serializer):
+    entityType = serializers.CharField(max_length=32)
+    operation = serializers.CharField(max_length=16)
+    userId = serializers.RegexField(USER_ID_PATTERN, max_length=64)
+    externalId = serializers.CharField(max_length=128, required=False, allow_blank=True, default="")
+    occurredAt = serializers.DateTimeField(required=False, allow_null=True, default=None)
+    payload = serializers.DictField(required=False, default=dict)
+
+    def validate_entityType(self, value: str) -> str:
+        if value not in ENTITY_OPERATIONS:
+            raise serializers.ValidationError(
+                f"Unknown entity type '{value}'. Expected one of: {', '.join(ENTITY_OPERATIONS)}."
+            )
+        return value
+
+    def validate_occurredAt(self, value: dt.datetime | None) -> dt.datetime | None:
+        if value is not None and value > timezone.now() + FUTURE_TOLERANCE:
+            raise serializers.ValidationError("occurredAt is in the future.")
+        return value
+
+    def validate(self, attrs: dict) -> dict:
+        operations = ENTITY_OPERATIONS[attrs["entityType"]]
+        if attrs["operation"] not in operations:
+            raise serializers.ValidationError(
+                {
+                    "operation": [
+                        f"Unsupported operation '{attrs['operation']}' for {attrs['entityType']}. "
+                        f"Expected one of: {', '.join(operations)}."
+                    ]
+                }
+            )
+        if attrs["entityType"] in EXTERNAL_ID_REQUIRED and not attrs["externalId"]:
+            raise serializers.ValidationError(
+                {"externalId": ["This field is required for this entity type."]}
+            )
+        return attrs
+
+
+class _PayloadSerializer(serializers.Serializer):
+    """Base: unknown payload keys are kept in the stored payload but never reach typed columns."""
+
+    def columns(self) -> dict:
+        return {}
+
+
+class _LogPayloadSerializer(_PayloadSerializer):
+    date = serializers.DateField(required=False, allow_null=True, default=None)
+
+
+class FoodLogPayloadSerializer(_LogPayloadSerializer):
+    food_name = serializers.CharField(max_length=200)
+    meal_type = serializers.CharField(max_length=32, required=False, allow_blank=True)
+    calories = serializers.FloatField(min_value=0, max_value=20000)
+    protein = serializers.FloatField(min_value=0, max_value=2000, required=False, allow_null=True)
+    carbs = serializers.FloatField(min_value=0, max_value=3000, required=False, allow_null=True)
+    fat = serializers.FloatField(min_value=0, max_value=2000, required=False, allow_null=True)
+
+    def columns(self) -> dict:
+        data = self.validated_data
+        return {
+            "calories_kcal": _dec(data["calories"]),
+            "protein_g": _dec(data.get("protein")),
+            "carbs_g": _dec(data.get("carbs")),
+            "fat_g": _dec(data.get("fat")),
+        }
+
+
+class ExercisePayloadSerializer(_LogPayloadSerializer):
+    exercise_type = serializers.CharField(max_length=64)
+    duration_minutes = serializers.IntegerField(min_value=0, max_value=1440)
+    calories_burned = serializers.FloatField(min_value=0, max_value=20000, required=False, allow_null=True)
+    steps = serializers.IntegerField(min_value=0, max_value=200000, required=False, allow_null=True)
+
+    def columns(self) -> dict:
+        data = self.validated_data
+        return {
+            "exercise_minutes": data["duration_minutes"],
+            "calories_burned_kcal": _dec(data.get("calories_burned")),
+            "steps": data.get("steps"),
+        }
+
+
+class WeightLogPayloadSerializer(_LogPayloadSerializer):
+    weight_kg = serializers.FloatField(min_value=20, max_value=500)
+
+    def columns(self) -> dict:
+        return {"weight_kg": _dec(self.validated_data["weight_kg"])}
+
+
+class WaterLogPayloadSerializer(_LogPayloadSerializer):
+    amount_ml = serializers.IntegerField(min_value=1, max_value=20000)
+
+    def columns(self) -> dict:
+        return {"water_ml": self.validated_data["amount_ml"]}
+
+
+class SleepLogPayloadSerializer(_LogPayloadSerializer):
+    hours = serializers.FloatField(min_value=0, max_value=24)
+    quality = serializers.CharField(max_length=32, required=False, allow_blank=True)
+
+    def columns(self) -> dict:
+        return {"sleep_hours": _dec(self.validated_data["hours"], 2)}
+
+
+class MilestonePayloadSerializer(_LogPayloadSerializer):
+    title = serializers.CharField(max_length=200)
+    description = serializers.CharField(max_length=2000, required=False, allow_blank=True)
+
+
+class AppOpenPayloadSerializer(_LogPayloadSerializer):
+    platform = serializers.CharField(max_length=32, required=False, allow_blank=True)
+    app_version = serializers.CharField(max_length=32, required=False, allow_blank=True)
+
+
+class ProfilePayloadSerializer(_PayloadSerializer):
+    age = serializers.IntegerField(min_value=13, max_value=120, required=False, allow_null=True)
+    height_cm = serializers.FloatField(min_value=50, max_value=280, required=False, allow_null=True)
+    current_weight_kg = serializers.FloatField(min_value=20, max_value=500, required=False, allow_null=True)
+    activity_level = serializers.ChoiceField(ActivityLevel.choices, required=False, allow_blank=True)
+    primary_goal = serializers.ChoiceField(PrimaryGoal.choices, required=False, allow_blank=True)
+    consent_ai_processing = serializers.BooleanField(required=False)
+    consent_marketing = serializers.BooleanField(required=False)
+    email = serializers.EmailField(required=False, allow_blank=True)
+    phone = serializers.RegexField(r"^\+?[\d\s().-]{7,20}$", required=False, allow_blank=True)
+
+    def profile_fields(self) -> dict:
+        data = dict(self.validated_data)
+        for name in ("height_cm", "current_weight_kg"):
+            if name in data:
+                data[name] = _dec(data[name])
+        return data
+
+
+class GoalPayloadSerializer(_PayloadSerializer):
+    goal_type = serializers.ChoiceField(GoalType.choices)
+    goal_value = serializers.FloatField(min_value=0.01, max_value=1_000_000)
+    goal_unit = serializers.CharField(max_length=16)
+    metric = serializers.ChoiceField(GoalMetric.choices, required=False)
+    start_value = serializers.FloatField(min_value=0, max_value=1_000_000, required=False, allow_null=True)
+    target_date = serializers.DateField(required=False, allow_null=True)
+    priority = serializers.ChoiceField(GoalPriority.choices, required=False)
+    status = serializers.ChoiceField(
+        [GoalStatus.ACTIVE, GoalStatus.COMPLETED, GoalStatus.ABANDONED], required=False
+    )
+    progress_pct = serializers.FloatField(min_value=0, max_value=100, required=False)
+
+    def validate(self, attrs: dict) -> dict:
+        if "metric" not in attrs:
+            metric = default_goal_metric(attrs["goal_type"], attrs["goal_unit"])
+            if metric is None:
+                raise serializers.ValidationError(
+                    {"metric": ["Cannot infer the metric from goal_type and goal_unit; send metric."]}
+                )
+            attrs["metric"] = metric
+        return attrs
+
+
+class GoalUpdatePayloadSerializer(GoalPayloadSerializer):
+    """An update may send any subset of the goal's fields."""
+
+    def get_fields(self):
+        fields = super().get_fields()
+        for field in fields.values():
+            field.required = False
+        return fields
+
+    def validate(self, attrs: dict) -> dict:
+        if "goal_type" in attrs and "metric" not in attrs:
+            return super().validate({"goal_unit": "", **attrs})
+        return attrs
+
+
+class GoalProgressPayloadSerializer(_PayloadSerializer):
+    progress_pct = serializers.FloatField(min_value=0, max_value=100)
+    streak_days = serializers.IntegerField(min_value=0, max_value=100000, required=False)
+
+
+def default_goal_metric(goal_type: str, goal_unit: str) -> str | None:
+    unit = (goal_unit or "").lower()
+    if goal_type == GoalType.WEIGHT:
+        return GoalMetric.WEIGHT_KG
+    if goal_type == GoalType.WATER:
+        return GoalMetric.WATER_ML
+    if goal_type == GoalType.SLEEP:
+        return GoalMetric.SLEEP_HOURS
+    if goal_type == GoalType.ACTIVITY:
+        return GoalMetric.STEPS if unit in {"steps", "step"} else GoalMetric.EXERCISE_MINUTES
+    if goal_type == GoalType.NUTRITION:
+        return GoalMetric.CALORIES_KCAL if unit in {"kcal", "cal", "calories"} else GoalMetric.PROTEIN_G
+    return None
+
+
+PAYLOAD_SERIALIZERS: dict[tuple[str, str], type[_PayloadSerializer]] = {
+    **{
+        (t, op): s
+        for t, s in [
+            (ActivityType.FOOD_LOG, FoodLogPayloadSerializer),
+            (ActivityType.EXERCISE, ExercisePayloadSerializer),
+            (ActivityType.WEIGHT_LOG, WeightLogPayloadSerializer),
+            (ActivityType.WATER_LOG, WaterLogPayloadSerializer),
+            (ActivityType.SLEEP_LOG, SleepLogPayloadSerializer),
+            (ActivityType.MILESTONE, MilestonePayloadSerializer),
+            (ActivityType.APP_OPEN, AppOpenPayloadSerializer),
+        ]
+        for op in ("create", "update")
+    },
+    ("profile", "create"): ProfilePayloadSerializer,
+    ("profile", "update"): ProfilePayloadSerializer,
+    ("goal", "create"): GoalPayloadSerializer,
+    ("goal", "update"): GoalUpdatePayloadSerializer,
+    ("goal", "progress"): GoalProgressPayloadSerializer,
+}
+
+
+def payload_serializer_for(entity_type: str, operation: str, payload: dict) -> _PayloadSerializer | None:
+    """The payload validator for this event, None when the operation carries no payload (delete)."""
+    serializer_class = PAYLOAD_SERIALIZERS.get((entity_type, operation))
+    return serializer_class(data=payload) if serializer_class else None

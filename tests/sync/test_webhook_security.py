@@ -1,0 +1,137 @@
+"""Standard Webhooks authentication, body limits and malformed input (issue 3, point 2)."""
+
+import datetime as dt
+import json
+import time
+
+import pytest
+from django.utils import timezone
+from django_ratelimit.core import _get_window
+
+from activities.models import UserActivity
+from sync.models import SyncEvent
+from tests.sync.conftest import URL, event, signed_headers
+
+pytestmark = pytest.mark.django_db
+
+FOOD = {"food_name": "Grilled Chicken", "calories": 450, "protein": 45, "carbs": 50, "fat": 12}
+
+
+def _nothing_stored():
+    return SyncEvent.objects.count() == 0 and UserActivity.objects.count() == 0
+
+
+def test_valid_signature_is_accepted(post_event):
+    response = post_event(event(payload=FOOD), key="food_12345_1703808000")
+
+    assert response.status_code == 202
+    assert response.json()["status"] == "accepted"
+
+
+def test_missing_signature_headers_is_401_and_stores_nothing(post_event):
+    response = post_event(event(payload=FOOD), sign=False)
+
+    assert response.status_code == 401
+    body = response.json()
+    assert body["status"] == "error"
+    assert body["error"]["code"] == "webhook_signature_invalid"
+    assert "Missing required headers" in body["error"]["message"]
+    assert _nothing_stored()
+
+
+def test_wrong_secret_is_401(post_event):
+    other = "whsec_" + "QUJDREVGR0hJSktMTU5PUFFSU1RVVldYWVo="
+    response = post_event(event(payload=FOOD), secret=other)
+
+    assert response.status_code == 401
+    assert "No matching signature" in response.json()["error"]["message"]
+    assert _nothing_stored()
+
+
+def test_tampered_body_is_401(client):
+    signed = json.dumps(event(payload=FOOD))
+    tampered = signed.replace("450", "4500")
+    response = client.post(
+        URL, data=tampered, content_type="application/json", headers=signed_headers(signed)
+    )
+
+    assert response.status_code == 401
+    assert _nothing_stored()
+
+
+def test_expired_signature_is_401(post_event):
+    response = post_event(event(payload=FOOD), at=timezone.now() - dt.timedelta(minutes=6))
+
+    assert response.status_code == 401
+    assert "too old" in response.json()["error"]["message"]
+    assert _nothing_stored()
+
+
+def test_signature_from_the_future_is_401(post_event):
+    response = post_event(event(payload=FOOD), at=timezone.now() + dt.timedelta(minutes=6))
+
+    assert response.status_code == 401
+    assert "too new" in response.json()["error"]["message"]
+
+
+def test_no_secret_configured_refuses_everything(post_event, settings):
+    settings.CRM_WEBHOOK_SECRET = ""
+    response = post_event(event(payload=FOOD))
+
+    assert response.status_code == 401
+    assert response.json()["error"]["code"] == "webhook_secret_not_configured"
+    assert _nothing_stored()
+
+
+def test_body_over_256kb_is_413(post_event):
+    big = event(payload={**FOOD, "notes": "x" * (256 * 1024)})
+    response = post_event(big)
+
+    assert response.status_code == 413
+    assert response.json()["error"]["code"] == "payload_too_large"
+    assert _nothing_stored()
+
+
+def test_malformed_json_is_400(post_event):
+    response = post_event(raw='{"entityType": "food_log",')
+
+    assert response.status_code == 400
+    assert response.json()["error"]["code"] == "malformed_json"
+    assert _nothing_stored()
+
+
+def test_json_that_is_not_an_object_is_400(post_event):
+    response = post_event(raw="[1, 2, 3]")
+
+    assert response.status_code == 400
+    assert response.json()["error"]["code"] == "malformed_json"
+
+
+def test_get_is_405(client):
+    response = client.get(URL)
+
+    assert response.status_code == 405
+    assert response.json()["error"]["code"] == "method_not_allowed"
+
+
+def _wait_for_fresh_window(user_id: str, period: int = 60, needed_s: int = 20) -> None:
+    """django-ratelimit uses fixed windows; start the burst early in one so it cannot straddle two."""
+    left = _get_window(user_id, period) - time.time()
+    if left < needed_s:
+        time.sleep(left + 0.5)
+
+
+def test_rate_limit_is_100_per_minute_per_user(post_event):
+    _wait_for_fresh_window("user_busy")
+    for n in range(100):
+        response = post_event(event(user_id="user_busy", external_id=f"f{n}", payload=FOOD))
+        assert response.status_code == 202, response.json()
+
+    limited = post_event(event(user_id="user_busy", external_id="f100", payload=FOOD))
+    other_user = post_event(event(user_id="user_calm", external_id="f100", payload=FOOD))
+
+    assert limited.status_code == 429
+    assert limited.json()["error"]["code"] == "rate_limited"
+    assert 1 <= int(limited["Retry-After"]) <= 60
+    assert other_user.status_code == 202
+    assert UserActivity.objects.filter(user_id="user_busy").count() == 100
