@@ -126,9 +126,7 @@ NUTRITION_EXAMPLE = {
             "average7dPct": 68.4,
         }
     },
-    "daily": [
-        {"date": "2026-01-05", "calories_kcal": 1450.0, "protein_g": 96.0, "carbs_g": 160.0, "fat_g": 48.0}
-    ],
+    "daily": [{"date": "2026-01-05", "calories_kcal": 1450.0, "protein_g": 96.0, "carbs_g": 160.0, "fat_g": 48.0}],
 }
 
 

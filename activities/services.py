@@ -117,7 +117,5 @@ def activity_embedding_refresh(*, activity_id: int) -> bool:
     (vector,) = embed_texts([text])
     with transaction.atomic():
         # The row may have been updated (new text) or deleted while the embedding was computed.
-        updated = UserActivity.objects.filter(pk=activity_id, updated_at=activity.updated_at).update(
-            embedding=vector
-        )
+        updated = UserActivity.objects.filter(pk=activity_id, updated_at=activity.updated_at).update(embedding=vector)
     return bool(updated)

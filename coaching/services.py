@@ -54,6 +54,10 @@ def insight_create(
             user_id=user_id,
             changes={"title": insight.title, "insight_type": insight_type, "source": source},
         )
+        # Imported here: the sync engine imports the services this module depends on.
+        from sync.services import outbound_insight_created
+
+        outbound_insight_created(insight=insight, origin=actor_type)
     return insight
 
 

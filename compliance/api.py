@@ -80,9 +80,7 @@ class AuditLogApi(APIView):
         params = query_params_validate(PaginationSerializer, request)
         if profile_get(user_id=user_id) is None:
             raise not_found_error("User not found.")
-        return paginated(
-            audit_log_for_user(user_id=user_id), params=params, serializer_class=AuditEntrySerializer
-        )
+        return paginated(audit_log_for_user(user_id=user_id), params=params, serializer_class=AuditEntrySerializer)
 
 
 class UserExportApi(APIView):

@@ -54,9 +54,7 @@ def user_data_collect(*, user_id: str) -> dict[str, Any] | None:
         "goals": _rows(HealthGoal.objects.filter(user_id=user_id).order_by("created_at", "id")),
         "activities": _rows(UserActivity.objects.filter(user_id=user_id).order_by("occurred_at", "id")),
         "insights": _rows(AiInsight.objects.filter(user_id=user_id).order_by("created_at", "id")),
-        "coachingSessions": _rows(
-            CoachingSession.objects.filter(user_id=user_id).order_by("created_at", "id")
-        ),
+        "coachingSessions": _rows(CoachingSession.objects.filter(user_id=user_id).order_by("created_at", "id")),
         "syncEvents": _rows(SyncEvent.objects.filter(user_id=user_id).order_by("created_at", "id")),
         "auditLog": _rows(AuditLog.objects.filter(user_id=user_id).order_by("created_at", "id")),
     }

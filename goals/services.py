@@ -143,7 +143,15 @@ def goal_create(
             user_id=user_id,
             changes=audit_changes({}, _snapshot(goal)),
         )
+        _outbound_goal_changed(goal=goal, operation="create", origin=actor_type)
     return goal
+
+
+def _outbound_goal_changed(*, goal: HealthGoal, operation: str, origin: str) -> None:
+    # Imported here: the sync engine imports this module to apply app events.
+    from sync.services import outbound_goal_changed
+
+    outbound_goal_changed(goal=goal, operation=operation, origin=origin)
 
 
 def goal_update(
@@ -200,6 +208,9 @@ def goal_update(
             entity_id=goal.pk,
             user_id=goal.user_id,
             changes=changes,
+        )
+        _outbound_goal_changed(
+            goal=goal, operation="accept" if action == "goal.accepted" else "update", origin=actor_type
         )
     return goal
 

@@ -153,6 +153,11 @@ def profile_update(*, user_id: str, actor_type: str, actor_id: str, fields: dict
             user_id=user_id,
             changes=changes,
         )
+        if verified and actor_type == ActorType.STAFF:
+            # Imported here: the sync engine imports this module to apply app events.
+            from sync.services import outbound_profile_verified
+
+            outbound_profile_verified(profile=profile, fields=verified, origin=actor_type)
     return profile
 
 

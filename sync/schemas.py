@@ -79,9 +79,7 @@ class EventEnvelopeSerializer(serializers.Serializer):
                 }
             )
         if attrs["entityType"] in EXTERNAL_ID_REQUIRED and not attrs["externalId"]:
-            raise serializers.ValidationError(
-                {"externalId": ["This field is required for this entity type."]}
-            )
+            raise serializers.ValidationError({"externalId": ["This field is required for this entity type."]})
         return attrs
 
 
@@ -188,9 +186,7 @@ class GoalPayloadSerializer(_PayloadSerializer):
     start_value = serializers.FloatField(min_value=0, max_value=1_000_000, required=False, allow_null=True)
     target_date = serializers.DateField(required=False, allow_null=True)
     priority = serializers.ChoiceField(GoalPriority.choices, required=False)
-    status = serializers.ChoiceField(
-        [GoalStatus.ACTIVE, GoalStatus.COMPLETED, GoalStatus.ABANDONED], required=False
-    )
+    status = serializers.ChoiceField([GoalStatus.ACTIVE, GoalStatus.COMPLETED, GoalStatus.ABANDONED], required=False)
     progress_pct = serializers.FloatField(min_value=0, max_value=100, required=False)
 
     def validate(self, attrs: dict) -> dict:

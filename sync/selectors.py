@@ -3,28 +3,16 @@
 from __future__ import annotations
 
 import datetime as dt
-import functools
-from collections.abc import Callable
 
 from django.db.models import QuerySet
 
+from compliance.selectors import user_is_erased
 from sync.models import SyncDirection, SyncEvent, SyncStatus
-
-
-@functools.cache
-def _erased_check() -> Callable[..., bool] | None:
-    # GDPR erase (issue 4) owns the tombstones and exposes `compliance.selectors.user_is_erased`.
-    try:
-        from compliance.selectors import user_is_erased
-    except ImportError:
-        return None
-    return user_is_erased
 
 
 def user_erased(*, user_id: str) -> bool:
     """True when the user was erased under GDPR (their events are refused with 410)."""
-    check = _erased_check()
-    return bool(check and check(user_id=user_id))
+    return user_is_erased(user_id=user_id)
 
 
 def deleted_after(*, user_id: str, entity_type: str, external_id: str, occurred_at: dt.datetime) -> bool:

@@ -235,9 +235,7 @@ def webhook_event_ingest(
     if not idempotency_key:
         # The seed's formula; without occurredAt the signed message id is the stable identity.
         if event["occurredAt"]:
-            idempotency_key = (
-                f"{event['entityType']}:{event['externalId']}:{event['operation']}:{data['occurredAt']}"
-            )
+            idempotency_key = f"{event['entityType']}:{event['externalId']}:{event['operation']}:{data['occurredAt']}"
         else:
             idempotency_key = f"webhook:{headers.get('webhook-id', '')}"
     if len(idempotency_key) > 255:
@@ -269,9 +267,7 @@ def webhook_event_ingest(
         ) from exc
 
 
-def _event_claim(
-    *, event: dict, data: dict, occurred_at: dt.datetime, idempotency_key: str, request_hash: str
-):
+def _event_claim(*, event: dict, data: dict, occurred_at: dt.datetime, idempotency_key: str, request_hash: str):
     """INSERT the event row unless its key exists; returns the new id or None. Waits for in-flight twins."""
     with connection.cursor() as cursor:
         cursor.execute(f"SET LOCAL lock_timeout = '{IN_FLIGHT_WAIT}'")
@@ -371,9 +367,7 @@ def _event_replay(*, idempotency_key: str, request_hash: str) -> WebhookResult:
             code=SyncErrorCode.IDEMPOTENCY_KEY_IN_FLIGHT,
             status_code=status.HTTP_409_CONFLICT,
         )
-    return WebhookResult(
-        stored.response_status or status.HTTP_202_ACCEPTED, stored.response_body, replayed=True
-    )
+    return WebhookResult(stored.response_status or status.HTTP_202_ACCEPTED, stored.response_body, replayed=True)
 
 
 def _embedding_enqueue(activity_id: int) -> None:
@@ -388,9 +382,7 @@ def _embedding_enqueue(activity_id: int) -> None:
 def _event_apply(*, profile: CrmUserProfile, event: dict, payload_serializer, occurred_at) -> _Applied:
     entity_type = event["entityType"]
     if entity_type == "profile":
-        applied = _profile_apply(
-            profile=profile, payload_serializer=payload_serializer, occurred_at=occurred_at
-        )
+        applied = _profile_apply(profile=profile, payload_serializer=payload_serializer, occurred_at=occurred_at)
     elif entity_type == "goal":
         applied = _goal_apply(
             profile=profile, event=event, payload_serializer=payload_serializer, occurred_at=occurred_at
@@ -408,12 +400,8 @@ def _event_apply(*, profile: CrmUserProfile, event: dict, payload_serializer, oc
 
 def _profile_apply(*, profile: CrmUserProfile, payload_serializer, occurred_at) -> _Applied:
     fields = payload_serializer.profile_fields()
-    changes, conflicts, stale = profile_apply_app_event(
-        profile=profile, fields=fields, occurred_at=occurred_at
-    )
-    all_stale = bool(fields) and set(stale) >= {
-        f if f not in ("email", "phone") else f"{f}_hash" for f in fields
-    }
+    changes, conflicts, stale = profile_apply_app_event(profile=profile, fields=fields, occurred_at=occurred_at)
+    all_stale = bool(fields) and set(stale) >= {f if f not in ("email", "phone") else f"{f}_hash" for f in fields}
     return _Applied(
         result_status="stale" if all_stale else "success",
         data={"userId": profile.user_id, "updatedFields": sorted(changes)},
@@ -473,9 +461,7 @@ def _stale_conflict(event: dict, stored_at: dt.datetime | None) -> dict:
 
 def _activity_apply(*, profile: CrmUserProfile, event: dict, payload_serializer, occurred_at) -> _Applied:
     activity_type, external_id, operation = event["entityType"], event["externalId"], event["operation"]
-    existing = activity_get_for_app_event(
-        user_id=profile.user_id, activity_type=activity_type, external_id=external_id
-    )
+    existing = activity_get_for_app_event(user_id=profile.user_id, activity_type=activity_type, external_id=external_id)
     if existing is not None and existing.source_updated_at and occurred_at < existing.source_updated_at:
         return _Applied(
             result_status="stale",

@@ -75,9 +75,7 @@ def query_params_validate(serializer_class: type[serializers.Serializer], reques
     return serializer.validated_data
 
 
-def paginated(
-    queryset: QuerySet, *, params: dict, serializer_class: type[serializers.Serializer]
-) -> Response:
+def paginated(queryset: QuerySet, *, params: dict, serializer_class: type[serializers.Serializer]) -> Response:
     """One page of `queryset` (two queries: the page and the count) in the list envelope."""
     limit = params.get("limit") or settings.API_PAGE_SIZE_DEFAULT
     offset = params.get("offset") or 0

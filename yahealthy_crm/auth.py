@@ -49,10 +49,7 @@ class ServiceApiKeyAuthentication(authentication.BaseAuthentication):
         now = timezone.now()
         if api_key.has_expired:
             raise exceptions.AuthenticationFailed("Expired API key.")
-        if (
-            api_key.last_used_at is None
-            or (now - api_key.last_used_at).total_seconds() > LAST_USED_RESOLUTION_S
-        ):
+        if api_key.last_used_at is None or (now - api_key.last_used_at).total_seconds() > LAST_USED_RESOLUTION_S:
             ServiceApiKey.objects.filter(pk=api_key.pk).update(last_used_at=now)
         return Caller(kind=CallerKind.SERVICE, actor_id=f"{api_key.name}:{api_key.prefix}"), api_key
 

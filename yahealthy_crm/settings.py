@@ -125,6 +125,11 @@ CELERY_BEAT_SCHEDULE = {
         "task": "profiles.tasks.weekly_churn_assessment_job",
         "schedule": crontab(hour=8, minute=0, day_of_week="sunday"),
     },
+    # Outbound deliveries whose broker message was lost are queued again (docs/sync.md).
+    "requeue-stuck-outbound-syncs": {
+        "task": "sync.tasks.sync_outbound_requeue_stuck_task",
+        "schedule": crontab(minute="*/5"),
+    },
 }
 
 # --- Auth, i18n, static -----------------------------------------------------------------------

@@ -17,9 +17,7 @@ USER_A = "user_alice"
 USER_B = "user_bob"
 
 
-def make_jwt(
-    sub: str, *, expires_in_s: int = 3600, secret: str = JWT_SECRET, algorithm: str = "HS256", **claims
-):
+def make_jwt(sub: str, *, expires_in_s: int = 3600, secret: str = JWT_SECRET, algorithm: str = "HS256", **claims):
     now = dt.datetime.now(tz=dt.UTC)
     payload = {"sub": sub, "iat": now, "exp": now + dt.timedelta(seconds=expires_in_s), **claims}
     return jwt.encode(payload, secret, algorithm=algorithm)

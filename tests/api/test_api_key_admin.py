@@ -12,9 +12,7 @@ pytestmark = pytest.mark.django_db
 
 
 def test_admin_creates_and_revokes_a_key(admin_client, profile_a):
-    response = admin_client.post(
-        "/admin/yahealthy_crm/serviceapikey/add/", {"name": "from-admin"}, follow=True
-    )
+    response = admin_client.post("/admin/yahealthy_crm/serviceapikey/add/", {"name": "from-admin"}, follow=True)
     assert response.status_code == 200
     api_key = ServiceApiKey.objects.get(name="from-admin")
     message = next(str(m) for m in response.context["messages"])

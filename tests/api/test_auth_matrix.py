@@ -88,9 +88,7 @@ CALLERS = [
 
 
 @pytest.mark.parametrize("caller", CALLERS)
-@pytest.mark.parametrize(
-    ("endpoint", "method", "url", "body", "ok"), ENDPOINTS, ids=[e[0] for e in ENDPOINTS]
-)
+@pytest.mark.parametrize(("endpoint", "method", "url", "body", "ok"), ENDPOINTS, ids=[e[0] for e in ENDPOINTS])
 def test_auth_matrix(caller, endpoint, method, url, body, ok, profile_a, profile_b, service_key, staff_user):
     # given A's data in every table the endpoints read, and B's own goal
     from compliance.services import audit_record

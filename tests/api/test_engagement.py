@@ -53,14 +53,10 @@ def test_nutrition_snapshot_against_goals(client_a, profile_a):
     FoodLogFactory(user=profile_a, occurred_at=now, logged_date=today, calories_kcal=600, protein_g=60)
     FoodLogFactory(user=profile_a, occurred_at=now, logged_date=today, calories_kcal=400, protein_g=30)
     yesterday = today - dt.timedelta(days=1)
-    FoodLogFactory(
-        user=profile_a, occurred_at=days_ago(1), logged_date=yesterday, calories_kcal=2000, protein_g=90
-    )
+    FoodLogFactory(user=profile_a, occurred_at=days_ago(1), logged_date=yesterday, calories_kcal=2000, protein_g=90)
     FoodLogFactory(user=profile_a, occurred_at=days_ago(9), logged_date=today - dt.timedelta(days=9))
     goal = GoalFactory(user=profile_a, metric="protein_g", goal_value=Decimal(120))
-    GoalFactory(
-        user=profile_a, metric="calories_kcal", goal_unit="kcal", goal_value=Decimal(2000), status="suggested"
-    )
+    GoalFactory(user=profile_a, metric="calories_kcal", goal_unit="kcal", goal_value=Decimal(2000), status="suggested")
 
     response = client_a.get(f"{BASE_A}/nutrition-snapshot")
     assert response.status_code == 200

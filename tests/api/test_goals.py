@@ -144,9 +144,7 @@ def test_list_pagination(service_client, profile_a):
 
 def test_update_progress_seed_example(client_a, profile_a):
     goal = GoalFactory(user=profile_a, status="active")
-    response = client_a.put(
-        f"/api/crm/goals/{goal.pk}", {"progress_pct": 45, "status": "active"}, format="json"
-    )
+    response = client_a.put(f"/api/crm/goals/{goal.pk}", {"progress_pct": 45, "status": "active"}, format="json")
     assert response.status_code == 200
     assert response.json()["data"]["progress_pct"] == 45.0
     audit = AuditLog.objects.get(entity_type="goal", entity_id=str(goal.pk))
@@ -168,9 +166,7 @@ def test_accepting_a_suggestion(client_a, profile_a):
 
 def test_completing_sets_progress_and_time(service_client, profile_a):
     goal = GoalFactory(user=profile_a, status="active")
-    data = service_client.put(f"/api/crm/goals/{goal.pk}", {"status": "completed"}, format="json").json()[
-        "data"
-    ]
+    data = service_client.put(f"/api/crm/goals/{goal.pk}", {"status": "completed"}, format="json").json()["data"]
     assert data["progress_pct"] == 100.0
     assert data["completed_at"] is not None
 
@@ -219,8 +215,5 @@ def test_update_other_users_goal_is_404(client_b, profile_a, profile_b):
 def test_update_unknown_and_huge_goal_ids_are_404(service_client):
     assert service_client.put("/api/crm/goals/999999", {"progress_pct": 1}, format="json").status_code == 404
     assert (
-        service_client.put(
-            "/api/crm/goals/99999999999999999999", {"progress_pct": 1}, format="json"
-        ).status_code
-        == 404
+        service_client.put("/api/crm/goals/99999999999999999999", {"progress_pct": 1}, format="json").status_code == 404
     )

@@ -45,10 +45,7 @@ def test_schema_declares_the_three_auth_schemes(schema):
 
 def test_every_endpoint_has_auth_schemas_and_an_example(schema):
     found = {
-        (path, method)
-        for path, item in schema["paths"].items()
-        for method in item
-        if (path, method) in OPERATIONS
+        (path, method) for path, item in schema["paths"].items() for method in item if (path, method) in OPERATIONS
     }
     assert found == OPERATIONS
     for path, method in OPERATIONS:
@@ -62,10 +59,7 @@ def test_every_endpoint_has_auth_schemas_and_an_example(schema):
             content.get("examples")
             for response in operation["responses"].values()
             for content in response.get("content", {}).values()
-        ] + [
-            content.get("examples")
-            for content in operation.get("requestBody", {}).get("content", {}).values()
-        ]
+        ] + [content.get("examples") for content in operation.get("requestBody", {}).get("content", {}).values()]
         assert any(examples), (path, method)
         success = next(code for code in operation["responses"] if code.startswith("2"))
         if success != "204":

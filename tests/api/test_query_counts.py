@@ -38,9 +38,7 @@ def _rows(profile, n: int) -> None:
 
 @pytest.mark.parametrize(("url", "budget"), ENDPOINTS, ids=[e[0] for e in ENDPOINTS])
 @pytest.mark.parametrize("rows", [1, 50])
-def test_constant_queries(
-    client_a, staff_client, profile_a, django_assert_max_num_queries, url, budget, rows
-):
+def test_constant_queries(client_a, staff_client, profile_a, django_assert_max_num_queries, url, budget, rows):
     # given
     _rows(profile_a, rows)
     client = staff_client if "churn-risk" in url or "audit-log" in url else client_a

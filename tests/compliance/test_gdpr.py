@@ -90,9 +90,7 @@ def test_export_of_unknown_user_is_404(service_client):
     assert service_client.get("/api/crm/users/nobody/export").status_code == 404
 
 
-def test_erase_removes_all_seven_tables_keeps_others_and_leaves_a_tombstone(
-    service_client, profile_a, profile_b
-):
+def test_erase_removes_all_seven_tables_keeps_others_and_leaves_a_tombstone(service_client, profile_a, profile_b):
     # given
     _populate(profile_a)
     _populate(profile_b)
@@ -124,9 +122,7 @@ def test_erase_removes_all_seven_tables_keeps_others_and_leaves_a_tombstone(
     # nothing in the database still names the user
     with connection.cursor() as cursor:
         for table in ("crm_audit_log", "crm_erasure_tombstones", "crm_sync_events"):
-            cursor.execute(
-                f"SELECT count(*) FROM {table} WHERE row_to_json({table})::text LIKE %s", [f"%{USER_A}%"]
-            )
+            cursor.execute(f"SELECT count(*) FROM {table} WHERE row_to_json({table})::text LIKE %s", [f"%{USER_A}%"])
             assert cursor.fetchone()[0] == 0, table
 
 
@@ -220,10 +216,7 @@ def test_audit_log_endpoint_newest_first_with_request_ids(service_client, staff_
     ]
     assert body["data"][0]["changes"]["age"] == {"old": 31, "new": 32}
     assert body["pagination"]["count"] == 2
-    assert (
-        service_client.get(f"/api/crm/audit-log/{USER_A}", {"limit": 1}).json()["pagination"]["nextOffset"]
-        == 1
-    )
+    assert service_client.get(f"/api/crm/audit-log/{USER_A}", {"limit": 1}).json()["pagination"]["nextOffset"] == 1
     assert service_client.get("/api/crm/audit-log/nobody").status_code == 404
 
 

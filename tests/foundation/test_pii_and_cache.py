@@ -68,3 +68,22 @@ def test_shared_cache_counts_concurrent_increments_exactly():
         thread.join()
     # then no increment is lost
     assert cache.get("rl-test") == 200
+
+
+@pytest.mark.django_db
+def test_shared_cache_never_evicts_live_counters_and_expires_old_ones():
+    # more live keys than Django's default MAX_ENTRIES (300): none may be culled
+    for number in range(400):
+        assert cache.add(f"live-{number}", number, 60)
+    assert cache.get("live-0") == 0
+    assert cache.get("live-399") == 399
+    assert cache.incr("live-5") == 6
+    # an expired entry can be added again; set and touch behave as Django documents
+    cache.set("old", "x", -1)
+    assert cache.get("old") is None
+    assert cache.add("old", "y", 60)
+    assert cache.get("old") == "y"
+    assert cache.touch("old", 120)
+    assert not cache.touch("missing", 120)
+    cache.set("forever", 1, None)
+    assert cache.get("forever") == 1

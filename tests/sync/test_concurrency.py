@@ -66,9 +66,7 @@ def test_fifty_identical_webhooks_apply_exactly_once(threaded_live_server, celer
 
     # when
     with ThreadPoolExecutor(max_workers=CONCURRENCY) as pool:
-        futures = [
-            pool.submit(_post, threaded_live_server + URL, body, headers, barrier) for _ in range(CONCURRENCY)
-        ]
+        futures = [pool.submit(_post, threaded_live_server + URL, body, headers, barrier) for _ in range(CONCURRENCY)]
         responses = [future.result() for future in futures]
 
     # then

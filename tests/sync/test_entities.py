@@ -143,17 +143,13 @@ def test_event_for_unknown_user_creates_the_profile(post_event):
     assert response.status_code == 202
     profile = CrmUserProfile.objects.get(user_id="brand_new")
     assert profile.activities.count() == 1
-    assert (
-        AuditLog.objects.filter(action="profile.created", user_id="brand_new", actor_type="app").count() == 1
-    )
+    assert AuditLog.objects.filter(action="profile.created", user_id="brand_new", actor_type="app").count() == 1
 
 
 def test_stale_update_is_recorded_and_not_applied(post_event):
     post_event(event(payload={"food_name": "Rice", "calories": 300}, occurredAt=at(1)))
 
-    response = post_event(
-        event(operation="update", payload={"food_name": "Rice", "calories": 999}, occurredAt=at(30))
-    )
+    response = post_event(event(operation="update", payload={"food_name": "Rice", "calories": 999}, occurredAt=at(30)))
 
     assert response.status_code == 202
     result = response.json()["result"]
@@ -169,9 +165,7 @@ def test_update_older_than_a_delete_does_not_resurrect(post_event):
     post_event(event(payload={"food_name": "Rice", "calories": 300}, occurredAt=at(10)))
     post_event(event(operation="delete", occurredAt=at(1)))
 
-    late = post_event(
-        event(operation="update", payload={"food_name": "Rice", "calories": 1}, occurredAt=at(5))
-    )
+    late = post_event(event(operation="update", payload={"food_name": "Rice", "calories": 1}, occurredAt=at(5)))
 
     assert late.json()["result"]["status"] == "stale"
     assert late.json()["result"]["data"]["conflicts"][0]["reason"] == "deleted_later"
@@ -187,9 +181,7 @@ def test_profile_create_and_update(post_event):
             occurredAt=at(10),
         )
     )
-    updated = post_event(
-        event("profile", "update", payload={"age": 29, "email": "a@b.example"}, occurredAt=at(5))
-    )
+    updated = post_event(event("profile", "update", payload={"age": 29, "email": "a@b.example"}, occurredAt=at(5)))
 
     assert created.status_code == updated.status_code == 202
     profile = CrmUserProfile.objects.get(user_id="user_sync")
@@ -234,9 +226,7 @@ def test_weight_log_does_not_overwrite_a_verified_weight(post_event):
     ProfileFactory(
         user_id="user_sync",
         current_weight_kg=Decimal("80.0"),
-        field_provenance={
-            "current_weight_kg": {"source": "staff", "verified": True, "updated_at": at(days_ago=2)}
-        },
+        field_provenance={"current_weight_kg": {"source": "staff", "verified": True, "updated_at": at(days_ago=2)}},
     )
 
     response = post_event(event("weight_log", payload={"weight_kg": 78}, occurredAt=at(1)))
@@ -278,9 +268,7 @@ def test_goal_create_update_progress_delete(post_event):
     assert (goal.metric, goal.source, goal.priority) == (GoalMetric.WEIGHT_KG, GoalSource.APP, "high")
 
     post_event(event("goal", "update", external_id="g1", payload={"goal_value": 74}, occurredAt=at(8)))
-    progress = post_event(
-        event("goal", "progress", external_id="g1", payload={"progress_pct": 45}, occurredAt=at(6))
-    )
+    progress = post_event(event("goal", "progress", external_id="g1", payload={"progress_pct": 45}, occurredAt=at(6)))
     goal.refresh_from_db()
     assert goal.goal_value == Decimal("74")
     assert goal.progress_pct == Decimal("45")
@@ -304,9 +292,7 @@ def test_stale_goal_progress_is_not_applied(post_event):
     body = {"goal_type": "water", "goal_value": 2000, "goal_unit": "ml"}
     post_event(event("goal", "create", external_id="g1", payload=body, occurredAt=at(1)))
 
-    response = post_event(
-        event("goal", "progress", external_id="g1", payload={"progress_pct": 80}, occurredAt=at(9))
-    )
+    response = post_event(event("goal", "progress", external_id="g1", payload={"progress_pct": 80}, occurredAt=at(9)))
 
     assert response.json()["result"]["status"] == "stale"
     assert HealthGoal.objects.get().progress_pct == 0
@@ -323,9 +309,7 @@ def test_weight_goal_progress_from_weight_logs(post_event):
         start_value=Decimal("80"),
     )
 
-    response = post_event(
-        event("weight_log", external_id="w1", payload={"weight_kg": 77.5}, occurredAt=at(1))
-    )
+    response = post_event(event("weight_log", external_id="w1", payload={"weight_kg": 77.5}, occurredAt=at(1)))
 
     goal.refresh_from_db()
     assert goal.progress_pct == Decimal("50.00")

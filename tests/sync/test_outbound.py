@@ -237,9 +237,7 @@ def test_worker_crash_after_the_post_redelivers_with_the_same_webhook_id(receive
     assert sync_event_deliver_task.reject_on_worker_lost is True
 
 
-def test_retry_syncs_command_redelivers_dead_letters(
-    receiver, django_capture_on_commit_callbacks, celery_eager
-):
+def test_retry_syncs_command_redelivers_dead_letters(receiver, django_capture_on_commit_callbacks, celery_eager):
     app = receiver(failures=6)
     event = _enqueue()
     for _ in range(6):
@@ -257,9 +255,7 @@ def test_retry_syncs_command_redelivers_dead_letters(
     assert AuditLog.objects.filter(action="sync.outbound_retried", actor_type="staff").count() == 1
 
 
-def test_admin_action_retries_dead_letters(
-    receiver, admin_client, django_capture_on_commit_callbacks, celery_eager
-):
+def test_admin_action_retries_dead_letters(receiver, admin_client, django_capture_on_commit_callbacks, celery_eager):
     app = receiver(failures=6)
     dead = _enqueue()
     for _ in range(6):

@@ -51,9 +51,7 @@ def test_wrong_secret_is_401(post_event):
 def test_tampered_body_is_401(client):
     signed = json.dumps(event(payload=FOOD))
     tampered = signed.replace("450", "4500")
-    response = client.post(
-        URL, data=tampered, content_type="application/json", headers=signed_headers(signed)
-    )
+    response = client.post(URL, data=tampered, content_type="application/json", headers=signed_headers(signed))
 
     assert response.status_code == 401
     assert _nothing_stored()

@@ -22,9 +22,7 @@ class Command(BaseCommand):
 
     def handle(self, *args, ids, skipped, stuck, **options):
         statuses = [SyncStatus.DEAD_LETTER] + ([SyncStatus.SKIPPED] if skipped else [])
-        retried = outbound_events_retry(
-            event_ids=ids or None, statuses=statuses, actor_id="manage.py retry_syncs"
-        )
+        retried = outbound_events_retry(event_ids=ids or None, statuses=statuses, actor_id="manage.py retry_syncs")
         self.stdout.write(f"Queued {retried} outbound event(s) for delivery.")
         if stuck:
             self.stdout.write(f"Re-enqueued {outbound_events_requeue_stuck()} overdue event(s).")
