@@ -46,7 +46,8 @@ MEALS = (
 )
 EXERCISES = (("running", 9.5), ("cycling", 7.5), ("strength training", 6.0), ("yoga", 3.5), ("walking", 4.0))
 # Activity history, generated in PostgreSQL from per-user parameters (demo_params). Functions in FROM
-# reference a column of the day row (`+ 0 * d.day_index`) so they are evaluated once per day.
+# and random() filters reference a column of the day row (`+ 0 * d.day_index`) so they are evaluated
+# once per day: a filter on one table alone is pushed down and would be decided once per user.
 _INSERT = (
     "INSERT INTO crm_user_activities (user_id, activity_type, external_id, source, occurred_at, logged_date, "
     "payload, calories_kcal, protein_g, carbs_g, fat_g, water_ml, weight_kg, sleep_hours, exercise_minutes, "
@@ -66,7 +67,7 @@ ACTIVITY_SQL = [
     SELECT p.user_id, p.start_weight, p.weight_trend, p.protein_factor, g.i AS day_index,
            (%(today)s::date - (%(days)s - 1 - g.i)) AS day
     FROM demo_params p CROSS JOIN generate_series(0, %(days)s - 1) AS g(i)
-    WHERE g.i < p.active_days AND random() < p.p""",
+    WHERE g.i < p.active_days AND random() + 0 * g.i < p.p""",
     _INSERT
     + f"""SELECT d.user_id, 'app_open' AS activity_type, d.user_id || '_open_' || d.day_index AS external_id,
         {_AT.format(hour="6 + floor(random() * 4)::int")} AS occurred_at, d.day AS logged_date,
@@ -110,7 +111,7 @@ ACTIVITY_SQL = [
       FROM demo_days d
       CROSS JOIN LATERAL (SELECT %(exercises)s::jsonb -> floor(random() * jsonb_array_length(%(exercises)s::jsonb))::int
                                  + 0 * d.day_index AS ex, 15 + floor(random() * 61)::int + 0 * d.day_index AS minutes) e
-      WHERE random() < 0.3) x""",
+      WHERE random() + 0 * d.day_index < 0.3) x""",
     _INSERT
     + f"""SELECT d.user_id, 'sleep_log' AS activity_type, d.user_id || '_sleep_' || d.day_index AS external_id,
         {_AT.format(hour="7")} AS occurred_at, d.day AS logged_date,
@@ -269,6 +270,8 @@ def _generate_activities(users: list[DemoUser], *, days: int, today: dt.date, se
         }
         created = 0
         for statement in ACTIVITY_SQL:
+            if statement.startswith("INSERT"):
+                statement += " WHERE x.occurred_at <= now()"  # today's later meals have not happened yet
             cursor.execute(statement, params)
             created += max(cursor.rowcount, 0) if statement.startswith("INSERT") else 0
         cursor.execute(PROFILE_FROM_ACTIVITY_SQL)

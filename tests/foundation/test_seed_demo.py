@@ -28,6 +28,10 @@ def test_seed_demo_creates_varied_realistic_data_and_is_idempotent():
     # then a second run changes nothing
     assert _counts() == first
     assert first[0] == 40
+    # every user has a history, none of it in the future
+    assert UserActivity.objects.values("user_id").distinct().count() == 40
+    assert not UserActivity.objects.filter(occurred_at__gt=timezone.now()).exists()
+    assert not CrmUserProfile.objects.filter(last_active_at=None).exists()
     assert first[1] > 40 * 20  # dozens of logs per user on average
     # 60+ days of history of every kind
     oldest = UserActivity.objects.order_by("logged_date").first().logged_date
