@@ -64,7 +64,7 @@ def main() -> None:
             db.execute(
                 "INSERT INTO baseline (user_id, activity_type, external_id, source, occurred_at, logged_date, "
                 "payload, calories_kcal, protein_g, carbs_g, fat_g, created_at, updated_at) "
-                "SELECT 'demo_' || (i % %s), 'food_log', 'b' || i, 'app', now(), current_date, "
+                "SELECT 'demo_' || (i %% %s), 'food_log', 'b' || i, 'app', now(), current_date, "
                 "jsonb_build_object('food_name', 'Grilled Chicken', 'calories', 450), 450, 45, 50, 12, now(), now() "
                 "FROM generate_series(1, %s) AS i",
                 [args.users, rows],

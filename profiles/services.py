@@ -162,15 +162,21 @@ def profile_update(*, user_id: str, actor_type: str, actor_id: str, fields: dict
 
 
 def churn_assess_users(
-    *, user_ids: list[str] | None = None, now: dt.datetime | None = None, actor_type: str = ActorType.SYSTEM
+    *,
+    user_ids: list[str] | None = None,
+    now: dt.datetime | None = None,
+    actor_type: str = ActorType.SYSTEM,
+    refresh_tiers: bool = False,
 ) -> int:
     """Recompute churn_risk and its factors for the given users (all users when None), in id batches.
 
-    Writes one audit row per batch rather than per user: the change is a system recomputation and
-    the per-user factors are kept on the profile itself.
+    With `refresh_tiers` the engagement tier is also set to what the same activity signals justify
+    (demo data; the coach moves tiers one step at a time instead). Writes one audit row per batch
+    rather than per user: the change is a system recomputation and the per-user factors are kept on
+    the profile itself.
     """
     now = now or timezone.now()
-    profiles = CrmUserProfile.objects.order_by("id").only("id", "user_id", "last_active_at")
+    profiles = CrmUserProfile.objects.order_by("id").only("id", "user_id", "last_active_at", "engagement_tier")
     if user_ids is not None:
         profiles = profiles.filter(user_id__in=user_ids)
     assessed = 0
@@ -186,8 +192,11 @@ def churn_assess_users(
                 signals=signals[profile.user_id], last_active_at=profile.last_active_at, now=now
             )
             profile.churn_assessed_at = now
+            if refresh_tiers:
+                profile.engagement_tier = engagement_tier_for(signals[profile.user_id])
+        fields = ["churn_risk", "churn_factors", "churn_assessed_at", *(["engagement_tier"] if refresh_tiers else [])]
         with transaction.atomic():
-            CrmUserProfile.objects.bulk_update(batch, ["churn_risk", "churn_factors", "churn_assessed_at"])
+            CrmUserProfile.objects.bulk_update(batch, fields)
             audit_record(
                 actor_type=actor_type,
                 actor_id="churn_assessment",
@@ -196,33 +205,6 @@ def churn_assess_users(
                 changes={"users": len(batch)},
             )
         assessed += len(batch)
-
-
-def engagement_tier_refresh(*, user_ids: list[str], now: dt.datetime | None = None) -> int:
-    """Set each user's engagement tier to what their activity data justify (system recomputation)."""
-    changed = 0
-    for start in range(0, len(user_ids), CHURN_BATCH_SIZE):
-        chunk = user_ids[start : start + CHURN_BATCH_SIZE]
-        signals = engagement_signals_for_users(user_ids=chunk, now=now)
-        profiles = list(CrmUserProfile.objects.filter(user_id__in=chunk).only("id", "user_id", "engagement_tier"))
-        updated = []
-        for profile in profiles:
-            tier = engagement_tier_for(signals[profile.user_id])
-            if tier != profile.engagement_tier:
-                profile.engagement_tier = tier
-                updated.append(profile)
-        with transaction.atomic():
-            CrmUserProfile.objects.bulk_update(updated, ["engagement_tier"])
-            if updated:
-                audit_record(
-                    actor_type=ActorType.SYSTEM,
-                    actor_id="engagement_tier_refresh",
-                    action="profile.tiers_refreshed",
-                    entity_type="profile",
-                    changes={"users": len(updated)},
-                )
-        changed += len(updated)
-    return changed
 
 
 RETENTION_INACTIVE_DAYS = 7

@@ -21,7 +21,7 @@ from compliance.models import ActorType
 from compliance.services import audit_record
 from goals.models import GoalMetric, GoalPriority, GoalSource, GoalStatus, GoalType, HealthGoal
 from profiles.models import ActivityLevel, CrmUserProfile, PrimaryGoal
-from profiles.services import churn_assess_users, engagement_tier_refresh
+from profiles.services import churn_assess_users
 
 DEMO_PREFIX = "demo_"
 ARCHETYPES = (  # (name, share, probability of logging on a given day)
@@ -293,8 +293,7 @@ def demo_users_create(*, numbers: list[int], days: int, seed: int, today: dt.dat
         HealthGoal.objects.bulk_create([g for u in users for g in u.goals], batch_size=1000)
         AiInsight.objects.bulk_create([i for u in users for i in u.insights], batch_size=1000)
     user_ids = [u.profile.user_id for u in users]
-    engagement_tier_refresh(user_ids=user_ids)
-    churn_assess_users(user_ids=user_ids)
+    churn_assess_users(user_ids=user_ids, refresh_tiers=True)
     return {
         "users": len(users),
         "activities": activities,
