@@ -1,10 +1,11 @@
 from django.contrib import admin
 
 from activities.models import UserActivity
+from yahealthy_crm.admin_base import ReadOnlyAdmin
 
 
 @admin.register(UserActivity)
-class UserActivityAdmin(admin.ModelAdmin):
+class UserActivityAdmin(ReadOnlyAdmin):
     list_display = (
         "id",
         "user_id",

@@ -1,10 +1,11 @@
 from django.contrib import admin
 
 from coaching.models import AiInsight, CoachingSession
+from yahealthy_crm.admin_base import ReadOnlyAdmin
 
 
 @admin.register(AiInsight)
-class AiInsightAdmin(admin.ModelAdmin):
+class AiInsightAdmin(ReadOnlyAdmin):
     list_display = ("id", "user_id", "insight_type", "title", "source", "created_at", "dismissed_at")
     list_filter = ("insight_type", "source", ("dismissed_at", admin.EmptyFieldListFilter))
     search_fields = ("=user__user_id", "title")
@@ -15,7 +16,7 @@ class AiInsightAdmin(admin.ModelAdmin):
 
 
 @admin.register(CoachingSession)
-class CoachingSessionAdmin(admin.ModelAdmin):
+class CoachingSessionAdmin(ReadOnlyAdmin):
     list_display = ("id", "user_id", "provider", "model", "status", "tools_used", "latency_ms", "created_at")
     list_filter = ("provider", "status")
     search_fields = ("=user__user_id", "message")

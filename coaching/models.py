@@ -46,6 +46,7 @@ class AiInsight(models.Model):
 
     class Meta:
         db_table = "crm_ai_insights"
+        verbose_name = "AI insight"
         ordering = ["-created_at"]
         indexes = [
             models.Index(fields=["user", "-created_at"], name="crm_insight_user_created_idx"),

@@ -62,6 +62,7 @@ class CrmUserProfile(models.Model):
 
     class Meta:
         db_table = "crm_user_profiles"
+        verbose_name = "user profile"
         ordering = ["-created_at"]
         indexes = [
             models.Index(fields=["-churn_risk"], name="crm_profile_churn_risk_idx"),

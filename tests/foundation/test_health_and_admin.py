@@ -83,3 +83,75 @@ def test_admin_requires_login(client):
     response = client.get(reverse("admin:profiles_crmuserprofile_changelist"))
     assert response.status_code == 302
     assert "/admin/login/" in response["Location"]
+
+
+@pytest.mark.django_db
+def test_user_360_page_shows_every_part_of_the_user(staff_client):
+    profile = ProfileFactory(user_id="u360")
+    GoalFactory(user=profile)
+    FoodLogFactory(user=profile, protein_g=45)
+    InsightFactory(user=profile, title="Hydrate before lunch")
+    CoachingSessionFactory(user=profile, message="How is my protein?")
+    audit_record(actor_type="app", action="activity.created", entity_type="activity", user_id="u360")
+    page = staff_client.get(reverse("admin:profiles_crmuserprofile_change", args=[profile.pk]))
+    assert page.status_code == 200
+    html = page.content.decode()
+    for text in (
+        "User 360",
+        "activities 7d",
+        "7-day average",
+        "Hydrate before lunch",
+        "How is my protein?",
+        "activity.created",
+        "food_log",
+    ):
+        assert text in html, text
+
+
+@pytest.mark.django_db
+def test_staff_edit_in_admin_goes_through_the_profile_service(staff_client):
+    from compliance.models import AuditLog
+
+    profile = ProfileFactory(user_id="u_edit", age=30)
+    url = reverse("admin:profiles_crmuserprofile_change", args=[profile.pk])
+    form = {
+        "engagement_tier": "silver",
+        "age": "31",
+        "height_cm": "175.0",
+        "current_weight_kg": "80.0",
+        "activity_level": "moderate",
+        "primary_goal": "general_health",
+        "consent_ai_processing": "on",
+    }
+    response = staff_client.post(url, form)
+    assert response.status_code == 302, response.content.decode()[:2000]
+    profile.refresh_from_db()
+    assert profile.age == 31
+    assert profile.field_provenance["age"]["verified"] is True
+    row = AuditLog.objects.get(user_id="u_edit", action="profile.updated")
+    assert row.actor_type == "staff"
+    assert row.changes["age"] == {"old": 30, "new": 31}
+
+
+@pytest.mark.django_db
+def test_deleting_a_user_in_admin_is_a_gdpr_erase(staff_client):
+    from compliance.selectors import user_is_erased
+    from profiles.models import CrmUserProfile
+
+    profile = ProfileFactory(user_id="u_forget")
+    FoodLogFactory(user=profile)
+    url = reverse("admin:profiles_crmuserprofile_delete", args=[profile.pk])
+    assert staff_client.post(url, {"post": "yes"}).status_code == 302
+    assert not CrmUserProfile.objects.filter(user_id="u_forget").exists()
+    assert user_is_erased(user_id="u_forget")
+
+
+@pytest.mark.django_db
+def test_churn_list_filters_by_risk_band(staff_client):
+    ProfileFactory(user_id="risky", churn_risk=0.9)
+    ProfileFactory(user_id="safe", churn_risk=0.1)
+    html = staff_client.get(
+        reverse("admin:profiles_crmuserprofile_changelist"), {"churn_band": "high"}
+    ).content.decode()
+    assert "risky" in html
+    assert ">safe<" not in html
