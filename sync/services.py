@@ -301,7 +301,8 @@ def _event_claim(*, event: dict, data: dict, occurred_at: dt.datetime, idempoten
                 status_code=status.HTTP_409_CONFLICT,
             ) from exc
         row = cursor.fetchone()
-        cursor.execute("SET LOCAL lock_timeout = 0")
+    # lock_timeout stays set for the rest of this short transaction: any lock held longer than
+    # IN_FLIGHT_WAIT by a twin request is better answered with 409 than waited for.
     return row[0] if row else None
 
 
