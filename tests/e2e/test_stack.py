@@ -104,7 +104,7 @@ def test_stack_runs_with_the_local_filesystem_queue(tmp_path):
         (queue / folder).mkdir(parents=True, exist_ok=True)
     client_app = Celery(
         "e2e-client",
-        broker="filesystem://",
+        broker="filesystem://localhost/",
         backend=f"file://{queue / 'results'}",
         broker_transport_options={
             "data_folder_in": str(queue / "messages"),
