@@ -183,3 +183,72 @@ def nutrition_snapshot_get(*, user_id: str, today: dt.date | None = None) -> dic
         },
         "daily": summary.daily,
     }
+
+
+def weight_trend_get(*, user_id: str, days: int = 30, today: dt.date | None = None) -> dict | None:
+    """First and last weigh-in of the last `days` days and the change between them (None: no weigh-ins)."""
+    today = today or timezone.localdate()
+    logs = list(
+        UserActivity.objects.filter(
+            user_id=user_id,
+            activity_type=ActivityType.WEIGHT_LOG,
+            weight_kg__isnull=False,
+            logged_date__gt=today - dt.timedelta(days=days),
+            logged_date__lte=today,
+        )
+        .order_by("occurred_at", "id")
+        .values_list("logged_date", "weight_kg")
+    )
+    if not logs:
+        return None
+    (first_day, first), (last_day, last) = logs[0], logs[-1]
+    return {
+        "weighIns": len(logs),
+        "firstKg": float(first),
+        "firstDate": first_day.isoformat(),
+        "lastKg": float(last),
+        "lastDate": last_day.isoformat(),
+        "changeKg": round(float(last - first), 1),
+    }
+
+
+# --- Semantic search (pgvector) --------------------------------------------------------------------
+# Tables with a user_id column and an HNSW cosine index on `embedding` (activities, coaching sessions).
+VECTOR_SEARCH_TABLES = frozenset({"crm_user_activities", "crm_coaching_sessions"})
+VECTOR_SEARCH_EF = 100
+VECTOR_SEARCH_MAX_SCAN_TUPLES = 40000
+
+
+def vector_search_by_user(
+    *, table: str, user_id: str, vector: list[float], limit: int = 10, ef_search: int = VECTOR_SEARCH_EF
+) -> list[tuple[int, float]]:
+    """(id, cosine distance) of the user's rows nearest to `vector`, nearest first.
+
+    Approximate search on the HNSW index with the user filter applied during the scan. With
+    `hnsw.iterative_scan = relaxed_order` pgvector keeps walking the graph until `limit` rows of this
+    user are found (up to `hnsw.max_scan_tuples`), so a user who owns a small share of the table still
+    gets a full result; the outer ORDER BY restores exact order among what was found.
+    """
+    from django.db import connection, transaction
+
+    if table not in VECTOR_SEARCH_TABLES:
+        raise ValueError(f"no vector search on {table}")
+    literal = "[" + ",".join(f"{value:.7g}" for value in vector) + "]"
+    with transaction.atomic(), connection.cursor() as cursor:
+        cursor.execute("SET LOCAL hnsw.iterative_scan = relaxed_order")
+        cursor.execute("SELECT set_config('hnsw.ef_search', %s, true)", [str(max(ef_search, limit))])
+        cursor.execute("SELECT set_config('hnsw.max_scan_tuples', %s, true)", [str(VECTOR_SEARCH_MAX_SCAN_TUPLES)])
+        cursor.execute(
+            f"""
+            WITH nearest AS MATERIALIZED (
+                SELECT id, embedding <=> %s::vector AS distance
+                FROM {table}
+                WHERE user_id = %s AND embedding IS NOT NULL
+                ORDER BY embedding <=> %s::vector
+                LIMIT %s
+            )
+            SELECT id, distance FROM nearest ORDER BY distance, id
+            """,  # noqa: S608 - table is one of VECTOR_SEARCH_TABLES
+            [literal, user_id, literal, limit],
+        )
+        return [(row_id, float(distance)) for row_id, distance in cursor.fetchall()]
