@@ -64,7 +64,7 @@ _TOPICS: list[tuple[str, re.Pattern]] = [
     ("overview", re.compile(r"(how am i doing|how'?s my|progress|overview|summary|on track|my week)", re.I)),
     ("motivation", re.compile(r"\b(motivat|give up|giving up|discourag|lazy|can'?t keep|fell off|stuck)", re.I)),
 ]
-_GOAL_RE = re.compile(r"\b(goal|target|aim|set|plan|help me|should i|how much)", re.I)
+_GOAL_RE = re.compile(r"\b(goal|target|aim|set|plan|help me|should i)\b", re.I)
 _TOPIC_METRIC = {
     "protein": GoalMetric.PROTEIN_G,
     "calories": GoalMetric.CALORIES_KCAL,

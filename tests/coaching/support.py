@@ -15,6 +15,9 @@ SEED_QUESTION = "I've been struggling to eat enough protein. Help me set a goal.
 
 
 def at_noon(days_ago: int) -> dt.datetime:
+    """Noon of that day; for today a moment ago (noon may still be in the future)."""
+    if days_ago == 0:
+        return timezone.now() - dt.timedelta(seconds=1)
     day = timezone.localdate() - dt.timedelta(days=days_ago)
     return timezone.make_aware(dt.datetime.combine(day, dt.time(12, 0)))
 
