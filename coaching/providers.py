@@ -6,6 +6,7 @@ user's data only through the tool registry with the server-bound `ToolContext`.
 
 from __future__ import annotations
 
+import functools
 import json
 import logging
 import re
@@ -32,6 +33,7 @@ class CoachAnswer:
     prompt_tokens: int = 0
     completion_tokens: int = 0
     rounds: int = 0
+    model_seconds: float = 0.0  # wall time spent waiting for model responses (HTTP included)
 
 
 class CoachUnavailableError(Exception):
@@ -378,22 +380,23 @@ them in the app), store at most one insight with create_ai_insight. You never ne
 user is fixed by the server and tools take no user id. Do not give medical diagnoses."""
 
 
+@functools.lru_cache(maxsize=4)
+def openai_client_get(api_key: str, base_url: str, timeout_s: float):
+    """One client per configuration: building one costs ~60 ms (TLS context, connection pool)."""
+    from openai import OpenAI
+
+    # Retries are ours (OpenAICoach._create) so they respect the ask's total time budget.
+    return OpenAI(api_key=api_key or "not-needed", base_url=base_url or None, max_retries=0, timeout=timeout_s)
+
+
 class OpenAICoach:
     """Chat completions with tools against any OpenAI-compatible server (OPENAI_BASE_URL)."""
 
     name = "openai"
 
     def __init__(self) -> None:
-        from openai import OpenAI
-
         self.model = settings.OPENAI_MODEL
-        # Retries are ours (below) so they respect the ask's total time budget.
-        self.client = OpenAI(
-            api_key=settings.OPENAI_API_KEY or "not-needed",
-            base_url=settings.OPENAI_BASE_URL or None,
-            max_retries=0,
-            timeout=settings.COACH_TIMEOUT_S,
-        )
+        self.client = openai_client_get(settings.OPENAI_API_KEY, settings.OPENAI_BASE_URL, settings.COACH_TIMEOUT_S)
 
     def _create(self, *, deadline: float, **kwargs):
         import openai
@@ -438,6 +441,7 @@ class OpenAICoach:
         result = CoachAnswer(text="", provider=self.name, model=self.model)
         for round_number in range(1, MAX_ROUNDS + 1):
             last = round_number == MAX_ROUNDS
+            waited = time.perf_counter()
             response = self._create(
                 deadline=deadline,
                 model=self.model,
@@ -447,6 +451,7 @@ class OpenAICoach:
                 parallel_tool_calls=True,
             )
             result.rounds = round_number
+            result.model_seconds += time.perf_counter() - waited
             if response.usage is not None:
                 result.prompt_tokens += response.usage.prompt_tokens or 0
                 result.completion_tokens += response.usage.completion_tokens or 0

@@ -164,6 +164,7 @@ class AskResult:
     provider: str
     suggested_goal_ids: list[int] = field(default_factory=list)
     fallback_reason: str = ""
+    model_seconds: float = 0.0  # waiting for the chat model and the embedding model
 
 
 def coach_ask(*, profile: CrmUserProfile, message: str, requested_by: str = "") -> AskResult:
@@ -182,8 +183,11 @@ def coach_ask(*, profile: CrmUserProfile, message: str, requested_by: str = "") 
     provider = coach_provider_get()
     ctx = ToolContext(profile=profile, actor_id=f"coach:{provider.name}")
     facts = coach_facts_get(profile=profile, today=ctx.today)
+    model_seconds = 0.0
     try:
+        waited = time.perf_counter()
         (query_vector,) = embed_texts([redacted])
+        model_seconds += time.perf_counter() - waited
         retrieved = coach_context_retrieve(user_id=profile.user_id, query_vector=query_vector)
     except Exception:  # retrieval is context, not a requirement: answer without it
         logger.exception("coach retrieval failed")
@@ -197,6 +201,7 @@ def coach_ask(*, profile: CrmUserProfile, message: str, requested_by: str = "") 
         ctx.actor_id = "coach:offline"
         answer = OfflineCoach().answer(ctx=ctx, message=redacted, facts=facts, retrieved=retrieved)
         answer.text = f"{FALLBACK_NOTE}\n\n{answer.text}"
+    model_seconds += answer.model_seconds
     text = redact_pii(answer.text)
     latency_ms = round((time.perf_counter() - started) * 1000)
     with transaction.atomic():
@@ -241,6 +246,7 @@ def coach_ask(*, profile: CrmUserProfile, message: str, requested_by: str = "") 
         provider=answer.provider,
         suggested_goal_ids=ctx.suggested_goal_ids,
         fallback_reason=fallback_reason,
+        model_seconds=model_seconds,
     )
 
 
