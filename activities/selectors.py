@@ -215,7 +215,9 @@ def weight_trend_get(*, user_id: str, days: int = 30, today: dt.date | None = No
 # --- Semantic search (pgvector) --------------------------------------------------------------------
 # Tables with a user_id column and an HNSW cosine index on `embedding` (activities, coaching sessions).
 VECTOR_SEARCH_TABLES = frozenset({"crm_user_activities", "crm_coaching_sessions"})
-VECTOR_SEARCH_EF = 100
+# pgvector's default. A larger ef_search also raises the planner's cost of the HNSW path, which then
+# loses to a sequential scan for users whose rows are a large share of a small table.
+VECTOR_SEARCH_EF = 40
 VECTOR_SEARCH_MAX_SCAN_TUPLES = 40000
 
 
@@ -229,6 +231,19 @@ def vector_search_by_user(
     user are found (up to `hnsw.max_scan_tuples`), so a user who owns a small share of the table still
     gets a full result; the outer ORDER BY restores exact order among what was found.
     """
+    return _vector_search_run(table=table, user_id=user_id, vector=vector, limit=limit, ef_search=ef_search)
+
+
+def vector_search_plan(*, table: str, user_id: str, vector: list[float], limit: int = 10) -> str:
+    """EXPLAIN of the query `vector_search_by_user` runs (tests and staff debugging)."""
+    return _vector_search_run(table=table, user_id=user_id, vector=vector, limit=limit, explain=True)
+
+
+def _vector_search_run(
+    *, table: str, user_id: str, vector: list[float], limit: int, ef_search: int = VECTOR_SEARCH_EF, explain=False
+):
+    # PostgreSQL picks the plan from the user's row count: HNSW (with the iterative scan) for users
+    # with many rows, the user_id btree plus an exact sort for users with few (exact and cheaper).
     from django.db import connection, transaction
 
     if table not in VECTOR_SEARCH_TABLES:
@@ -238,8 +253,7 @@ def vector_search_by_user(
         cursor.execute("SET LOCAL hnsw.iterative_scan = relaxed_order")
         cursor.execute("SELECT set_config('hnsw.ef_search', %s, true)", [str(max(ef_search, limit))])
         cursor.execute("SELECT set_config('hnsw.max_scan_tuples', %s, true)", [str(VECTOR_SEARCH_MAX_SCAN_TUPLES)])
-        cursor.execute(
-            f"""
+        sql = f"""
             WITH nearest AS MATERIALIZED (
                 SELECT id, embedding <=> %s::vector AS distance
                 FROM {table}
@@ -248,7 +262,8 @@ def vector_search_by_user(
                 LIMIT %s
             )
             SELECT id, distance FROM nearest ORDER BY distance, id
-            """,  # noqa: S608 - table is one of VECTOR_SEARCH_TABLES
-            [literal, user_id, literal, limit],
-        )
+            """  # noqa: S608 - table is one of VECTOR_SEARCH_TABLES
+        cursor.execute(("EXPLAIN " if explain else "") + sql, [literal, user_id, literal, limit])
+        if explain:
+            return "\n".join(row[0] for row in cursor.fetchall())
         return [(row_id, float(distance)) for row_id, distance in cursor.fetchall()]
