@@ -274,8 +274,8 @@ def bench_search(rows: int, users: int, queries: int) -> None:
             SELECT 'bench_v' || lpad((g %% %s)::text, 6, '0'), 'food_log', 'v' || g, 'app', now(), current_date,
                    '{}', c.v + n1.v + n2.v, now(), now()
             FROM generate_series(0, %s) g
-            JOIN bench_centres c ON c.i = (g * 2654435761) %% 64
-            JOIN bench_noise1 n1 ON n1.i = (g * 40503) %% 4096
+            JOIN bench_centres c ON c.i = (g::bigint * 2654435761) %% 64
+            JOIN bench_noise1 n1 ON n1.i = (g::bigint * 40503) %% 4096
             JOIN bench_noise2 n2 ON n2.i = (g / 4096 + g * 7) %% 4096
             """,
             [users, rows - 1],
