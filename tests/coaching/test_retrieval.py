@@ -7,6 +7,7 @@ import json
 import pytest
 from django.core.management import call_command
 from django.db import connection
+from django.test.utils import CaptureQueriesContext
 
 from activities.embeddings import embed_text_offline
 from activities.models import ActivityType, UserActivity
@@ -67,7 +68,8 @@ def test_search_validation_and_scope(client_a, client_b, alice_logs):
     assert client_b.get(SEARCH.format(USER_A), {"q": "chicken"}).status_code == 404
 
 
-def test_hnsw_index_with_iterative_scan_serves_a_user_with_many_rows(profile_a, profile_b, alice_logs):
+def test_hnsw_index_with_iterative_scan_serves_a_user_with_many_rows(profile_a, profile_b, alice_logs, monkeypatch):
+    monkeypatch.setattr("activities.selectors.VECTOR_SEARCH_EXACT_MAX_ROWS", 1000)  # Alice counts as large
     # given: 3000 unrelated embeddings for Alice, 50 for Bob (random vectors generated in SQL)
     with connection.cursor() as cursor:
         cursor.execute(
@@ -85,19 +87,28 @@ def test_hnsw_index_with_iterative_scan_serves_a_user_with_many_rows(profile_a, 
 
     # when
     plan = vector_search_plan(table="crm_user_activities", user_id=USER_A, vector=query, limit=5)
-    hits = vector_search_by_user(table="crm_user_activities", user_id=USER_A, vector=query, limit=5)
+    with CaptureQueriesContext(connection) as queries:
+        hits = vector_search_by_user(table="crm_user_activities", user_id=USER_A, vector=query, limit=5)
 
     # then
     assert "Index Scan using crm_activity_embedding_hnsw" in plan, plan
+    assert "SET LOCAL hnsw.iterative_scan = relaxed_order" in [q["sql"] for q in queries.captured_queries]
+    assert "WITH nearest AS MATERIALIZED" in queries.captured_queries[-1]["sql"]
     assert len(hits) == 5
     assert hits[0][0] == alice_logs["Grilled chicken breast with rice"]
     assert UserActivity.objects.filter(pk__in=[h[0] for h in hits]).exclude(user_id=USER_A).count() == 0
 
 
 def test_a_user_with_few_rows_gets_an_exact_search(profile_a, alice_logs):
-    plan = vector_search_plan(table="crm_user_activities", user_id=USER_A, vector=embed_text_offline("oats"), limit=5)
+    with CaptureQueriesContext(connection) as queries:
+        hits = vector_search_by_user(
+            table="crm_user_activities", user_id=USER_A, vector=embed_text_offline("chicken"), limit=2
+        )
 
-    assert "crm_activity_embedding_hnsw" not in plan  # btree on user_id + exact sort: nothing to miss
+    # their rows through the user_id btree, sorted by exact distance: nothing to miss
+    assert "WITH mine AS MATERIALIZED" in queries.captured_queries[-1]["sql"]
+    assert {hit[0] for hit in hits} == {alice_logs["Grilled chicken breast with rice"], alice_logs[
+        "Chicken caesar salad"]}  # fmt: skip
     hits = vector_search_by_user(
         table="crm_user_activities", user_id=USER_A, vector=embed_text_offline("oatmeal blueberries"), limit=1
     )
