@@ -183,3 +183,124 @@ def nutrition_snapshot_get(*, user_id: str, today: dt.date | None = None) -> dic
         },
         "daily": summary.daily,
     }
+
+
+def weight_trend_get(*, user_id: str, days: int = 30, today: dt.date | None = None) -> dict | None:
+    """First and last weigh-in of the last `days` days and the change between them (None: no weigh-ins)."""
+    today = today or timezone.localdate()
+    logs = list(
+        UserActivity.objects.filter(
+            user_id=user_id,
+            activity_type=ActivityType.WEIGHT_LOG,
+            weight_kg__isnull=False,
+            logged_date__gt=today - dt.timedelta(days=days),
+            logged_date__lte=today,
+        )
+        .order_by("occurred_at", "id")
+        .values_list("logged_date", "weight_kg")
+    )
+    if not logs:
+        return None
+    (first_day, first), (last_day, last) = logs[0], logs[-1]
+    return {
+        "weighIns": len(logs),
+        "firstKg": float(first),
+        "firstDate": first_day.isoformat(),
+        "lastKg": float(last),
+        "lastDate": last_day.isoformat(),
+        "changeKg": round(float(last - first), 1),
+    }
+
+
+# --- Semantic search (pgvector) --------------------------------------------------------------------
+# Tables with a user_id column and an HNSW cosine index on `embedding` (activities, coaching sessions).
+VECTOR_SEARCH_TABLES = frozenset({"crm_user_activities", "crm_coaching_sessions"})
+# pgvector's default. A larger ef_search also raises the planner's cost of the HNSW path, which then
+# loses to a sequential scan for users whose rows are a large share of a small table.
+VECTOR_SEARCH_EF = 40
+VECTOR_SEARCH_MAX_SCAN_TUPLES = 40000
+# Up to this many rows a user's search is exact (their rows through the user_id btree, sorted by
+# distance): cheaper than the HNSW walk and never misses. A user's rows are a tiny share of the
+# table, so the HNSW walk with a user filter must visit ~k / share tuples and loses recall
+# (bench/coach.py: 2000 rows per user of 300k, HNSW + relaxed iterative scan gave recall@10 0.64).
+VECTOR_SEARCH_EXACT_MAX_ROWS = 20000
+
+
+def vector_search_by_user(
+    *, table: str, user_id: str, vector: list[float], limit: int = 10, ef_search: int = VECTOR_SEARCH_EF
+) -> list[tuple[int, float]]:
+    """(id, cosine distance) of the user's rows nearest to `vector`, nearest first.
+
+    Users with up to VECTOR_SEARCH_EXACT_MAX_ROWS rows: exact search over their rows. Larger users:
+    approximate search on the HNSW index with the user filter applied during the scan; with
+    `hnsw.iterative_scan = relaxed_order` pgvector keeps walking the graph until `limit` rows of this
+    user are found (up to `hnsw.max_scan_tuples`), so the filter does not starve the result; the outer
+    ORDER BY restores exact order among what was found.
+    """
+    if _user_row_count_capped(table=table, user_id=user_id, cap=VECTOR_SEARCH_EXACT_MAX_ROWS + 1) <= (
+        VECTOR_SEARCH_EXACT_MAX_ROWS
+    ):
+        return _vector_search_exact(table=table, user_id=user_id, vector=vector, limit=limit)
+    return _vector_search_run(table=table, user_id=user_id, vector=vector, limit=limit, ef_search=ef_search)
+
+
+def _user_row_count_capped(*, table: str, user_id: str, cap: int) -> int:
+    from django.db import connection
+
+    with connection.cursor() as cursor:
+        cursor.execute(
+            f"SELECT count(*) FROM (SELECT 1 FROM {table} WHERE user_id = %s LIMIT %s) AS capped",  # noqa: S608
+            [user_id, cap],
+        )
+        return cursor.fetchone()[0]
+
+
+def _vector_search_exact(*, table: str, user_id: str, vector: list[float], limit: int) -> list[tuple[int, float]]:
+    from django.db import connection
+
+    literal = "[" + ",".join(f"{value:.7g}" for value in vector) + "]"
+    with connection.cursor() as cursor:
+        # The CTE fetches the user's rows through the user_id btree; the HNSW index cannot apply to it.
+        cursor.execute(
+            f"""
+            WITH mine AS MATERIALIZED (
+                SELECT id, embedding FROM {table} WHERE user_id = %s AND embedding IS NOT NULL
+            )
+            SELECT id, embedding <=> %s::vector AS distance FROM mine ORDER BY distance, id LIMIT %s
+            """,  # noqa: S608 - table is one of VECTOR_SEARCH_TABLES
+            [user_id, literal, limit],
+        )
+        return [(row_id, float(distance)) for row_id, distance in cursor.fetchall()]
+
+
+def vector_search_plan(*, table: str, user_id: str, vector: list[float], limit: int = 10) -> str:
+    """EXPLAIN of the HNSW query `vector_search_by_user` runs for large users (tests, debugging)."""
+    return _vector_search_run(table=table, user_id=user_id, vector=vector, limit=limit, explain=True)
+
+
+def _vector_search_run(
+    *, table: str, user_id: str, vector: list[float], limit: int, ef_search: int = VECTOR_SEARCH_EF, explain=False
+):
+    from django.db import connection, transaction
+
+    if table not in VECTOR_SEARCH_TABLES:
+        raise ValueError(f"no vector search on {table}")
+    literal = "[" + ",".join(f"{value:.7g}" for value in vector) + "]"
+    with transaction.atomic(), connection.cursor() as cursor:
+        cursor.execute("SET LOCAL hnsw.iterative_scan = relaxed_order")
+        cursor.execute("SELECT set_config('hnsw.ef_search', %s, true)", [str(max(ef_search, limit))])
+        cursor.execute("SELECT set_config('hnsw.max_scan_tuples', %s, true)", [str(VECTOR_SEARCH_MAX_SCAN_TUPLES)])
+        sql = f"""
+            WITH nearest AS MATERIALIZED (
+                SELECT id, embedding <=> %s::vector AS distance
+                FROM {table}
+                WHERE user_id = %s AND embedding IS NOT NULL
+                ORDER BY embedding <=> %s::vector
+                LIMIT %s
+            )
+            SELECT id, distance FROM nearest ORDER BY distance, id
+            """  # noqa: S608 - table is one of VECTOR_SEARCH_TABLES
+        cursor.execute(("EXPLAIN " if explain else "") + sql, [literal, user_id, literal, limit])
+        if explain:
+            return "\n".join(row[0] for row in cursor.fetchall())
+        return [(row_id, float(distance)) for row_id, distance in cursor.fetchall()]

@@ -91,6 +91,10 @@ class CoachingSession(models.Model):
     prompt_tokens = models.PositiveIntegerField(default=0)
     completion_tokens = models.PositiveIntegerField(default=0)
     latency_ms = models.PositiveIntegerField(default=0)
+    summary = models.TextField(blank=True, help_text="The coach's own summary (log_coaching_session).")
+    fallback_reason = models.CharField(
+        max_length=32, blank=True, help_text="Why the offline coach answered instead of the model."
+    )
     embedding = VectorField(dimensions=settings.EMBEDDING_DIMENSIONS, null=True, blank=True)
     created_at = models.DateTimeField(auto_now_add=True)
 

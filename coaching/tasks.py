@@ -1,8 +1,22 @@
+"""Celery tasks of the coaching app (thin: they call services)."""
+
 from celery import shared_task
 
-from coaching.services import daily_insights_generate
+from coaching.services import coaching_session_embedding_refresh, daily_insights_generate
 
 
 @shared_task(name="coaching.tasks.daily_insights_job", acks_late=True)
 def daily_insights_job() -> dict:
     return daily_insights_generate()
+
+
+@shared_task(
+    name="coaching.tasks.coaching_session_embed_task",
+    autoretry_for=(ConnectionError, TimeoutError),
+    retry_backoff=2,
+    max_retries=5,
+    soft_time_limit=60,
+    time_limit=90,
+)
+def coaching_session_embed_task(session_id: int) -> bool:
+    return coaching_session_embedding_refresh(session_id=session_id)

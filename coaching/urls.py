@@ -1,1 +1,16 @@
-urlpatterns: list = []
+from django.urls import path
+
+import yahealthy_crm.api  # noqa: F401 - registers the <user_id:...> path converter
+from coaching import api
+
+urlpatterns = [
+    path("users/<user_id:user_id>/ask", api.AskApi.as_view(), name="user-ask"),
+    path("users/<user_id:user_id>/insights", api.InsightListApi.as_view(), name="user-insights"),
+    path(
+        "users/<user_id:user_id>/insights/<int:insight_id>/dismiss",
+        api.InsightDismissApi.as_view(),
+        name="user-insight-dismiss",
+    ),
+    path("users/<user_id:user_id>/coaching-history", api.CoachingHistoryApi.as_view(), name="user-coaching-history"),
+    path("users/<user_id:user_id>/activities/search", api.ActivitySearchApi.as_view(), name="user-activity-search"),
+]

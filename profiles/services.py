@@ -16,8 +16,8 @@ from compliance.models import ActorType
 from compliance.pii import hash_identifier
 from compliance.selectors import user_is_erased
 from compliance.services import audit_changes, audit_record
-from profiles.models import HEALTH_PROFILE_FIELDS, CrmUserProfile
-from profiles.selectors import churn_risk_estimate, engagement_tier_for
+from profiles.models import HEALTH_PROFILE_FIELDS, TIER_ORDER, CrmUserProfile
+from profiles.selectors import churn_risk_estimate, engagement_tier_for, tier_rank
 from yahealthy_crm.errors import ApplicationError, ErrorCode
 
 CHURN_BATCH_SIZE = 2000
@@ -356,3 +356,47 @@ def profile_touch_last_active(*, profile: CrmUserProfile, occurred_at: dt.dateti
     profile.last_active_at = occurred_at
     CrmUserProfile.objects.filter(pk=profile.pk).update(last_active_at=occurred_at)
     return True
+
+
+class EngagementTierError(Exception):
+    """The requested tier change is not allowed (message says why; the coach shows it to the model)."""
+
+
+def engagement_tier_step(
+    *, user_id: str, tier: str, actor_type: str, actor_id: str, now: dt.datetime | None = None
+) -> tuple[str, str]:
+    """Move a user's engagement tier exactly one step toward `tier`, only as far as the activity
+    data justify (`engagement_tier_for`). Returns (old, new). Audited.
+    """
+    if tier not in TIER_ORDER:
+        raise EngagementTierError(f"Unknown tier '{tier}'.")
+    with transaction.atomic():
+        profile = CrmUserProfile.objects.select_for_update().filter(user_id=user_id).first()
+        if profile is None:
+            raise EngagementTierError("User not found.")
+        old = profile.engagement_tier
+        step = tier_rank(tier) - tier_rank(old)
+        if step == 0:
+            raise EngagementTierError(f"The user is already {old}.")
+        if abs(step) != 1:
+            raise EngagementTierError(f"Tiers move one step at a time: from {old} only to a neighbouring tier.")
+        signals = engagement_signals_for_users(user_ids=[user_id], now=now)[user_id]
+        justified = engagement_tier_for(signals)
+        too_far = tier_rank(justified) < tier_rank(tier) if step > 0 else tier_rank(justified) > tier_rank(tier)
+        if too_far:
+            raise EngagementTierError(
+                f"The activity data justify {justified} (active days in 14: {signals.active_days_14d}, "
+                f"activities in 30 days: {signals.activities_30d}), not a move to {tier}."
+            )
+        profile.engagement_tier = tier
+        profile.save(update_fields=["engagement_tier", "updated_at"])
+        audit_record(
+            actor_type=actor_type,
+            actor_id=actor_id,
+            action="profile.engagement_tier_changed",
+            entity_type="profile",
+            entity_id=profile.pk,
+            user_id=user_id,
+            changes={"engagement_tier": {"old": old, "new": tier}, "justifiedTier": justified.value},
+        )
+    return old, tier

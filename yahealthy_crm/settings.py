@@ -192,6 +192,10 @@ OPENAI_MODEL = env("OPENAI_MODEL", default="gpt-4o")
 OPENAI_EMBEDDING_MODEL = env("OPENAI_EMBEDDING_MODEL", default="text-embedding-3-small")
 COACH_TIMEOUT_S = env.float("COACH_TIMEOUT_S", default=30.0)
 EMBEDDING_DIMENSIONS = 384
+# AI coach (docs/coach.md): `auto` uses openai when OPENAI_API_KEY is set, else the offline planner.
+COACH_PROVIDER = env("COACH_PROVIDER", default="auto")
+COACH_MAX_RETRIES = env.int("COACH_MAX_RETRIES", default=2)
+COACH_RETRY_BACKOFF_S = env.float("COACH_RETRY_BACKOFF_S", default=0.5)
 # REST callers (design.md "Security model"): service API keys, end-user JWTs, staff sessions.
 REST_FRAMEWORK["DEFAULT_AUTHENTICATION_CLASSES"] = [
     "yahealthy_crm.auth.ServiceApiKeyAuthentication",

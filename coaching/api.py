@@ -1,0 +1,353 @@
+"""REST API of the AI coach: ask, insights (list, dismiss), coaching history, semantic activity search."""
+
+from __future__ import annotations
+
+from drf_spectacular.utils import OpenApiExample, OpenApiParameter, OpenApiResponse, extend_schema
+from rest_framework import serializers, status
+from rest_framework.response import Response
+from rest_framework.views import APIView
+
+from activities.api import ActivityOutputSerializer
+from activities.embeddings import embed_texts
+from activities.models import UserActivity
+from activities.selectors import vector_search_by_user
+from coaching.selectors import coaching_session_list, insight_get_for_user, insight_list_open
+from coaching.services import coach_ask, insight_dismiss
+from compliance.pii import redact_pii
+from goals.api import GoalOutputSerializer
+from goals.models import HealthGoal
+from profiles.models import CrmUserProfile
+from profiles.selectors import profile_get
+from yahealthy_crm.api import (
+    PAGINATION_PARAMETERS,
+    ErrorSerializer,
+    PaginationSerializer,
+    StrictSerializer,
+    envelope_serializer,
+    list_envelope_serializer,
+    paginated,
+    query_params_validate,
+    success,
+)
+from yahealthy_crm.errors import ApplicationError
+from yahealthy_crm.permissions import Caller, not_found_error, user_scope_check
+from yahealthy_crm.ratelimit import AI_ASK_RATE, rate_limit_enforce
+
+MESSAGE_MAX_CHARS = 2000
+MAX_ID = 2**63 - 1
+
+
+class CoachingErrorCode:
+    AI_CONSENT_REQUIRED = "ai_consent_required"
+
+
+ERRORS = {
+    400: OpenApiResponse(ErrorSerializer, description="Invalid fields (code `validation_error`)."),
+    401: OpenApiResponse(ErrorSerializer, description="Missing, expired or invalid credentials."),
+    404: OpenApiResponse(ErrorSerializer, description="No such user, or not the caller's own user."),
+}
+
+
+def _profile_in_scope(request, user_id: str) -> CrmUserProfile:
+    user_scope_check(caller=request.user, user_id=user_id)
+    profile = profile_get(user_id=user_id)
+    if profile is None:
+        raise not_found_error("User not found.")
+    return profile
+
+
+class AskInputSerializer(StrictSerializer):
+    message = serializers.CharField(max_length=MESSAGE_MAX_CHARS, trim_whitespace=True)
+
+    def to_internal_value(self, data):
+        # CharField would turn 42 or true into "42"/"True": the coach takes text only.
+        if isinstance(data, dict) and "message" in data and not isinstance(data["message"], str):
+            raise serializers.ValidationError({"message": ["Must be a string."]})
+        return super().to_internal_value(data)
+
+
+class AskOutputSerializer(serializers.Serializer):
+    status = serializers.CharField(default="success")
+    response = serializers.CharField()
+    toolsUsed = serializers.ListField(child=serializers.CharField())
+    sessionId = serializers.IntegerField()
+    provider = serializers.CharField()
+    fallbackReason = serializers.CharField(allow_null=True)
+    suggestedGoals = GoalOutputSerializer(many=True)
+
+
+SEED_ASK_RESPONSE = {
+    "status": "success",
+    "response": "Over the last 7 days you averaged 80 g of protein per logged day (7 of 7 days logged).\n\n"
+    "I suggest a protein goal of 120 g/day. I've added it as a suggested goal: accept it in the app to start "
+    "tracking it. Add a palm-sized protein portion to each meal ...",
+    "toolsUsed": ["get_user_nutrition_summary", "suggest_goal", "create_ai_insight"],
+    "sessionId": 42,
+    "provider": "offline",
+    "fallbackReason": None,
+    "suggestedGoals": [
+        {
+            "id": 9,
+            "user_id": "user_123",
+            "goal_type": "nutrition",
+            "metric": "protein_g",
+            "goal_value": 120.0,
+            "goal_unit": "g",
+            "start_value": None,
+            "target_date": "2026-02-02",
+            "priority": "medium",
+            "status": "suggested",
+            "progress_pct": 0.0,
+            "streak_days": 0,
+            "source": "ai_assistant",
+            "rationale": "7-day average 80 g. Rule: max(7-day average x 1.5, 1.6 g/kg body weight), ...",
+            "accepted_at": None,
+            "completed_at": None,
+            "created_at": "2026-01-05T19:12:00Z",
+            "updated_at": "2026-01-05T19:12:00Z",
+        }
+    ],
+}
+
+
+class AskApi(APIView):
+    @extend_schema(
+        operation_id="users_ask",
+        summary="Ask the AI coach",
+        description="The coach reads the user's data through its tools, may suggest goals (status "
+        "`suggested`) and store an insight, and answers. `toolsUsed` lists the tools in call order. "
+        "`provider` is `openai` or `offline`; when the model fails or times out the offline coach "
+        "answers, `fallbackReason` says why and the answer starts with a note. 10 asks per minute per "
+        "user (429 with Retry-After). Users without AI-processing consent get 403 "
+        "`ai_consent_required` and nothing is sent to a model.",
+        request=AskInputSerializer,
+        responses={
+            200: AskOutputSerializer,
+            **ERRORS,
+            403: OpenApiResponse(ErrorSerializer, description="No AI-processing consent."),
+            429: OpenApiResponse(ErrorSerializer, description="More than 10 asks in a minute."),
+        },
+        examples=[
+            OpenApiExample(
+                "Seed example",
+                value={"message": "I've been struggling to eat enough protein. Help me set a goal."},
+                request_only=True,
+            ),
+            OpenApiExample("Answer", value=SEED_ASK_RESPONSE, response_only=True),
+        ],
+        tags=["coach"],
+    )
+    def post(self, request, user_id: str):
+        caller: Caller = request.user
+        profile = _profile_in_scope(request, user_id)
+        serializer = AskInputSerializer(data=request.data)
+        serializer.is_valid(raise_exception=True)
+        if not profile.consent_ai_processing:
+            raise ApplicationError(
+                "This user has not consented to AI processing, so the coach cannot answer. "
+                "The user can grant consent in the app's privacy settings.",
+                code=CoachingErrorCode.AI_CONSENT_REQUIRED,
+                status_code=status.HTTP_403_FORBIDDEN,
+                details={"consent": "consent_ai_processing"},
+            )
+        rate_limit_enforce(request, group="coaching.ask", key_value=user_id, rate=AI_ASK_RATE)
+        result = coach_ask(
+            profile=profile,
+            message=serializer.validated_data["message"],
+            requested_by=f"{caller.actor_type}:{caller.actor_id}",
+        )
+        goals = HealthGoal.objects.filter(pk__in=result.suggested_goal_ids).order_by("id")
+        return Response(
+            {
+                "status": "success",
+                "response": result.answer,
+                "toolsUsed": result.tools_used,
+                "sessionId": result.session.pk,
+                "provider": result.provider,
+                "fallbackReason": result.fallback_reason or None,
+                "suggestedGoals": GoalOutputSerializer(goals, many=True).data,
+            }
+        )
+
+
+class InsightOutputSerializer(serializers.Serializer):
+    id = serializers.IntegerField()
+    user_id = serializers.CharField()
+    insight_type = serializers.CharField()
+    title = serializers.CharField()
+    body = serializers.CharField()
+    recommendation = serializers.CharField()
+    source = serializers.CharField()
+    coaching_session_id = serializers.IntegerField(allow_null=True)
+    dismissed_at = serializers.DateTimeField(allow_null=True)
+    created_at = serializers.DateTimeField()
+
+
+INSIGHT_EXAMPLE = {
+    "id": 3,
+    "user_id": "user_123",
+    "insight_type": "nutrition",
+    "title": "Raise your protein to 120 g a day",
+    "body": "Your 7-day protein average is 80 g per logged day (7 days logged); the suggested target is 120 g.",
+    "recommendation": "Add a palm-sized protein portion to each meal ...",
+    "source": "ai_assistant",
+    "coaching_session_id": 42,
+    "dismissed_at": None,
+    "created_at": "2026-01-05T19:12:00Z",
+}
+
+
+class InsightListApi(APIView):
+    @extend_schema(
+        operation_id="users_insights_list",
+        summary="A user's open (not dismissed) insights, newest first",
+        parameters=PAGINATION_PARAMETERS,
+        responses={200: list_envelope_serializer("InsightList", InsightOutputSerializer), **ERRORS},
+        examples=[
+            OpenApiExample(
+                "Insights",
+                value={
+                    "status": "success",
+                    "data": [INSIGHT_EXAMPLE],
+                    "pagination": {"limit": 20, "offset": 0, "count": 1, "nextOffset": None},
+                },
+                response_only=True,
+            )
+        ],
+        tags=["coach"],
+    )
+    def get(self, request, user_id: str):
+        params = query_params_validate(PaginationSerializer, request)
+        _profile_in_scope(request, user_id)
+        return paginated(insight_list_open(user_id=user_id), params=params, serializer_class=InsightOutputSerializer)
+
+
+class InsightDismissApi(APIView):
+    @extend_schema(
+        operation_id="users_insights_dismiss",
+        summary="Dismiss an insight (idempotent)",
+        description="Dismissing twice answers 200 with the first dismissal time. Another user's insight is 404.",
+        request=None,
+        responses={200: envelope_serializer("InsightEnvelope", InsightOutputSerializer()), **ERRORS},
+        examples=[
+            OpenApiExample(
+                "Dismissed",
+                value={"status": "success", "data": {**INSIGHT_EXAMPLE, "dismissed_at": "2026-01-06T08:00:00Z"}},
+                response_only=True,
+            )
+        ],
+        tags=["coach"],
+    )
+    def post(self, request, user_id: str, insight_id: int):
+        caller: Caller = request.user
+        _profile_in_scope(request, user_id)
+        insight = insight_get_for_user(user_id=user_id, insight_id=insight_id) if insight_id <= MAX_ID else None
+        if insight is None:
+            raise not_found_error("Insight not found.")
+        insight = insight_dismiss(insight=insight, actor_type=caller.actor_type, actor_id=caller.actor_id)
+        return success(InsightOutputSerializer(insight).data)
+
+
+class CoachingSessionOutputSerializer(serializers.Serializer):
+    id = serializers.IntegerField()
+    message = serializers.CharField()
+    response = serializers.CharField()
+    toolsUsed = serializers.ListField(source="tools_used", child=serializers.CharField())
+    toolCalls = serializers.JSONField(source="tool_calls")
+    provider = serializers.CharField()
+    model = serializers.CharField()
+    status = serializers.CharField()
+    fallbackReason = serializers.CharField(source="fallback_reason")
+    summary = serializers.CharField()
+    promptTokens = serializers.IntegerField(source="prompt_tokens")
+    completionTokens = serializers.IntegerField(source="completion_tokens")
+    latencyMs = serializers.IntegerField(source="latency_ms")
+    created_at = serializers.DateTimeField()
+
+
+class CoachingHistoryApi(APIView):
+    @extend_schema(
+        operation_id="users_coaching_history",
+        summary="A user's coaching sessions, newest first (texts PII-redacted)",
+        parameters=PAGINATION_PARAMETERS,
+        responses={200: list_envelope_serializer("CoachingHistory", CoachingSessionOutputSerializer), **ERRORS},
+        examples=[
+            OpenApiExample(
+                "History",
+                value={
+                    "status": "success",
+                    "data": [
+                        {
+                            "id": 42,
+                            "message": "I've been struggling to eat enough protein. Help me set a goal.",
+                            "response": SEED_ASK_RESPONSE["response"],
+                            "toolsUsed": SEED_ASK_RESPONSE["toolsUsed"],
+                            "toolCalls": [
+                                {
+                                    "name": "get_user_nutrition_summary",
+                                    "arguments": {"days": 7},
+                                    "ok": True,
+                                    "summary": "7/7 days logged, averages {...}",
+                                }
+                            ],
+                            "provider": "offline",
+                            "model": "offline-planner-1",
+                            "status": "success",
+                            "fallbackReason": "",
+                            "summary": "",
+                            "promptTokens": 0,
+                            "completionTokens": 0,
+                            "latencyMs": 38,
+                            "created_at": "2026-01-05T19:12:00Z",
+                        }
+                    ],
+                    "pagination": {"limit": 20, "offset": 0, "count": 1, "nextOffset": None},
+                },
+                response_only=True,
+            )
+        ],
+        tags=["coach"],
+    )
+    def get(self, request, user_id: str):
+        params = query_params_validate(PaginationSerializer, request)
+        _profile_in_scope(request, user_id)
+        return paginated(
+            coaching_session_list(user_id=user_id), params=params, serializer_class=CoachingSessionOutputSerializer
+        )
+
+
+class ActivitySearchParamsSerializer(StrictSerializer):
+    q = serializers.CharField(max_length=500)
+    limit = serializers.IntegerField(min_value=1, max_value=50, required=False, default=10)
+
+
+class ActivitySearchHitSerializer(ActivityOutputSerializer):
+    similarity = serializers.FloatField()
+
+
+class ActivitySearchApi(APIView):
+    @extend_schema(
+        operation_id="users_activities_search",
+        summary="Semantic search over a user's activities",
+        description="Nearest activities to `q` by cosine similarity of their embeddings (HNSW index, "
+        "filtered by user), most similar first. Activities without an embedding yet are not found.",
+        parameters=[
+            OpenApiParameter("q", str, required=True, description="What to look for, e.g. `chicken dinner`."),
+            OpenApiParameter("limit", int, description="1-50, default 10."),
+        ],
+        responses={200: envelope_serializer("ActivitySearch", ActivitySearchHitSerializer(many=True)), **ERRORS},
+        tags=["engagement"],
+    )
+    def get(self, request, user_id: str):
+        params = query_params_validate(ActivitySearchParamsSerializer, request)
+        _profile_in_scope(request, user_id)
+        (vector,) = embed_texts([redact_pii(params["q"])])
+        hits = vector_search_by_user(table="crm_user_activities", user_id=user_id, vector=vector, limit=params["limit"])
+        by_id = UserActivity.objects.defer("embedding").in_bulk([hit_id for hit_id, _ in hits])
+        rows = []
+        for hit_id, distance in hits:
+            if hit_id in by_id:
+                activity = by_id[hit_id]
+                activity.similarity = round(1 - distance, 4)
+                rows.append(activity)
+        return success(ActivitySearchHitSerializer(rows, many=True).data)

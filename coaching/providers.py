@@ -1,0 +1,496 @@
+"""Coach providers behind one interface: `openai` (any OpenAI-compatible server) and `offline`.
+
+Both get the same inputs (the redacted message, aggregate facts, retrieved history) and reach the
+user's data only through the tool registry with the server-bound `ToolContext`.
+"""
+
+from __future__ import annotations
+
+import functools
+import json
+import logging
+import re
+import time
+from dataclasses import dataclass
+from typing import Protocol
+
+from django.conf import settings
+
+from coaching.selectors import RetrievedItem, goal_target_suggest
+from coaching.tools import ToolContext, registry
+from goals.models import GoalMetric
+
+logger = logging.getLogger(__name__)
+
+MAX_ROUNDS = 6
+
+
+@dataclass
+class CoachAnswer:
+    text: str
+    provider: str
+    model: str = ""
+    prompt_tokens: int = 0
+    completion_tokens: int = 0
+    rounds: int = 0
+    model_seconds: float = 0.0  # wall time spent waiting for model responses (HTTP included)
+
+
+class CoachUnavailableError(Exception):
+    """The model could not answer (timeout, server error, round limit); the offline coach takes over."""
+
+    def __init__(self, reason: str, detail: str = "") -> None:
+        super().__init__(f"{reason}: {detail}" if detail else reason)
+        self.reason = reason
+
+
+class CoachProvider(Protocol):
+    name: str
+
+    def answer(self, *, ctx: ToolContext, message: str, facts: dict, retrieved: list[RetrievedItem]) -> CoachAnswer: ...
+
+
+# --- Offline ------------------------------------------------------------------------------------------
+
+_TOPICS: list[tuple[str, re.Pattern]] = [
+    ("protein", re.compile(r"\bprotein", re.I)),
+    ("calories", re.compile(r"\b(calorie|kcal|energy intake)", re.I)),
+    ("carbs", re.compile(r"\bcarb", re.I)),
+    ("fat", re.compile(r"\bfats?\b", re.I)),
+    ("macros", re.compile(r"\bmacro", re.I)),
+    ("water", re.compile(r"\b(water|hydrat|drink|thirst)", re.I)),
+    ("sleep", re.compile(r"\b(sleep|slept|tired|insomnia|rest\b|bedtime)", re.I)),
+    ("steps", re.compile(r"\b(steps?|walk)", re.I)),
+    ("exercise", re.compile(r"\b(exercis|workout|work out|training|activity|active|gym|run|cardio|move more)", re.I)),
+    ("weight", re.compile(r"\b(weigh|kg\b|kilos?|pounds|lbs|lose|losing|scale|gain(ed|ing)? weight)", re.I)),
+    ("overview", re.compile(r"(how am i doing|how'?s my|progress|overview|summary|on track|my week)", re.I)),
+    ("motivation", re.compile(r"\b(motivat|give up|giving up|discourag|lazy|can'?t keep|fell off|stuck)", re.I)),
+]
+_GOAL_RE = re.compile(r"\b(goal|target|aim|set|plan|help me|should i)\b", re.I)
+_TOPIC_METRIC = {
+    "protein": GoalMetric.PROTEIN_G,
+    "calories": GoalMetric.CALORIES_KCAL,
+    "carbs": GoalMetric.CARBS_G,
+    "fat": GoalMetric.FAT_G,
+    "water": GoalMetric.WATER_ML,
+    "sleep": GoalMetric.SLEEP_HOURS,
+    "exercise": GoalMetric.EXERCISE_MINUTES,
+    "steps": GoalMetric.STEPS,
+    "weight": GoalMetric.WEIGHT_KG,
+}
+_NUTRIENT_KEY = {"protein": "protein_g", "calories": "calories_kcal", "carbs": "carbs_g", "fat": "fat_g"}
+_UNITS = {"protein_g": "g", "calories_kcal": "kcal", "carbs_g": "g", "fat_g": "g"}
+_TIPS = {
+    GoalMetric.PROTEIN_G: "Add a palm-sized protein portion to each meal (eggs, Greek yoghurt, chicken, "
+    "tofu, lentils) and keep one protein snack ready, such as cottage cheese or a shake.",
+    GoalMetric.CALORIES_KCAL: "Plan meals a day ahead and log before you eat; swapping one snack a day "
+    "moves the average more than one big change.",
+    GoalMetric.CARBS_G: "Favour whole grains, fruit and legumes and pair carbs with protein.",
+    GoalMetric.FAT_G: "Lean on olive oil, nuts and fish and watch fried food and creamy sauces.",
+    GoalMetric.WATER_ML: "Keep a bottle in sight, drink a glass with every meal and one after exercise.",
+    GoalMetric.SLEEP_HOURS: "Keep the same bedtime every night, and no screens or caffeine late.",
+    GoalMetric.EXERCISE_MINUTES: "Book short sessions in your calendar; a brisk 10-minute walk counts.",
+    GoalMetric.STEPS: "Take a walk after lunch and use stairs; a short evening walk adds 2000 steps.",
+    GoalMetric.WEIGHT_KG: "Aim for about 0.5 kg a week: weigh in on the same morning each week.",
+}
+_METRIC_LABEL = {
+    GoalMetric.PROTEIN_G: ("protein", "g/day"),
+    GoalMetric.CALORIES_KCAL: ("calorie", "kcal/day"),
+    GoalMetric.CARBS_G: ("carbohydrate", "g/day"),
+    GoalMetric.FAT_G: ("fat", "g/day"),
+    GoalMetric.WATER_ML: ("water", "ml/day"),
+    GoalMetric.SLEEP_HOURS: ("sleep", "hours/night"),
+    GoalMetric.EXERCISE_MINUTES: ("exercise", "minutes/day"),
+    GoalMetric.STEPS: ("steps", "steps/day"),
+    GoalMetric.WEIGHT_KG: ("weight", "kg"),
+}
+_INSIGHT_TYPE = {
+    GoalMetric.WATER_ML: "hydration",
+    GoalMetric.SLEEP_HOURS: "sleep",
+    GoalMetric.EXERCISE_MINUTES: "activity",
+    GoalMetric.STEPS: "activity",
+    GoalMetric.WEIGHT_KG: "weight",
+}
+_PRIMARY_GOAL_METRIC = {"weight_loss": GoalMetric.CALORIES_KCAL, "muscle_gain": GoalMetric.PROTEIN_G}
+
+
+def _num(value: float | None, unit: str = "") -> str:
+    if value is None:
+        return "n/a"
+    text = f"{value:,.0f}" if abs(value) >= 100 or float(value).is_integer() else f"{value:.1f}"
+    return f"{text} {unit}".strip()
+
+
+def intents_detect(message: str) -> tuple[list[str], bool]:
+    """The topics a message is about (in the order of `_TOPICS`) and whether it asks for a goal."""
+    topics = [name for name, pattern in _TOPICS if pattern.search(message)]
+    if "macros" in topics:
+        topics = [t for t in topics if t != "macros"] + [t for t in ("protein", "carbs", "fat") if t not in topics]
+    return topics, bool(_GOAL_RE.search(message))
+
+
+class OfflineCoach:
+    """A deterministic planner: recognises the intent, calls the tools, writes a grounded answer."""
+
+    name = "offline"
+
+    def answer(self, *, ctx: ToolContext, message: str, facts: dict, retrieved: list[RetrievedItem]) -> CoachAnswer:
+        topics, wants_goal = intents_detect(message)
+        nutrition = [t for t in topics if t in _NUTRIENT_KEY]
+        other = [t for t in topics if t in ("water", "sleep", "exercise", "steps", "weight")]
+        if nutrition:
+            paragraphs = self._nutrition(ctx, nutrition, wants_goal, facts)
+        elif other:
+            paragraphs = self._lifestyle(ctx, other[0], wants_goal, facts)
+        elif "motivation" in topics:
+            paragraphs = self._motivation(ctx)
+        elif "overview" in topics:
+            paragraphs = self._overview(ctx, facts, promote=True)
+        elif wants_goal:
+            paragraphs = self._generic_goal(ctx, facts)
+        else:
+            paragraphs = self._overview(ctx, facts, promote=False)
+        related = next((item for item in retrieved if item.similarity >= 0.5), None)
+        if related is not None:
+            kind = "log" if related.kind == "activity" else "conversation"
+            paragraphs.append(f"Related from your history ({kind} of {related.date}): {related.text[:160]}")
+        return CoachAnswer(text="\n\n".join(paragraphs), provider=self.name, model="offline-planner-1")
+
+    # Each intent returns the answer's paragraphs; every number in them comes from a tool result.
+
+    def _suggest(self, ctx: ToolContext, metric: str, averages: dict, facts: dict, why: str) -> tuple[str, dict | None]:
+        target = goal_target_suggest(metric=metric, averages=averages, facts=facts)
+        if target is None:
+            return "", None
+        outcome = registry.call(
+            ctx,
+            "suggest_goal",
+            {
+                "goal_type": target.goal_type,
+                "metric": target.metric,
+                "value": target.value,
+                "unit": target.unit,
+                "rationale": f"{why} Rule: {target.rule}.",
+                "target_days": 28,
+            },
+        )
+        if not outcome.ok:
+            return f"I could not store a suggested goal: {outcome.result['error']}", None
+        label, per = _METRIC_LABEL[metric]
+        verb = "I've added" if outcome.result.get("created") else "You already have"
+        text = (
+            f"I suggest a {label} goal of {_num(target.value)} {per}. {verb} it as a suggested goal: "
+            f"accept it in the app to start tracking it. {_TIPS[metric]}"
+        )
+        return text, {"metric": metric, "value": target.value, "unit": target.unit, "rule": target.rule}
+
+    def _insight(self, ctx: ToolContext, *, title: str, body: str, recommendation: str, insight_type: str) -> None:
+        registry.call(
+            ctx,
+            "create_ai_insight",
+            {"title": title, "body": body, "recommendation": recommendation, "insight_type": insight_type},
+        )
+
+    def _nutrition(self, ctx: ToolContext, topics: list[str], wants_goal: bool, facts: dict) -> list[str]:
+        summary = registry.call(ctx, "get_user_nutrition_summary", {"days": 7}).result
+        averages, logged = summary["averagesPerLoggedDay"], summary["daysLogged"]
+        if not logged:
+            lines = ["You have not logged any food in the last 7 days, so I cannot see your intake yet."]
+        else:
+            parts = [f"{_num(averages[_NUTRIENT_KEY[t]], _UNITS[_NUTRIENT_KEY[t]])} of {t}" for t in topics]
+            lines = [
+                f"Over the last 7 days you averaged {', '.join(parts)} per logged day ({logged} of 7 days logged)."
+            ]
+        if wants_goal:
+            metric = _TOPIC_METRIC[topics[0]]
+            current = averages.get(_NUTRIENT_KEY[topics[0]])
+            why = f"7-day average {_num(current, _UNITS[metric])}." if current is not None else "No recent logs."
+            text, target = self._suggest(ctx, metric, averages, facts, why)
+            if target:
+                weight = facts.get("currentWeightKg")
+                if metric == GoalMetric.PROTEIN_G and weight:
+                    per_kg = target["value"] / weight
+                    text += f" That is {per_kg:.1f} g per kg of your {_num(weight, 'kg')} body weight."
+                label = _METRIC_LABEL[metric][0]
+                self._insight(
+                    ctx,
+                    title=f"Raise your {label} to {_num(target['value'], target['unit'])} a day"
+                    if current is None or target["value"] >= current
+                    else f"Bring your {label} to {_num(target['value'], target['unit'])} a day",
+                    body=f"Your 7-day {label} average is {_num(current, target['unit'])} per logged day "
+                    f"({logged} days logged); the suggested target is {_num(target['value'], target['unit'])}.",
+                    recommendation=_TIPS[metric],
+                    insight_type="nutrition",
+                )
+            lines.append(text)
+        else:
+            goals = registry.call(ctx, "get_user_goals", {"status": "active"}).result["goals"]
+            for topic in topics:
+                key = _NUTRIENT_KEY[topic]
+                goal = next((g for g in goals if g["metric"] == key), None)
+                if goal and averages.get(key) is not None:
+                    pct = 100 * averages[key] / goal["value"]
+                    lines.append(
+                        f"Your {topic} goal is {_num(goal['value'], goal['unit'])} a day: you are at {pct:.0f} % of it."
+                    )
+            lines.append(_TIPS[_TOPIC_METRIC[topics[0]]])
+        return lines
+
+    def _lifestyle(self, ctx: ToolContext, topic: str, wants_goal: bool, facts: dict) -> list[str]:
+        metric = _TOPIC_METRIC[topic]
+        goals = registry.call(ctx, "get_user_goals", {"status": "active"}).result["goals"]
+        goal = next((g for g in goals if g["metric"] == metric), None)
+        if topic == "water":
+            current, days = facts["waterMlPerLoggedDay"], facts["waterDaysLogged"]
+            line = (
+                f"You logged water on {days} of the last 7 days, {_num(current, 'ml')} per logged day."
+                if days
+                else "You have not logged water in the last 7 days."
+            )
+        elif topic == "sleep":
+            current, days = facts["sleepHoursPerLoggedNight"], facts["sleepNightsLogged"]
+            line = (
+                f"You logged {days} nights in the last week, {_num(current, 'hours')} a night on average."
+                if days
+                else "You have not logged sleep in the last 7 days."
+            )
+        elif topic == "exercise":
+            current = facts["exerciseMinutesPerDay"]
+            line = (
+                f"You exercised on {facts['exerciseDays']} of the last 7 days, "
+                f"{_num(current, 'minutes')} a day on average."
+            )
+        elif topic == "steps":
+            current = facts["stepsPerLoggedDay"]
+            line = (
+                f"You average {_num(current, 'steps')} on the days you logged steps."
+                if current
+                else "You have not logged steps in the last 7 days."
+            )
+        else:
+            trend = facts["weightTrend30d"]
+            current = facts["currentWeightKg"]
+            line = (
+                f"In the last 30 days you weighed in {trend['weighIns']} times: from {_num(trend['firstKg'], 'kg')} "
+                f"({trend['firstDate']}) to {_num(trend['lastKg'], 'kg')} ({trend['lastDate']}), "
+                f"a change of {trend['changeKg']:+.1f} kg."
+                if trend
+                else f"You have no weigh-ins in the last 30 days; your profile says {_num(current, 'kg')}."
+            )
+        lines = [line]
+        if goal:
+            lines.append(
+                f"Your active {topic} goal is {_num(goal['value'], goal['unit'])} "
+                f"({goal['progressPct']:.0f} % progress, {goal['streakDays']}-day streak)."
+            )
+        if wants_goal and not goal:
+            text, target = self._suggest(ctx, metric, {}, facts, f"Current: {_num(current)}.")
+            if target:
+                label = _METRIC_LABEL[metric][0]
+                self._insight(
+                    ctx,
+                    title=f"A {label} goal of {_num(target['value'], target['unit'])}",
+                    body=f"{line} Suggested target: {_num(target['value'], target['unit'])}.",
+                    recommendation=_TIPS[metric],
+                    insight_type=_INSIGHT_TYPE.get(metric, "general"),
+                )
+            lines.append(text or "I have no target rule for this without more data.")
+        else:
+            lines.append(_TIPS[metric])
+        return lines
+
+    def _motivation(self, ctx: ToolContext) -> list[str]:
+        goals = registry.call(ctx, "get_user_goals", {"status": "active"}).result["goals"]
+        churn = registry.call(ctx, "estimate_churn_risk", {}).result
+        factors = churn["factors"]
+        lines = [
+            f"You logged {factors['activities7d']} activities in the last 7 days and were active on "
+            f"{factors['activeDays14d']} of the last 14 days. Progress is built on exactly these small days."
+        ]
+        best = max(goals, key=lambda g: g["streakDays"], default=None)
+        if best and best["streakDays"]:
+            label = best["metric"].replace("_", " ")
+            lines.append(f"Your {label} goal has a {best['streakDays']}-day streak: protect it today.")
+        actions = churn["retentionActions"] or ["Pick one small thing you can do in the next hour and log it."]
+        lines.append(actions[0])
+        return lines
+
+    def _overview(self, ctx: ToolContext, facts: dict, *, promote: bool) -> list[str]:
+        summary = registry.call(ctx, "get_user_nutrition_summary", {"days": 7}).result
+        goals = registry.call(ctx, "get_user_goals", {"status": "active"}).result["goals"]
+        averages = summary["averagesPerLoggedDay"]
+        lines = []
+        if summary["daysLogged"]:
+            lines.append(
+                f"In the last 7 days you logged food on {summary['daysLogged']} days, averaging "
+                f"{_num(averages['calories_kcal'], 'kcal')} and {_num(averages['protein_g'], 'g')} protein a day."
+            )
+        else:
+            lines.append("You have not logged food in the last 7 days.")
+        for goal in goals[:3]:
+            lines.append(
+                f"{goal['metric'].replace('_', ' ').capitalize()} goal {_num(goal['value'], goal['unit'])}: "
+                f"{goal['progressPct']:.0f} % progress, {goal['streakDays']}-day streak."
+            )
+        if promote:
+            churn = registry.call(ctx, "estimate_churn_risk", {}).result
+            lines.append(
+                f"Activity: {churn['factors']['activities7d']} logs this week, active "
+                f"{churn['factors']['activeDays14d']} of 14 days."
+            )
+            tiers = ["bronze", "silver", "gold", "platinum"]
+            current, justified = churn["engagementTier"], churn["engagementTierJustified"]
+            if tiers.index(justified) > tiers.index(current):
+                step = tiers[tiers.index(current) + 1]
+                if registry.call(ctx, "update_engagement_tier", {"tier": step}).ok:
+                    lines.append(f"Your consistency moved you up from {current} to {step}. Well done!")
+        if not goals:
+            lines.append("You have no active goals yet: ask me to help you set one.")
+        return lines
+
+    def _generic_goal(self, ctx: ToolContext, facts: dict) -> list[str]:
+        summary = registry.call(ctx, "get_user_nutrition_summary", {"days": 7}).result
+        goals = registry.call(ctx, "get_user_goals", {"status": "active"}).result["goals"]
+        taken = {g["metric"] for g in goals}
+        preferred = _PRIMARY_GOAL_METRIC.get(facts.get("primaryGoal"), GoalMetric.WATER_ML)
+        candidates = [preferred, GoalMetric.PROTEIN_G, GoalMetric.WATER_ML, GoalMetric.EXERCISE_MINUTES]
+        metric = next((m for m in candidates if m not in taken), None)
+        if metric is None:
+            return ["You already have active goals for nutrition, water and exercise: let's keep those on track."]
+        averages = summary["averagesPerLoggedDay"]
+        text, target = self._suggest(ctx, metric, averages, facts, f"Primary goal: {facts.get('primaryGoal')}.")
+        if target:
+            label = _METRIC_LABEL[metric][0]
+            self._insight(
+                ctx,
+                title=f"A {label} goal to start with",
+                body=f"Based on your profile and last week, {_num(target['value'], target['unit'])} a day fits you.",
+                recommendation=_TIPS[metric],
+                insight_type=_INSIGHT_TYPE.get(metric, "nutrition"),
+            )
+        return [text]
+
+
+# --- OpenAI -------------------------------------------------------------------------------------------
+
+SYSTEM_PROMPT = """You are the YAHealthy nutrition and habit coach. Be warm, concrete and brief
+(at most 180 words). Ground every number in tool results or the facts below; never invent data.
+Use the tools to read the user's data and to act: suggest goals with suggest_goal (the user accepts
+them in the app), store at most one insight with create_ai_insight. You never need identifiers: the
+user is fixed by the server and tools take no user id. Do not give medical diagnoses."""
+
+
+@functools.lru_cache(maxsize=4)
+def openai_client_get(api_key: str, base_url: str, timeout_s: float):
+    """One client per configuration: building one costs ~60 ms (TLS context, connection pool)."""
+    from openai import OpenAI
+
+    # Retries are ours (OpenAICoach._create) so they respect the ask's total time budget.
+    return OpenAI(api_key=api_key or "not-needed", base_url=base_url or None, max_retries=0, timeout=timeout_s)
+
+
+class OpenAICoach:
+    """Chat completions with tools against any OpenAI-compatible server (OPENAI_BASE_URL)."""
+
+    name = "openai"
+
+    def __init__(self) -> None:
+        self.model = settings.OPENAI_MODEL
+        self.client = openai_client_get(settings.OPENAI_API_KEY, settings.OPENAI_BASE_URL, settings.COACH_TIMEOUT_S)
+
+    def _create(self, *, deadline: float, **kwargs):
+        import openai
+
+        attempt = 0
+        while True:
+            remaining = deadline - time.monotonic()
+            if remaining <= 0.05:
+                raise CoachUnavailableError("timeout", "time budget used up")
+            try:
+                return self.client.chat.completions.create(timeout=remaining, **kwargs)
+            except openai.APITimeoutError as exc:
+                raise CoachUnavailableError("timeout", str(exc)) from exc
+            except (openai.APIConnectionError, openai.RateLimitError, openai.InternalServerError) as exc:
+                status = getattr(exc, "status_code", None)
+                reason = "rate_limited" if status == 429 else "model_error"
+                if attempt >= settings.COACH_MAX_RETRIES:
+                    raise CoachUnavailableError(reason, str(exc)) from exc
+                delay = settings.COACH_RETRY_BACKOFF_S * 2**attempt
+                retry_after = getattr(getattr(exc, "response", None), "headers", {}).get("retry-after")
+                if retry_after and retry_after.replace(".", "", 1).isdigit():
+                    delay = max(delay, float(retry_after))
+                if time.monotonic() + delay >= deadline:
+                    raise CoachUnavailableError(reason, str(exc)) from exc
+                time.sleep(delay)
+                attempt += 1
+            except openai.APIError as exc:
+                raise CoachUnavailableError("model_error", str(exc)) from exc
+
+    def answer(self, *, ctx: ToolContext, message: str, facts: dict, retrieved: list[RetrievedItem]) -> CoachAnswer:
+        deadline = time.monotonic() + settings.COACH_TIMEOUT_S
+        context = {
+            "facts": facts,
+            "relevantHistory": [{"kind": i.kind, "date": i.date, "text": i.text} for i in retrieved],
+            "today": ctx.today.isoformat(),
+        }
+        messages: list[dict] = [
+            {"role": "system", "content": SYSTEM_PROMPT},
+            {"role": "system", "content": "Context (aggregates only):\n" + json.dumps(context, default=str)},
+            {"role": "user", "content": message},
+        ]
+        result = CoachAnswer(text="", provider=self.name, model=self.model)
+        for round_number in range(1, MAX_ROUNDS + 1):
+            last = round_number == MAX_ROUNDS
+            waited = time.perf_counter()
+            response = self._create(
+                deadline=deadline,
+                model=self.model,
+                messages=messages,
+                tools=registry.openai_schemas(),
+                tool_choice="none" if last else "auto",
+                parallel_tool_calls=True,
+            )
+            result.rounds = round_number
+            result.model_seconds += time.perf_counter() - waited
+            if response.usage is not None:
+                result.prompt_tokens += response.usage.prompt_tokens or 0
+                result.completion_tokens += response.usage.completion_tokens or 0
+            if not response.choices:
+                raise CoachUnavailableError("bad_response", "no choices")
+            reply = response.choices[0].message
+            result.model = response.model or self.model
+            if not reply.tool_calls:
+                if not (reply.content or "").strip():
+                    raise CoachUnavailableError("bad_response", "empty answer")
+                result.text = reply.content.strip()
+                return result
+            if last:
+                raise CoachUnavailableError("round_limit", f"still calling tools after {MAX_ROUNDS} rounds")
+            messages.append(
+                {
+                    "role": "assistant",
+                    "content": reply.content or None,
+                    "tool_calls": [
+                        {
+                            "id": call.id,
+                            "type": "function",
+                            "function": {"name": call.function.name, "arguments": call.function.arguments},
+                        }
+                        for call in reply.tool_calls
+                    ],
+                }
+            )
+            for call in reply.tool_calls:
+                outcome = registry.call(ctx, call.function.name, call.function.arguments)
+                messages.append(
+                    {"role": "tool", "tool_call_id": call.id, "content": json.dumps(outcome.result, default=str)}
+                )
+        raise CoachUnavailableError("round_limit")  # unreachable: the last round returns or raises
+
+
+def coach_provider_get() -> CoachProvider:
+    """COACH_PROVIDER: `openai`, `offline`, or `auto` (the default: openai when OPENAI_API_KEY is set)."""
+    choice = settings.COACH_PROVIDER
+    if choice == "auto":
+        choice = "openai" if settings.OPENAI_API_KEY else "offline"
+    return OpenAICoach() if choice == "openai" else OfflineCoach()
