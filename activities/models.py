@@ -67,6 +67,14 @@ class UserActivity(models.Model):
             models.Index(fields=["user", "-created_at"], name="crm_activity_user_created_idx"),
             models.Index(fields=["user", "-occurred_at"], name="crm_activity_user_occurred_idx"),
             models.Index(fields=["user", "activity_type", "logged_date"], name="crm_activity_user_type_day_idx"),
+            # Exact per-user search reads one user's vectors from this index alone (index-only scan);
+            # rows without an embedding (most of a fresh import) cost it nothing.
+            models.Index(
+                fields=["user"],
+                include=["embedding"],
+                condition=Q(embedding__isnull=False),
+                name="crm_activity_user_vector_idx",
+            ),
             HnswIndex(
                 name="crm_activity_embedding_hnsw",
                 fields=["embedding"],

@@ -249,7 +249,7 @@ def _user_row_count_capped(*, table: str, user_id: str, cap: int) -> int:
 
     with connection.cursor() as cursor:
         cursor.execute(
-            f"SELECT count(*) FROM (SELECT 1 FROM {table} WHERE user_id = %s LIMIT %s) AS capped",  # noqa: S608
+            f"SELECT count(*) FROM (SELECT 1 FROM {table} WHERE user_id = %s AND embedding IS NOT NULL LIMIT %s) c",  # noqa: S608
             [user_id, cap],
         )
         return cursor.fetchone()[0]

@@ -103,6 +103,12 @@ class CoachingSession(models.Model):
         ordering = ["-created_at"]
         indexes = [
             models.Index(fields=["user", "-created_at"], name="crm_session_user_created_idx"),
+            models.Index(
+                fields=["user"],
+                include=["embedding"],
+                condition=Q(embedding__isnull=False),
+                name="crm_session_user_vector_idx",
+            ),
             HnswIndex(
                 name="crm_session_embedding_hnsw",
                 fields=["embedding"],
