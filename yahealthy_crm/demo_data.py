@@ -71,7 +71,7 @@ ACTIVITY_SQL = [
     _INSERT
     + f"""SELECT d.user_id, 'app_open' AS activity_type, d.user_id || '_open_' || d.day_index AS external_id,
         {_AT.format(hour="6 + floor(random() * 4)::int")} AS occurred_at, d.day AS logged_date,
-        '{{}}'::jsonb AS payload, {_NO_NUMBERS}, {_NO_OTHER}, {_NO_EXERCISE} FROM demo_days d WHERE random() < 0.5) x""",
+        '{{}}'::jsonb AS payload, {_NO_NUMBERS}, {_NO_OTHER}, {_NO_EXERCISE} FROM demo_days d WHERE random() < 0.3) x""",
     _INSERT
     + f"""SELECT d.user_id, 'food_log' AS activity_type, d.user_id || '_food_' || d.day_index || '_' || m.i AS external_id,
         {_AT.format(hour="7 + floor(random() * 15)::int")} AS occurred_at, d.day AS logged_date,
@@ -93,7 +93,7 @@ ACTIVITY_SQL = [
         w.ml AS water_ml, NULL::numeric AS weight_kg, NULL::numeric AS sleep_hours, {_NO_EXERCISE}
       FROM demo_days d
       CROSS JOIN LATERAL (SELECT i, (ARRAY[250, 330, 500, 750])[1 + floor(random() * 4)::int + 0 * i] AS ml
-                          FROM generate_series(1, floor(random() * 3)::int + 0 * d.day_index) AS i) w) x""",
+                          FROM generate_series(1, floor(random() * 2)::int + 0 * d.day_index) AS i) w) x""",
     _INSERT
     + f"""SELECT d.user_id, 'weight_log' AS activity_type, d.user_id || '_weight_' || d.day_index AS external_id,
         {_AT.format(hour="7")} AS occurred_at, d.day AS logged_date,
