@@ -112,7 +112,7 @@ def test_get_is_405(client):
     assert response.json()["error"]["code"] == "method_not_allowed"
 
 
-def _wait_for_fresh_window(user_id: str, period: int = 60, needed_s: int = 20) -> None:
+def _wait_for_fresh_window(user_id: str, period: int = 60, needed_s: int = 40) -> None:
     """django-ratelimit uses fixed windows; start the burst early in one so it cannot straddle two."""
     left = _get_window(user_id, period) - time.time()
     if left < needed_s:
