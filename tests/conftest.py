@@ -4,6 +4,9 @@ import socket
 import pytest
 from django.db import connection
 
+# Callers of the REST API (end users with JWTs, service keys, staff) for every test folder.
+pytest_plugins = ["tests.api.support"]
+
 
 def database_url(database: str | None = None) -> str:
     """A DATABASE_URL for a database on the server the tests use (the test database by default)."""
