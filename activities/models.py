@@ -33,6 +33,7 @@ class UserActivity(models.Model):
         "profiles.CrmUserProfile",
         to_field="user_id",
         db_column="user_id",
+        db_index=False,  # the composite (user_id, ...) indexes below serve every lookup by user
         on_delete=models.CASCADE,
         related_name="activities",
     )
@@ -71,7 +72,7 @@ class UserActivity(models.Model):
             # rows without an embedding (most of a fresh import) cost it nothing.
             models.Index(
                 fields=["user"],
-                include=["embedding"],
+                include=["id", "embedding"],
                 condition=Q(embedding__isnull=False),
                 name="crm_activity_user_vector_idx",
             ),

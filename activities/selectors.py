@@ -260,15 +260,15 @@ def _vector_search_exact(*, table: str, user_id: str, vector: list[float], limit
 
     literal = "[" + ",".join(f"{value:.7g}" for value in vector) + "]"
     with connection.cursor() as cursor:
-        # The CTE fetches the user's rows through the user_id btree; the HNSW index cannot apply to it.
+        # An index-only scan of the (user_id) INCLUDE (id, embedding) index reads just this user's
+        # vectors; `+ 0` keeps the planner from ordering by the HNSW index (approximate, and it would
+        # walk everyone's vectors to find this user's).
         cursor.execute(
             f"""
-            WITH mine AS MATERIALIZED (
-                SELECT id, embedding FROM {table} WHERE user_id = %s AND embedding IS NOT NULL
-            )
-            SELECT id, embedding <=> %s::vector AS distance FROM mine ORDER BY distance, id LIMIT %s
+            SELECT id, (embedding <=> %s::vector) + 0 AS distance FROM {table}
+            WHERE user_id = %s AND embedding IS NOT NULL ORDER BY distance, id LIMIT %s
             """,  # noqa: S608 - table is one of VECTOR_SEARCH_TABLES
-            [user_id, literal, limit],
+            [literal, user_id, limit],
         )
         return [(row_id, float(distance)) for row_id, distance in cursor.fetchall()]
 

@@ -29,6 +29,7 @@ class AiInsight(models.Model):
         "profiles.CrmUserProfile",
         to_field="user_id",
         db_column="user_id",
+        db_index=False,  # the composite (user_id, ...) indexes below serve every lookup by user
         on_delete=models.CASCADE,
         related_name="insights",
     )
@@ -78,6 +79,7 @@ class CoachingSession(models.Model):
         "profiles.CrmUserProfile",
         to_field="user_id",
         db_column="user_id",
+        db_index=False,  # the composite (user_id, ...) indexes below serve every lookup by user
         on_delete=models.CASCADE,
         related_name="coaching_sessions",
     )
@@ -105,7 +107,7 @@ class CoachingSession(models.Model):
             models.Index(fields=["user", "-created_at"], name="crm_session_user_created_idx"),
             models.Index(
                 fields=["user"],
-                include=["embedding"],
+                include=["id", "embedding"],
                 condition=Q(embedding__isnull=False),
                 name="crm_session_user_vector_idx",
             ),

@@ -52,6 +52,7 @@ class HealthGoal(models.Model):
         "profiles.CrmUserProfile",
         to_field="user_id",
         db_column="user_id",
+        db_index=False,  # the composite (user_id, ...) indexes below serve every lookup by user
         on_delete=models.CASCADE,
         related_name="goals",
     )

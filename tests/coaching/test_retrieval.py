@@ -105,8 +105,13 @@ def test_a_user_with_few_rows_gets_an_exact_search(profile_a, alice_logs):
             table="crm_user_activities", user_id=USER_A, vector=embed_text_offline("chicken"), limit=2
         )
 
-    # their rows through the user_id btree, sorted by exact distance: nothing to miss
-    assert "WITH mine AS MATERIALIZED" in queries.captured_queries[-1]["sql"]
+    # their rows through the (user_id) INCLUDE (id, embedding) index, sorted by exact distance: nothing to miss
+    exact_sql = queries.captured_queries[-1]["sql"]
+    assert "+ 0 AS distance" in exact_sql
+    with connection.cursor() as cursor:
+        cursor.execute("EXPLAIN " + exact_sql)
+        plan = "\n".join(row[0] for row in cursor.fetchall())
+    assert "hnsw" not in plan
     assert {hit[0] for hit in hits} == {alice_logs["Grilled chicken breast with rice"], alice_logs[
         "Chicken caesar salad"]}  # fmt: skip
     hits = vector_search_by_user(
