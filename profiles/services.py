@@ -26,6 +26,7 @@ CHURN_BATCH_SIZE = 2000
 class ProfileErrorCode:
     USER_EXISTS = "user_exists"
     USER_ERASED = "user_erased"
+    FIELD_VERIFIED = "field_verified_by_staff"
 
 
 # Fields a REST caller may write (engagement_tier: service and staff only, checked by the view).
@@ -130,6 +131,22 @@ def profile_update(*, user_id: str, actor_type: str, actor_id: str, fields: dict
         profile = CrmUserProfile.objects.select_for_update().filter(user_id=user_id).first()
         if profile is None:
             raise ApplicationError("User not found.", code=ErrorCode.NOT_FOUND, status_code=404)
+        locked = sorted(
+            name
+            for name, value in fields.items()
+            if actor_type != ActorType.STAFF
+            and name in HEALTH_PROFILE_FIELDS
+            and profile.field_provenance.get(name, {}).get("verified")
+            and getattr(profile, name) != value
+        )
+        if locked:
+            # Seed sync policy: CRM-verified health data wins over the app and the user.
+            raise ApplicationError(
+                "These health fields were verified by CRM staff and can only be changed by staff.",
+                code=ProfileErrorCode.FIELD_VERIFIED,
+                status_code=status.HTTP_409_CONFLICT,
+                details={name: ["Verified by CRM staff."] for name in locked},
+            )
         before = _snapshot(profile)
         provenance_before = profile.field_provenance
         _apply_fields(profile=profile, fields=fields, actor_type=actor_type, now=now, creating=False)

@@ -174,6 +174,19 @@ def test_staff_write_marks_health_fields_verified_user_write_does_not(staff_clie
     }
 
 
+def test_verified_health_fields_can_only_be_changed_by_staff(staff_client, client_a, service_client, profile_a):
+    assert staff_client.put(URL_A, {"age": 31}, format="json").status_code == 200
+    for caller in (client_a, service_client):
+        response = caller.put(URL_A, {"age": 40, "activity_level": "active"}, format="json")
+        assert response.status_code == 409
+        assert response.json()["error"]["code"] == "field_verified_by_staff"
+        assert response.json()["error"]["details"] == {"age": ["Verified by CRM staff."]}
+    # resending the verified value itself is not a conflict
+    assert client_a.put(URL_A, {"age": 31, "activity_level": "active"}, format="json").status_code == 200
+    profile_a.refresh_from_db()
+    assert (profile_a.age, profile_a.activity_level) == (31, "active")
+
+
 def test_end_user_cannot_change_engagement_tier(client_a, profile_a):
     response = client_a.put(URL_A, {"engagement_tier": "platinum"}, format="json")
     assert response.status_code == 403
