@@ -237,40 +237,41 @@ def vector_search_by_user(
     user are found (up to `hnsw.max_scan_tuples`), so the filter does not starve the result; the outer
     ORDER BY restores exact order among what was found.
     """
-    if _user_row_count_capped(table=table, user_id=user_id, cap=VECTOR_SEARCH_EXACT_MAX_ROWS + 1) <= (
-        VECTOR_SEARCH_EXACT_MAX_ROWS
-    ):
-        return _vector_search_exact(table=table, user_id=user_id, vector=vector, limit=limit)
+    exact = _vector_search_exact(table=table, user_id=user_id, vector=vector, limit=limit)
+    if exact is not None:
+        return exact
     return _vector_search_run(table=table, user_id=user_id, vector=vector, limit=limit, ef_search=ef_search)
 
 
-def _user_row_count_capped(*, table: str, user_id: str, cap: int) -> int:
+def _vector_search_exact(
+    *, table: str, user_id: str, vector: list[float], limit: int
+) -> list[tuple[int, float]] | None:
+    """Exact nearest rows of a user with at most VECTOR_SEARCH_EXACT_MAX_ROWS vectors, else None.
+
+    One pass: an index-only scan of the (user_id) INCLUDE (id, embedding) index reads at most
+    MAX + 1 of this user's vectors, counts them and sorts them by distance. `+ 0` keeps the planner
+    from ordering by the HNSW index (approximate, and it would walk everyone's vectors).
+    """
     from django.db import connection
 
-    with connection.cursor() as cursor:
-        cursor.execute(
-            f"SELECT count(*) FROM (SELECT 1 FROM {table} WHERE user_id = %s AND embedding IS NOT NULL LIMIT %s) c",  # noqa: S608
-            [user_id, cap],
-        )
-        return cursor.fetchone()[0]
-
-
-def _vector_search_exact(*, table: str, user_id: str, vector: list[float], limit: int) -> list[tuple[int, float]]:
-    from django.db import connection
-
+    if table not in VECTOR_SEARCH_TABLES:
+        raise ValueError(f"no vector search on {table}")
     literal = "[" + ",".join(f"{value:.7g}" for value in vector) + "]"
     with connection.cursor() as cursor:
-        # An index-only scan of the (user_id) INCLUDE (id, embedding) index reads just this user's
-        # vectors; `+ 0` keeps the planner from ordering by the HNSW index (approximate, and it would
-        # walk everyone's vectors to find this user's).
         cursor.execute(
             f"""
-            SELECT id, (embedding <=> %s::vector) + 0 AS distance FROM {table}
-            WHERE user_id = %s AND embedding IS NOT NULL ORDER BY distance, id LIMIT %s
+            SELECT id, distance, candidates FROM (
+                SELECT id, (embedding <=> %s::vector) + 0 AS distance, count(*) OVER () AS candidates
+                FROM (SELECT id, embedding FROM {table} WHERE user_id = %s AND embedding IS NOT NULL LIMIT %s) mine
+            ) ranked
+            ORDER BY distance, id LIMIT %s
             """,  # noqa: S608 - table is one of VECTOR_SEARCH_TABLES
-            [literal, user_id, limit],
+            [literal, user_id, VECTOR_SEARCH_EXACT_MAX_ROWS + 1, limit],
         )
-        return [(row_id, float(distance)) for row_id, distance in cursor.fetchall()]
+        rows = cursor.fetchall()
+    if rows and rows[0][2] > VECTOR_SEARCH_EXACT_MAX_ROWS:
+        return None
+    return [(row_id, float(distance)) for row_id, distance, _ in rows]
 
 
 def vector_search_plan(*, table: str, user_id: str, vector: list[float], limit: int = 10) -> str:

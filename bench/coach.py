@@ -287,8 +287,12 @@ def bench_search(rows: int, users: int, queries: int) -> None:
             "CREATE INDEX crm_activity_embedding_hnsw ON crm_user_activities"
             " USING hnsw (embedding vector_cosine_ops) WITH (m = 16, ef_construction = 64)"
         )
-        cursor.execute("ANALYZE crm_user_activities")
         print(f"HNSW index (m=16, ef_construction=64) built in {time.perf_counter() - loaded:.1f} s")
+        # Steady state: autovacuum sets the visibility map after a bulk load, which lets the exact
+        # per-user search read vectors from its covering index alone (index-only scan).
+        vacuumed = time.perf_counter()
+        cursor.execute("VACUUM ANALYZE crm_user_activities")
+        print(f"VACUUM ANALYZE in {time.perf_counter() - vacuumed:.1f} s")
         cursor.execute("SELECT v::text FROM bench_centres UNION ALL SELECT v::text FROM bench_noise1 LIMIT 64")
         centres = [json.loads(row[0]) for row in cursor.fetchall()]
 

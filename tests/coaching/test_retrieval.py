@@ -108,6 +108,7 @@ def test_a_user_with_few_rows_gets_an_exact_search(profile_a, alice_logs):
     # their rows through the (user_id) INCLUDE (id, embedding) index, sorted by exact distance: nothing to miss
     exact_sql = queries.captured_queries[-1]["sql"]
     assert "+ 0 AS distance" in exact_sql
+    assert "count(*) OVER ()" in exact_sql
     with connection.cursor() as cursor:
         cursor.execute("EXPLAIN " + exact_sql)
         plan = "\n".join(row[0] for row in cursor.fetchall())
