@@ -10,6 +10,7 @@ its own after-commit task embeds it).
 from __future__ import annotations
 
 from django.core.management.base import BaseCommand
+from django.db import connection
 from tqdm import tqdm
 
 from activities.embeddings import embed_texts, embedding_provider
@@ -54,9 +55,25 @@ class Command(BaseCommand):
                     return done
                 last_id = batch[-1].pk
                 vectors = embed_texts([to_text(row) for row in batch])
-                for row, vector in zip(batch, vectors, strict=True):
-                    rows = queryset.model.objects.filter(pk=row.pk, embedding__isnull=True)
-                    if check_updated:
-                        rows = rows.filter(updated_at=row.updated_at)
-                    done += rows.update(embedding=vector)
+                done += _store_batch(queryset.model, batch, vectors, check_updated=check_updated)
                 bar.update(len(batch))
+
+
+def _store_batch(model, batch, vectors, *, check_updated: bool) -> int:
+    """One UPDATE for the whole batch; rows embedded or changed meanwhile are left alone."""
+    table = model._meta.db_table
+    unchanged = " AND t.updated_at = v.updated_at" if check_updated else ""
+    with connection.cursor() as cursor:
+        cursor.execute(
+            f"""
+            UPDATE {table} AS t SET embedding = v.embedding::vector
+            FROM unnest(%s::bigint[], %s::text[], %s::timestamptz[]) AS v(id, embedding, updated_at)
+            WHERE t.id = v.id AND t.embedding IS NULL{unchanged}
+            """,  # noqa: S608 - table and clause are constants
+            [
+                [row.pk for row in batch],
+                ["[" + ",".join(f"{value:.7g}" for value in vector) + "]" for vector in vectors],
+                [getattr(row, "updated_at", None) or row.created_at for row in batch],
+            ],
+        )
+        return cursor.rowcount
