@@ -249,8 +249,9 @@ def _vector_search_exact(
     """Exact nearest rows of a user with at most VECTOR_SEARCH_EXACT_MAX_ROWS vectors, else None.
 
     One pass: an index-only scan of the (user_id) INCLUDE (id, embedding) index reads at most
-    MAX + 1 of this user's vectors, counts them and sorts them by distance. `+ 0` keeps the planner
-    from ordering by the HNSW index (approximate, and it would walk everyone's vectors).
+    MAX + 1 of this user's vectors and turns each into its distance at once (so only ids and
+    distances are counted and sorted). `+ 0` keeps the planner from ordering by the HNSW index
+    (approximate, and it would walk everyone's vectors).
     """
     from django.db import connection
 
@@ -260,10 +261,10 @@ def _vector_search_exact(
     with connection.cursor() as cursor:
         cursor.execute(
             f"""
-            SELECT id, distance, candidates FROM (
-                SELECT id, (embedding <=> %s::vector) + 0 AS distance, count(*) OVER () AS candidates
-                FROM (SELECT id, embedding FROM {table} WHERE user_id = %s AND embedding IS NOT NULL LIMIT %s) mine
-            ) ranked
+            SELECT id, distance, count(*) OVER () AS candidates FROM (
+                SELECT id, (embedding <=> %s::vector) + 0 AS distance
+                FROM {table} WHERE user_id = %s AND embedding IS NOT NULL LIMIT %s
+            ) mine
             ORDER BY distance, id LIMIT %s
             """,  # noqa: S608 - table is one of VECTOR_SEARCH_TABLES
             [literal, user_id, VECTOR_SEARCH_EXACT_MAX_ROWS + 1, limit],
