@@ -22,6 +22,7 @@ install: $(VENV)/.installed
 run: install
 	$(BIN)/python manage.py migrate --no-input
 	$(BIN)/python manage.py seed_demo --users $(DEMO_USERS)
+	$(BIN)/python manage.py embed_activities
 	$(BIN)/python manage.py ensure_admin
 	@echo ""
 	@echo "  YAHealthy CRM is starting:"
