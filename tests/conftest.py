@@ -1,5 +1,6 @@
 import os
 import socket
+import time
 
 import pytest
 from django.db import connection
@@ -41,3 +42,16 @@ def require_redis():
         if os.environ.get("CI"):
             pytest.fail("Redis is required in CI (127.0.0.1:6379) but is not reachable")
         pytest.skip("no Redis on 127.0.0.1:6379 (set CI=true to make this a failure)")
+
+
+def wait_for_fresh_rate_window(key_value: str, *, period: int = 60, needed_s: int = 15) -> None:
+    """django-ratelimit counts in fixed windows; start a burst early in one so it cannot straddle two.
+
+    During the whole second that starts at a window's end django-ratelimit still names the old window
+    (its `w < ts` test), so after the boundary wait until that second is over too.
+    """
+    from django_ratelimit.core import _get_window
+
+    left = _get_window(key_value, period) - time.time()
+    if left < needed_s:
+        time.sleep(left + 1.5)

@@ -11,6 +11,7 @@ from compliance.models import AuditLog
 from goals.models import HealthGoal
 from tests.api.support import USER_A, USER_B
 from tests.coaching.support import ASK, SEED_QUESTION, seed_food_week
+from tests.conftest import wait_for_fresh_rate_window
 
 pytestmark = pytest.mark.django_db
 
@@ -137,6 +138,7 @@ def test_without_ai_consent_403_and_no_model_call(client_a, alice, fake_openai):
 
 
 def test_eleventh_ask_in_a_minute_is_429_with_retry_after(client_a, alice):
+    wait_for_fresh_rate_window(USER_A)
     for _ in range(10):
         assert client_a.post(ASK.format(USER_A), {"message": "hello"}, format="json").status_code == 200
 
@@ -149,6 +151,7 @@ def test_eleventh_ask_in_a_minute_is_429_with_retry_after(client_a, alice):
 
 
 def test_rate_limit_is_per_user(client_a, client_b, alice, profile_b):
+    wait_for_fresh_rate_window(USER_A)
     for _ in range(10):
         client_a.post(ASK.format(USER_A), {"message": "hello"}, format="json")
 

@@ -2,14 +2,13 @@
 
 import datetime as dt
 import json
-import time
 
 import pytest
 from django.utils import timezone
-from django_ratelimit.core import _get_window
 
 from activities.models import UserActivity
 from sync.models import SyncEvent
+from tests.conftest import wait_for_fresh_rate_window
 from tests.sync.conftest import URL, event, signed_headers
 
 pytestmark = pytest.mark.django_db
@@ -112,15 +111,8 @@ def test_get_is_405(client):
     assert response.json()["error"]["code"] == "method_not_allowed"
 
 
-def _wait_for_fresh_window(user_id: str, period: int = 60, needed_s: int = 40) -> None:
-    """django-ratelimit uses fixed windows; start the burst early in one so it cannot straddle two."""
-    left = _get_window(user_id, period) - time.time()
-    if left < needed_s:
-        time.sleep(left + 0.5)
-
-
 def test_rate_limit_is_100_per_minute_per_user(post_event):
-    _wait_for_fresh_window("user_busy")
+    wait_for_fresh_rate_window("user_busy", needed_s=40)
     for n in range(100):
         response = post_event(event(user_id="user_busy", external_id=f"f{n}", payload=FOOD))
         assert response.status_code == 202, response.json()
