@@ -188,7 +188,7 @@ INSIGHT_EXAMPLE = {
     "user_id": "user_123",
     "insight_type": "nutrition",
     "title": "Raise your protein to 120 g a day",
-    "body": "Your 7-day protein average is 80 g per logged day (7 days logged); the suggested target is 120 g.",
+    "body": "Your 7-day protein average is 80 g per logged day (7 of 7 days logged); the suggested target is 120 g.",
     "recommendation": "Add a palm-sized protein portion to each meal ...",
     "source": "ai_assistant",
     "coaching_session_id": 42,

@@ -218,7 +218,7 @@ class OfflineCoach:
                     if current is None or target["value"] >= current
                     else f"Bring your {label} to {_num(target['value'], target['unit'])} a day",
                     body=f"Your 7-day {label} average is {_num(current, target['unit'])} per logged day "
-                    f"({logged} days logged); the suggested target is {_num(target['value'], target['unit'])}.",
+                    f"({logged} of 7 days logged); the suggested target is {_num(target['value'], target['unit'])}.",
                     recommendation=_TIPS[metric],
                     insight_type="nutrition",
                 )

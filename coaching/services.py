@@ -86,7 +86,7 @@ def daily_insight_compose(*, user_id: str, today: dt.date) -> dict | None:
             "title": f"Your {label} is {direction} your goal",
             "body": (
                 f"Over the last 7 days you averaged {average:.0f} {unit} of {label} per logged day "
-                f"against a goal of {float(goal.goal_value):.0f} {unit} ({summary.days_logged} days logged)."
+                f"against a goal of {float(goal.goal_value):.0f} {unit} ({summary.days_logged} of 7 days logged)."
             ),
             "recommendation": (
                 f"Plan one meal a day that moves {label} toward {float(goal.goal_value):.0f} {unit}."
