@@ -25,6 +25,7 @@ from yahealthy_crm.api import (
     StrictSerializer,
     envelope_serializer,
     list_envelope_serializer,
+    list_example,
     paginated,
     query_params_validate,
     success,
@@ -203,17 +204,7 @@ class InsightListApi(APIView):
         summary="A user's open (not dismissed) insights, newest first",
         parameters=PAGINATION_PARAMETERS,
         responses={200: list_envelope_serializer("InsightList", InsightOutputSerializer), **ERRORS},
-        examples=[
-            OpenApiExample(
-                "Insights",
-                value={
-                    "status": "success",
-                    "data": [INSIGHT_EXAMPLE],
-                    "pagination": {"limit": 20, "offset": 0, "count": 1, "nextOffset": None},
-                },
-                response_only=True,
-            )
-        ],
+        examples=[list_example("Insights", INSIGHT_EXAMPLE)],
         tags=["coach"],
     )
     def get(self, request, user_id: str):

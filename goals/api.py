@@ -20,6 +20,7 @@ from yahealthy_crm.api import (
     StrictSerializer,
     envelope_serializer,
     list_envelope_serializer,
+    list_example,
     paginated,
     query_params_validate,
     success,
@@ -135,17 +136,7 @@ class UserGoalsApi(APIView):
             *PAGINATION_PARAMETERS,
         ],
         responses={200: list_envelope_serializer("GoalList", GoalOutputSerializer), **ERRORS},
-        examples=[
-            OpenApiExample(
-                "Active goals",
-                value={
-                    "status": "success",
-                    "data": [GOAL_EXAMPLE],
-                    "pagination": {"limit": 20, "offset": 0, "count": 1, "nextOffset": None},
-                },
-                response_only=True,
-            )
-        ],
+        examples=[list_example("Active goals", GOAL_EXAMPLE)],
         tags=["goals"],
     )
     def get(self, request, user_id: str):

@@ -11,7 +11,7 @@ from typing import Any
 from django.conf import settings
 from django.db.models import QuerySet
 from django.urls import register_converter
-from drf_spectacular.utils import OpenApiParameter
+from drf_spectacular.utils import OpenApiExample, OpenApiParameter
 from rest_framework import serializers, status
 from rest_framework.response import Response
 
@@ -117,6 +117,19 @@ def list_envelope_serializer(name: str, item: type[serializers.Serializer]) -> t
             "data": item(many=True),
             "pagination": PaginationOutputSerializer(),
         },
+    )
+
+
+def list_example(title: str, item: dict) -> OpenApiExample:
+    """An OpenAPI example of a one-item page in the list envelope."""
+    return OpenApiExample(
+        title,
+        value={
+            "status": "success",
+            "data": [item],
+            "pagination": {"limit": 20, "offset": 0, "count": 1, "nextOffset": None},
+        },
+        response_only=True,
     )
 
 
