@@ -226,6 +226,11 @@ VECTOR_SEARCH_MAX_SCAN_TUPLES = 40000
 VECTOR_SEARCH_EXACT_MAX_ROWS = 20000
 
 
+def vector_literal(vector: list[float]) -> str:
+    """pgvector's text form of a vector, for raw SQL (`%s::vector`)."""
+    return "[" + ",".join(f"{value:.7g}" for value in vector) + "]"
+
+
 def vector_search_by_user(
     *, table: str, user_id: str, vector: list[float], limit: int = 10, ef_search: int = VECTOR_SEARCH_EF
 ) -> list[tuple[int, float]]:
@@ -257,7 +262,7 @@ def _vector_search_exact(
 
     if table not in VECTOR_SEARCH_TABLES:
         raise ValueError(f"no vector search on {table}")
-    literal = "[" + ",".join(f"{value:.7g}" for value in vector) + "]"
+    literal = vector_literal(vector)
     with connection.cursor() as cursor:
         cursor.execute(
             f"""
@@ -287,7 +292,7 @@ def _vector_search_run(
 
     if table not in VECTOR_SEARCH_TABLES:
         raise ValueError(f"no vector search on {table}")
-    literal = "[" + ",".join(f"{value:.7g}" for value in vector) + "]"
+    literal = vector_literal(vector)
     with transaction.atomic(), connection.cursor() as cursor:
         cursor.execute("SET LOCAL hnsw.iterative_scan = relaxed_order")
         cursor.execute("SELECT set_config('hnsw.ef_search', %s, true)", [str(max(ef_search, limit))])

@@ -15,6 +15,7 @@ from tqdm import tqdm
 
 from activities.embeddings import embed_texts, embedding_provider
 from activities.models import UserActivity
+from activities.selectors import vector_literal
 from activities.services import NOT_EMBEDDED_TYPES, activity_text
 from coaching.models import CoachingSession
 from coaching.selectors import coaching_session_text
@@ -72,7 +73,7 @@ def _store_batch(model, batch, vectors, *, check_updated: bool) -> int:
             """,  # noqa: S608 - table and clause are constants
             [
                 [row.pk for row in batch],
-                ["[" + ",".join(f"{value:.7g}" for value in vector) + "]" for vector in vectors],
+                [vector_literal(vector) for vector in vectors],
                 [getattr(row, "updated_at", None) or row.created_at for row in batch],
             ],
         )
