@@ -76,6 +76,12 @@ class UserActivity(models.Model):
                 condition=Q(embedding__isnull=False),
                 name="crm_activity_user_vector_idx",
             ),
+            # The embedding sweep after app events finds the rows still to embed without a table scan.
+            models.Index(
+                fields=["id"],
+                condition=Q(embedding__isnull=True) & ~Q(activity_type="app_open"),
+                name="crm_activity_embed_pending_idx",
+            ),
             HnswIndex(
                 name="crm_activity_embedding_hnsw",
                 fields=["embedding"],

@@ -4,12 +4,16 @@ from __future__ import annotations
 
 import datetime as dt
 import logging
+from collections.abc import Callable
 from typing import Any
 
-from django.db import transaction
+from django.core.cache import cache
+from django.db import connection, transaction
+from django.db.models import QuerySet
 
 from activities.embeddings import embed_texts
 from activities.models import ActivitySource, ActivityType, UserActivity
+from activities.selectors import vector_literal
 from profiles.models import CrmUserProfile
 
 logger = logging.getLogger(__name__)
@@ -67,14 +71,21 @@ def activity_upsert_from_app(
     return existing, False
 
 
+_ACTIVITY_COLUMNS_BUT_EMBEDDING = ", ".join(
+    f.column for f in UserActivity._meta.concrete_fields if f.name != "embedding"
+)
+_ACTIVITY_BY_EXTERNAL_ID_SQL = (
+    f"SELECT {_ACTIVITY_COLUMNS_BUT_EMBEDDING} FROM {UserActivity._meta.db_table} "  # noqa: S608 - model names
+    "WHERE user_id = %s AND activity_type = %s AND external_id = %s LIMIT 1"
+)
+
+
 def activity_get_for_app_event(*, user_id: str, activity_type: str, external_id: str) -> UserActivity | None:
     if not external_id:
         return None
-    return (
-        UserActivity.objects.filter(user_id=user_id, activity_type=activity_type, external_id=external_id)
-        .defer("embedding")
-        .first()
-    )
+    # raw(): on the webhook hot path; the columns left out (the embedding) are deferred fields.
+    rows = UserActivity.objects.raw(_ACTIVITY_BY_EXTERNAL_ID_SQL, [user_id, activity_type, external_id])
+    return next(iter(rows), None)
 
 
 def activity_delete(*, activity: UserActivity) -> None:
@@ -119,3 +130,85 @@ def activity_embedding_refresh(*, activity_id: int) -> bool:
         # The row may have been updated (new text) or deleted while the embedding was computed.
         updated = UserActivity.objects.filter(pk=activity_id, updated_at=activity.updated_at).update(embedding=vector)
     return bool(updated)
+
+
+def activities_missing_embedding() -> QuerySet[UserActivity]:
+    """Activities that should have an embedding and have none (new, or changed since embedded)."""
+    return UserActivity.objects.filter(embedding__isnull=True).exclude(activity_type__in=list(NOT_EMBEDDED_TYPES))
+
+
+def embeddings_backfill(
+    queryset: QuerySet,
+    to_text: Callable[[Any], str],
+    *,
+    batch_size: int = 256,
+    check_updated: bool = False,
+    on_batch: Callable[[int], None] | None = None,
+) -> int:
+    """Embed the rows of `queryset` (rows without an embedding) in batches of one UPDATE each.
+
+    With `check_updated`, a row changed while its batch was embedded keeps its newer state (and no
+    embedding: the next sweep picks it up). Returns how many rows were stored.
+    """
+    done, last_id = 0, 0
+    queryset = queryset.defer("embedding")
+    while True:
+        batch = list(queryset.filter(pk__gt=last_id).order_by("pk")[:batch_size])
+        if not batch:
+            return done
+        last_id = batch[-1].pk
+        vectors = embed_texts([to_text(row) for row in batch])
+        done += _embeddings_store(queryset.model, batch, vectors, check_updated=check_updated)
+        if on_batch is not None:
+            on_batch(len(batch))
+
+
+def _embeddings_store(model, batch, vectors, *, check_updated: bool) -> int:
+    """One UPDATE for the whole batch; rows embedded or changed meanwhile are left alone."""
+    table = model._meta.db_table
+    unchanged = " AND t.updated_at = v.updated_at" if check_updated else ""
+    with connection.cursor() as cursor:
+        cursor.execute(
+            f"""
+            UPDATE {table} AS t SET embedding = v.embedding::vector
+            FROM unnest(%s::bigint[], %s::text[], %s::timestamptz[]) AS v(id, embedding, updated_at)
+            WHERE t.id = v.id AND t.embedding IS NULL{unchanged}
+            """,  # noqa: S608 - table and clause are constants
+            [
+                [row.pk for row in batch],
+                [vector_literal(vector) for vector in vectors],
+                [getattr(row, "updated_at", None) or row.created_at for row in batch],
+            ],
+        )
+        return cursor.rowcount
+
+
+# Events arriving within this many seconds share one embedding sweep (one task, one batch).
+EMBED_SWEEP_DELAY_S = 1
+EMBED_SWEEP_FLAG = "activities:embed-sweep-scheduled"
+# If the scheduled sweep never runs (broker or worker down), the next event after this schedules one.
+EMBED_SWEEP_FLAG_TTL_S = 60
+
+
+def activity_embeddings_schedule() -> None:
+    """Have the worker embed new and changed activities soon: one task per burst, not one per event.
+
+    Call after commit. A sweep already scheduled (and not yet started) will see this commit.
+    """
+    from activities.tasks import activities_embed_pending_task
+
+    if not cache.add(EMBED_SWEEP_FLAG, 1, timeout=EMBED_SWEEP_FLAG_TTL_S):
+        return
+    try:
+        activities_embed_pending_task.apply_async(countdown=EMBED_SWEEP_DELAY_S)
+    except Exception:  # the rows are committed; the next event (or `embed_activities`) embeds them
+        cache.delete(EMBED_SWEEP_FLAG)
+        logger.exception("could not schedule the activity embedding sweep")
+
+
+def activities_embed_pending(*, batch_size: int = 256) -> int:
+    """The sweep: embed every activity that is missing its embedding."""
+    # Cleared before reading: an event committing from now on schedules the next sweep, and every
+    # event that found the flag set committed before this read, so nothing is left behind.
+    cache.delete(EMBED_SWEEP_FLAG)
+    return embeddings_backfill(activities_missing_embedding(), activity_text, batch_size=batch_size, check_updated=True)

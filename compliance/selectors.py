@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
+from django.db import connection
 from django.db.models import QuerySet
 
 from compliance.models import AuditLog, ErasureTombstone
@@ -21,7 +22,13 @@ def erasure_tombstone_get(*, user_id: str) -> ErasureTombstone | None:
 
 def user_is_erased(*, user_id: str) -> bool:
     """True when `user_id` was erased (GDPR): it must never be recreated (REST or sync)."""
-    return ErasureTombstone.objects.filter(user_id_hash=user_id_hash(user_id=user_id)).exists()
+    # Raw SQL: asked on every inbound webhook, where the ORM's query building is a third of the cost.
+    with connection.cursor() as cursor:
+        cursor.execute(
+            f"SELECT EXISTS (SELECT 1 FROM {ErasureTombstone._meta.db_table} WHERE user_id_hash = %s)",  # noqa: S608
+            [user_id_hash(user_id=user_id)],
+        )
+        return cursor.fetchone()[0]
 
 
 def audit_log_for_user(*, user_id: str) -> QuerySet[AuditLog]:

@@ -322,6 +322,11 @@ def _weight_progress(goal: HealthGoal, logs: list[tuple[dt.datetime, Decimal]]) 
     return min(max(fraction * 100, Decimal(0)), Decimal(100)).quantize(Decimal("0.01"))
 
 
+_ACTIVE_GOALS_ON_METRICS_SQL = (
+    f"SELECT * FROM {HealthGoal._meta.db_table} WHERE user_id = %s AND status = %s AND metric = ANY(%s)"  # noqa: S608
+)
+
+
 def goal_progress_update_for_activity(*, user_id: str, metrics: set[str], today: dt.date | None = None) -> list[dict]:
     """Recompute progress and streaks of the user's active goals on `metrics` from activity data.
 
@@ -330,7 +335,8 @@ def goal_progress_update_for_activity(*, user_id: str, metrics: set[str], today:
     total against the target (capped at 100), streak = consecutive days the target was met.
     Recomputed from the data, so replays, updates and deletes all converge to the same numbers.
     """
-    goals = list(HealthGoal.objects.filter(user_id=user_id, status=GoalStatus.ACTIVE, metric__in=metrics))
+    # raw(): asked on every app activity event (webhook hot path), usually to find no goal.
+    goals = list(HealthGoal.objects.raw(_ACTIVE_GOALS_ON_METRICS_SQL, [user_id, GoalStatus.ACTIVE, list(metrics)]))
     if not goals:
         return []
     today = today or timezone.localdate()

@@ -5,7 +5,7 @@ from __future__ import annotations
 import datetime as dt
 from typing import Any
 
-from django.db import IntegrityError, transaction
+from django.db import IntegrityError, connection, transaction
 from django.utils import timezone
 from rest_framework import status
 
@@ -269,12 +269,16 @@ def churn_retention_run(*, now: dt.datetime | None = None) -> dict:
 # --- App events (sync engine) ---------------------------------------------------------------------
 
 
+_PROFILE_FOR_UPDATE_SQL = f"SELECT * FROM {CrmUserProfile._meta.db_table} WHERE user_id = %s FOR UPDATE"  # noqa: S608
+
+
 def profile_get_or_create_for_app(*, user_id: str) -> tuple[CrmUserProfile, bool]:
     """The profile of `user_id`, locked for the caller's transaction; created (and audited) if new.
 
     The lock serialises events of one user, so ordering checks and goal streaks see a stable state.
     """
-    profile = CrmUserProfile.objects.select_for_update().filter(user_id=user_id).first()
+    # raw(): every inbound webhook takes this lock; the ORM's query building would double its cost.
+    profile = next(iter(CrmUserProfile.objects.raw(_PROFILE_FOR_UPDATE_SQL, [user_id])), None)
     if profile is not None:
         return profile, False
     # get_or_create copes with a concurrent first event for the same user (unique user_id).
@@ -371,7 +375,12 @@ def profile_touch_last_active(*, profile: CrmUserProfile, occurred_at: dt.dateti
     if profile.last_active_at is not None and profile.last_active_at >= occurred_at:
         return False
     profile.last_active_at = occurred_at
-    CrmUserProfile.objects.filter(pk=profile.pk).update(last_active_at=occurred_at)
+    with connection.cursor() as cursor:  # one UPDATE per webhook: raw SQL, and never moves back
+        cursor.execute(
+            f"UPDATE {CrmUserProfile._meta.db_table} SET last_active_at = %s "  # noqa: S608
+            "WHERE id = %s AND (last_active_at IS NULL OR last_active_at < %s)",
+            [occurred_at, profile.pk, occurred_at],
+        )
     return True
 
 

@@ -32,6 +32,7 @@ from activities.services import (
     ACTIVITY_COLUMNS,
     NOT_EMBEDDED_TYPES,
     activity_delete,
+    activity_embeddings_schedule,
     activity_get_for_app_event,
     activity_upsert_from_app,
 )
@@ -349,7 +350,7 @@ def _event_claim_and_apply(
                 changes={**applied.changes, "syncEventId": event_id},
             )
         if applied.embed_activity_id is not None:
-            transaction.on_commit(lambda: _embedding_enqueue(applied.embed_activity_id))
+            transaction.on_commit(activity_embeddings_schedule)
     return WebhookResult(status.HTTP_202_ACCEPTED, response)
 
 
@@ -369,15 +370,6 @@ def _event_replay(*, idempotency_key: str, request_hash: str) -> WebhookResult:
             status_code=status.HTTP_409_CONFLICT,
         )
     return WebhookResult(stored.response_status or status.HTTP_202_ACCEPTED, stored.response_body, replayed=True)
-
-
-def _embedding_enqueue(activity_id: int) -> None:
-    from activities.tasks import activity_embed_task
-
-    try:
-        activity_embed_task.delay(activity_id)
-    except Exception:  # the event is committed; a missing embedding is recomputed later, not a 500
-        logger.exception("could not enqueue the embedding of activity %s", activity_id)
 
 
 def _event_apply(*, profile: CrmUserProfile, event: dict, payload_serializer, occurred_at) -> _Applied:

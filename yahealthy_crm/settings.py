@@ -126,6 +126,11 @@ CELERY_BEAT_SCHEDULE = {
         "task": "profiles.tasks.weekly_churn_assessment_job",
         "schedule": crontab(hour=8, minute=0, day_of_week="sunday"),
     },
+    # Activities whose after-commit embedding sweep was lost (worker or broker down) get one anyway.
+    "embed-pending-activities": {
+        "task": "activities.tasks.activities_embed_pending_task",
+        "schedule": crontab(minute="*/10"),
+    },
     # Outbound deliveries whose broker message was lost are queued again (docs/sync.md).
     "requeue-stuck-outbound-syncs": {
         "task": "sync.tasks.sync_outbound_requeue_stuck_task",

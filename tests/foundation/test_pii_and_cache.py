@@ -87,3 +87,29 @@ def test_shared_cache_never_evicts_live_counters_and_expires_old_ones():
     assert not cache.touch("missing", 120)
     cache.set("forever", 1, None)
     assert cache.get("forever") == 1
+
+
+@pytest.mark.django_db
+def test_shared_cache_increments_in_one_statement_and_keeps_other_values_intact(django_assert_num_queries):
+    # given a counter (stored as "#<n>") and values of other types (pickled)
+    cache.set("counter", 41, 60)
+    cache.set_many({"ratio": 1.5, "flag": True, "doc": {"kcal": [450, 520]}}, 60)
+
+    # when the counter is incremented: one UPDATE, no read-then-write
+    with django_assert_num_queries(1):
+        assert cache.incr("counter") == 42
+
+    # then every value reads back with its type; a float increments like Django's own incr
+    assert cache.get_many(["counter", "ratio", "flag", "doc", "absent"]) == {
+        "counter": 42,
+        "ratio": 1.5,
+        "flag": True,
+        "doc": {"kcal": [450, 520]},
+    }
+    assert cache.get("flag") is True
+    assert cache.incr("ratio", 2) == 3.5
+    with pytest.raises(ValueError, match="not found"):
+        cache.incr("absent")
+    cache.set("gone", 1, -1)
+    with pytest.raises(ValueError, match="not found"):
+        cache.incr("gone")

@@ -44,6 +44,16 @@ def _webhook_settings(settings):
     settings.APP_WEBHOOK_SECRET = ""
 
 
+@pytest.fixture(autouse=True)
+def _no_embedding_sweep_scheduled(db):
+    # With a Redis cache the "sweep scheduled" flag would outlive the test that set it.
+    from django.core.cache import cache
+
+    from activities.services import EMBED_SWEEP_FLAG
+
+    cache.delete(EMBED_SWEEP_FLAG)
+
+
 @pytest.fixture
 def post_event(client):
     """POST a signed event; `key` sets Idempotency-Key, `raw` sends a body string as is."""

@@ -384,6 +384,40 @@ def test_embedding_is_computed_after_commit(post_event, django_capture_on_commit
     assert abs(sum(v * v for v in activity.embedding) - 1.0) < 1e-4
 
 
+def test_a_burst_of_events_schedules_one_embedding_sweep_that_embeds_them_all(
+    post_event, django_capture_on_commit_callbacks
+):
+    from celery.signals import before_task_publish
+
+    from activities.services import activities_embed_pending
+
+    published = []
+
+    def count(sender=None, **kwargs):
+        published.append(sender)
+
+    before_task_publish.connect(count)
+    try:
+        # given three food logs committed while no sweep has run yet (real broker, no eager mode)
+        with django_capture_on_commit_callbacks(execute=True):
+            for number in range(3):
+                post_event(event(external_id=f"f{number}", payload={"food_name": f"Meal {number}", "calories": 400}))
+        # then one sweep task was published for the burst, not one per activity
+        assert published == ["activities.tasks.activities_embed_pending_task"]
+
+        # when the sweep runs, every activity of the burst gets its embedding
+        assert activities_embed_pending() == 3
+        assert not UserActivity.objects.filter(embedding__isnull=True).exists()
+
+        # and an event after the sweep started schedules the next one
+        with django_capture_on_commit_callbacks(execute=True):
+            post_event(event(external_id="f9", payload={"food_name": "Late snack", "calories": 150}))
+        assert len(published) == 2
+        assert activities_embed_pending() == 1
+    finally:
+        before_task_publish.disconnect(count)
+
+
 def test_app_open_has_no_embedding_but_counts_as_last_active(post_event, django_capture_on_commit_callbacks):
     with django_capture_on_commit_callbacks(execute=False) as callbacks:
         post_event(event("app_open", external_id="", payload={}, occurredAt=at(3)))

@@ -10,13 +10,10 @@ its own after-commit task embeds it).
 from __future__ import annotations
 
 from django.core.management.base import BaseCommand
-from django.db import connection
 from tqdm import tqdm
 
-from activities.embeddings import embed_texts, embedding_provider
-from activities.models import UserActivity
-from activities.selectors import vector_literal
-from activities.services import NOT_EMBEDDED_TYPES, activity_text
+from activities.embeddings import embedding_provider
+from activities.services import activities_missing_embedding, activity_text, embeddings_backfill
 from coaching.models import CoachingSession
 from coaching.selectors import coaching_session_text
 
@@ -30,51 +27,21 @@ class Command(BaseCommand):
         parser.add_argument("--no-sessions", action="store_true", help="Activities only.")
 
     def handle(self, *args, batch_size: int, user: str, no_sessions: bool, **options):
-        activities = UserActivity.objects.filter(embedding__isnull=True).exclude(
-            activity_type__in=list(NOT_EMBEDDED_TYPES)
-        )
+        activities = activities_missing_embedding()
         sessions = CoachingSession.objects.filter(embedding__isnull=True)
         if user:
             activities, sessions = activities.filter(user_id=user), sessions.filter(user_id=user)
-        done_activities = self._backfill(
-            activities.defer("embedding"), batch_size, "activities", activity_text, check_updated=True
-        )
+        done_activities = self._backfill(activities, batch_size, "activities", activity_text, check_updated=True)
         done_sessions = 0
         if not no_sessions:
-            done_sessions = self._backfill(sessions.defer("embedding"), batch_size, "sessions", coaching_session_text)
+            done_sessions = self._backfill(sessions, batch_size, "sessions", coaching_session_text)
         self.stdout.write(
             f"embedded {done_activities} activities and {done_sessions} coaching sessions "
             f"({embedding_provider()} embedder)"
         )
 
     def _backfill(self, queryset, batch_size: int, label: str, to_text, *, check_updated: bool = False) -> int:
-        done, last_id = 0, 0
         with tqdm(total=queryset.count(), desc=label, unit="row", disable=None) as bar:
-            while True:
-                batch = list(queryset.filter(pk__gt=last_id).order_by("pk")[:batch_size])
-                if not batch:
-                    return done
-                last_id = batch[-1].pk
-                vectors = embed_texts([to_text(row) for row in batch])
-                done += _store_batch(queryset.model, batch, vectors, check_updated=check_updated)
-                bar.update(len(batch))
-
-
-def _store_batch(model, batch, vectors, *, check_updated: bool) -> int:
-    """One UPDATE for the whole batch; rows embedded or changed meanwhile are left alone."""
-    table = model._meta.db_table
-    unchanged = " AND t.updated_at = v.updated_at" if check_updated else ""
-    with connection.cursor() as cursor:
-        cursor.execute(
-            f"""
-            UPDATE {table} AS t SET embedding = v.embedding::vector
-            FROM unnest(%s::bigint[], %s::text[], %s::timestamptz[]) AS v(id, embedding, updated_at)
-            WHERE t.id = v.id AND t.embedding IS NULL{unchanged}
-            """,  # noqa: S608 - table and clause are constants
-            [
-                [row.pk for row in batch],
-                [vector_literal(vector) for vector in vectors],
-                [getattr(row, "updated_at", None) or row.created_at for row in batch],
-            ],
-        )
-        return cursor.rowcount
+            return embeddings_backfill(
+                queryset, to_text, batch_size=batch_size, check_updated=check_updated, on_batch=bar.update
+            )
