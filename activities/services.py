@@ -35,6 +35,28 @@ ACTIVITY_COLUMNS = (
 NOT_EMBEDDED_TYPES = {ActivityType.APP_OPEN}
 
 
+_INSERTED_FIELDS = [
+    f for f in UserActivity._meta.concrete_fields if not f.primary_key and f.name not in ("created_at", "updated_at")
+]
+_ACTIVITY_INSERT_SQL = (
+    f"INSERT INTO {UserActivity._meta.db_table} "  # noqa: S608 - names from the model
+    f"({', '.join(f.column for f in _INSERTED_FIELDS)}, created_at, updated_at) "
+    f"VALUES ({', '.join(['%s'] * len(_INSERTED_FIELDS))}, now(), now()) RETURNING id, created_at, updated_at"
+)
+
+
+def _activity_insert(activity: UserActivity) -> None:
+    """INSERT one new activity (raw SQL, values prepared by the model's fields); sets pk and timestamps.
+
+    One per app event: the ORM's insert compilation costs more than the insert itself.
+    """
+    values = [f.get_db_prep_save(f.pre_save(activity, add=True), connection) for f in _INSERTED_FIELDS]
+    with connection.cursor() as cursor:
+        cursor.execute(_ACTIVITY_INSERT_SQL, values)
+        activity.pk, activity.created_at, activity.updated_at = cursor.fetchone()
+    activity._state.adding, activity._state.db = False, connection.alias
+
+
 def activity_upsert_from_app(
     *,
     user: CrmUserProfile,
@@ -61,9 +83,8 @@ def activity_upsert_from_app(
         **{column: columns.get(column) for column in ACTIVITY_COLUMNS},
     }
     if existing is None:
-        activity = UserActivity.objects.create(
-            user=user, activity_type=activity_type, external_id=external_id, **values
-        )
+        activity = UserActivity(user=user, activity_type=activity_type, external_id=external_id, **values)
+        _activity_insert(activity)
         return activity, True
     for name, value in values.items():
         setattr(existing, name, value)

@@ -271,14 +271,16 @@ def webhook_event_ingest(
 def _event_claim(*, event: dict, data: dict, occurred_at: dt.datetime, idempotency_key: str, request_hash: str):
     """INSERT the event row unless its key exists; returns the new id or None. Waits for in-flight twins."""
     with connection.cursor() as cursor:
-        cursor.execute(f"SET LOCAL lock_timeout = '{IN_FLIGHT_WAIT}'")
         try:
+            # set_config(..., true) is SET LOCAL lock_timeout inside the statement (one round trip
+            # less): the row is produced, and the setting in force, before the key's lock is waited on.
             cursor.execute(
                 """
                 INSERT INTO crm_sync_events (direction, user_id, entity_type, operation, external_id,
                     idempotency_key, request_hash, status, attempts, error, conflicts, payload,
                     occurred_at, webhook_id, created_at, updated_at)
-                VALUES (%s, %s, %s, %s, %s, %s, %s, %s, 1, '', '[]'::jsonb, %s::jsonb, %s, '', now(), now())
+                SELECT %s, %s, %s, %s, %s, %s, %s, %s, 1, '', '[]'::jsonb, %s::jsonb, %s, '', now(), now()
+                FROM (SELECT set_config('lock_timeout', %s, true)) AS in_flight_wait
                 ON CONFLICT (idempotency_key) DO NOTHING
                 RETURNING id
                 """,
@@ -293,6 +295,7 @@ def _event_claim(*, event: dict, data: dict, occurred_at: dt.datetime, idempoten
                     SyncStatus.PROCESSING,
                     json.dumps(redact_pii_data(data)),
                     occurred_at,
+                    IN_FLIGHT_WAIT,
                 ],
             )
         except OperationalError as exc:
@@ -331,13 +334,13 @@ def _event_claim_and_apply(
             "idempotencyKey": idempotency_key,
             "result": {"status": applied.result_status, "data": applied.data},
         }
-        response = json.loads(json.dumps(response, default=str))
-        SyncEvent.objects.filter(pk=event_id).update(
+        response_json = json.dumps(response, default=str)
+        response = json.loads(response_json)
+        _event_finish(
+            event_id=event_id,
             status=SyncStatus.SUCCESS if applied.result_status == "success" else SyncStatus.STALE,
             conflicts=applied.conflicts,
-            response_body=response,
-            response_status=status.HTTP_202_ACCEPTED,
-            processed_at=timezone.now(),
+            response_json=response_json,
         )
         if applied.result_status == "success":
             audit_record(
@@ -352,6 +355,19 @@ def _event_claim_and_apply(
         if applied.embed_activity_id is not None:
             transaction.on_commit(activity_embeddings_schedule)
     return WebhookResult(status.HTTP_202_ACCEPTED, response)
+
+
+def _event_finish(*, event_id: int, status: str, conflicts: list, response_json: str) -> None:
+    """Store the outcome and the response a replay returns (raw SQL: once per webhook)."""
+    with connection.cursor() as cursor:
+        cursor.execute(
+            """
+            UPDATE crm_sync_events SET status = %s, conflicts = %s::jsonb, response_body = %s::jsonb,
+                response_status = 202, processed_at = now(), updated_at = now()
+            WHERE id = %s
+            """,
+            [status, json.dumps(conflicts, default=str), response_json, event_id],
+        )
 
 
 def _event_replay(*, idempotency_key: str, request_hash: str) -> WebhookResult:

@@ -80,3 +80,51 @@ def test_fifty_identical_webhooks_apply_exactly_once(threaded_live_server, celer
     assert SyncEvent.objects.filter(idempotency_key="race_key_1").count() == 1
     assert SyncEvent.objects.count() == 1
     assert AuditLog.objects.filter(action="food_log.create").count() == 1
+
+
+@pytest.mark.django_db(transaction=True)
+def test_a_twin_still_in_flight_past_the_wait_is_answered_409_and_nothing_is_stored(client, monkeypatch, celery_eager):
+    from django.db import connections, transaction
+
+    import sync.services
+
+    monkeypatch.setattr(sync.services, "IN_FLIGHT_WAIT", "300ms")
+    body = json.dumps(
+        event(user_id="user_in_flight", external_id="food_slow", payload={"food_name": "Soup", "calories": 200})
+    )
+    holding, release = threading.Event(), threading.Event()
+
+    def first_request_holding_the_key():
+        # Stands for a first request that claimed the key and has not committed yet.
+        with transaction.atomic():
+            SyncEvent.objects.create(
+                direction="inbound",
+                entity_type="food_log",
+                operation="create",
+                idempotency_key="slow_key",
+                status="processing",
+            )
+            holding.set()
+            release.wait(10)
+            transaction.set_rollback(True)
+        connections.close_all()
+
+    twin = threading.Thread(target=first_request_holding_the_key)
+    twin.start()
+    try:
+        assert holding.wait(10)
+        response = client.post(
+            URL,
+            data=body,
+            content_type="application/json",
+            headers={**signed_headers(body), "Idempotency-Key": "slow_key"},
+        )
+    finally:
+        release.set()
+        twin.join()
+
+    assert response.status_code == 409, response.content
+    assert response.json()["error"]["code"] == "idempotency_key_in_flight"
+    assert "retry shortly" in response.json()["error"]["message"]
+    assert not SyncEvent.objects.exists()
+    assert not UserActivity.objects.exists()
