@@ -11,10 +11,10 @@ COPY activities ./activities
 COPY coaching ./coaching
 COPY sync ./sync
 COPY compliance ./compliance
-COPY manage.py Procfile ./
+COPY manage.py Procfile gunicorn.conf.py ./
 RUN pip install --no-cache-dir . \
     && useradd --create-home crm && mkdir -p /app/var && chown crm /app/var
 USER crm
 
 EXPOSE 5000
-CMD ["gunicorn", "yahealthy_crm.wsgi", "--bind", "0.0.0.0:5000", "--workers", "3", "--access-logfile", "-"]
+CMD ["gunicorn", "yahealthy_crm.wsgi", "--bind", "0.0.0.0:5000"]
