@@ -53,6 +53,12 @@ class SyncEvent(models.Model):
             models.Index(fields=["user_id", "-created_at"], name="crm_sync_user_created_idx"),
             models.Index(fields=["status"], name="crm_sync_status_idx"),
             models.Index(fields=["direction", "status", "next_attempt_at"], name="crm_sync_dir_status_idx"),
+            # "Did the app delete this entity later?" (every create asks): the app's applied deletes only.
+            models.Index(
+                fields=["user_id", "entity_type", "external_id", "occurred_at"],
+                condition=Q(direction="inbound", operation="delete", status="success"),
+                name="crm_sync_app_deletes_idx",
+            ),
         ]
         constraints = [
             models.CheckConstraint(condition=Q(direction__in=SyncDirection.values), name="crm_sync_direction_valid"),
