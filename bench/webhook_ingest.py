@@ -228,7 +228,7 @@ def main() -> int:
     gunicorn = subprocess.Popen(
         [sys.executable, "-m", "gunicorn", "yahealthy_crm.wsgi:application", "--bind", f"127.0.0.1:{port}"],
         cwd=ROOT,
-        env={**env, "CRM_ACCESS_LOG": "/dev/null"},
+        env={**env, "CRM_ACCESS_LOG": "/dev/null", "GUNICORN_LOG_LEVEL": "warning"},
     )
     try:
         _wait_ready(port)
