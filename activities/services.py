@@ -8,7 +8,7 @@ from collections.abc import Callable
 from typing import Any
 
 from django.core.cache import cache
-from django.db import connection, transaction
+from django.db import connection
 from django.db.models import QuerySet
 
 from activities.embeddings import embed_texts
@@ -138,19 +138,6 @@ def activity_text(activity: UserActivity) -> str:
         if value is not None:
             parts.append(f"{float(value):g} {label}")
     return ", ".join(parts)
-
-
-def activity_embedding_refresh(*, activity_id: int) -> bool:
-    """Compute and store the activity's embedding. Safe to run twice; False when nothing to do."""
-    activity = UserActivity.objects.filter(pk=activity_id).defer("embedding").first()
-    if activity is None or activity.activity_type in NOT_EMBEDDED_TYPES:
-        return False
-    text = activity_text(activity)
-    (vector,) = embed_texts([text])
-    with transaction.atomic():
-        # The row may have been updated (new text) or deleted while the embedding was computed.
-        updated = UserActivity.objects.filter(pk=activity_id, updated_at=activity.updated_at).update(embedding=vector)
-    return bool(updated)
 
 
 def activities_missing_embedding() -> QuerySet[UserActivity]:

@@ -1,13 +1,20 @@
 """The offline embedder: deterministic 384-d unit vectors, similar texts closer (sync and coach use it)."""
 
+import datetime as dt
 import math
 
 import pytest
+from django.utils import timezone
 
 from activities.embeddings import embed_text_offline, embed_texts, embedding_provider
 from activities.models import UserActivity
 from activities.selectors import vector_search_by_user
-from activities.services import activity_embedding_refresh, activity_text
+from activities.services import (
+    activities_embed_pending,
+    activities_missing_embedding,
+    activity_text,
+    embeddings_backfill,
+)
 from tests.factories import FoodLogFactory
 
 
@@ -39,11 +46,15 @@ def test_empty_text_is_the_zero_vector():
 
 
 @pytest.mark.django_db
-def test_refresh_stores_the_embedding_and_search_finds_the_nearest():
+def test_the_sweep_stores_the_embeddings_and_search_finds_the_nearest():
     salmon = FoodLogFactory(payload={"food_name": "Baked salmon with potatoes"})
     FoodLogFactory(user=salmon.user, payload={"food_name": "Chocolate cake"})
-    for activity in UserActivity.objects.all():
-        assert activity_embedding_refresh(activity_id=activity.pk) is True
+    FoodLogFactory(user=salmon.user, activity_type="app_open", payload={})
+
+    # app opens are never embedded; the sweep is safe to run again
+    assert activities_embed_pending() == 2
+    assert activities_embed_pending() == 0
+    assert UserActivity.objects.get(activity_type="app_open").embedding is None
 
     query = embed_text_offline("salmon dinner")
     # The product's search (exact for a user this small); a bare ORDER BY <=> LIMIT on the HNSW index
@@ -57,9 +68,19 @@ def test_refresh_stores_the_embedding_and_search_finds_the_nearest():
 
 
 @pytest.mark.django_db
-def test_refresh_of_a_deleted_activity_does_nothing():
-    activity = FoodLogFactory()
-    activity_id = activity.pk
-    activity.delete()
+def test_a_row_changed_while_its_batch_is_embedded_keeps_its_newer_state():
+    changed, kept = FoodLogFactory(), FoodLogFactory()
 
-    assert activity_embedding_refresh(activity_id=activity_id) is False
+    def text_while_the_app_updates(activity):
+        # the app's update of `changed` commits between the batch's read and its UPDATE
+        if activity.pk == changed.pk:
+            UserActivity.objects.filter(pk=changed.pk).update(updated_at=timezone.now() + dt.timedelta(seconds=1))
+        return activity_text(activity)
+
+    stored = embeddings_backfill(activities_missing_embedding(), text_while_the_app_updates, check_updated=True)
+
+    assert stored == 1
+    assert UserActivity.objects.get(pk=kept.pk).embedding is not None
+    # left for the next sweep, which embeds the new text
+    assert UserActivity.objects.get(pk=changed.pk).embedding is None
+    assert activities_embed_pending() == 1

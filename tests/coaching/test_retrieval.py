@@ -12,7 +12,7 @@ from django.test.utils import CaptureQueriesContext
 from activities.embeddings import embed_text_offline
 from activities.models import ActivityType, UserActivity
 from activities.selectors import vector_search_by_user, vector_search_plan
-from activities.services import activity_embedding_refresh
+from activities.services import activities_embed_pending
 from coaching.models import CoachingSession
 from tests.api.support import USER_A, USER_B
 from tests.coaching.fake_openai import completion
@@ -34,18 +34,17 @@ def alice_logs(profile_a):
     rows = {}
     for n, (food, meal) in enumerate(MEALS):
         activity = log(profile_a, ActivityType.FOOD_LOG, n + 1, {"food_name": food, "meal_type": meal})
-        activity_embedding_refresh(activity_id=activity.pk)
         rows[food] = activity.pk
     run = log(profile_a, ActivityType.EXERCISE, 1, {"exercise_type": "running"}, exercise_minutes=30)
-    activity_embedding_refresh(activity_id=run.pk)
     rows["running"] = run.pk
+    assert activities_embed_pending() == len(rows)
     return rows
 
 
 @pytest.fixture
 def bob_chicken(profile_b):
     activity = log(profile_b, ActivityType.FOOD_LOG, 1, {"food_name": "Bob's chicken chicken chicken"})
-    activity_embedding_refresh(activity_id=activity.pk)
+    activities_embed_pending()
     return activity
 
 
