@@ -205,13 +205,22 @@ def activity_embeddings_schedule() -> None:
     """
     from activities.tasks import activities_embed_pending_task
 
-    if not cache.add(EMBED_SWEEP_FLAG, 1, timeout=EMBED_SWEEP_FLAG_TTL_S):
+    # Never an error for the caller: its rows are committed, and a missed sweep only delays the
+    # embeddings until the next event's sweep or the periodic one.
+    try:
+        if not cache.add(EMBED_SWEEP_FLAG, 1, timeout=EMBED_SWEEP_FLAG_TTL_S):
+            return
+    except Exception:
+        logger.exception("could not check the activity embedding sweep flag")
         return
     try:
         activities_embed_pending_task.apply_async(countdown=EMBED_SWEEP_DELAY_S)
-    except Exception:  # the rows are committed; the next event (or `embed_activities`) embeds them
-        cache.delete(EMBED_SWEEP_FLAG)
+    except Exception:
         logger.exception("could not schedule the activity embedding sweep")
+        try:
+            cache.delete(EMBED_SWEEP_FLAG)  # let the next event try again
+        except Exception:
+            logger.exception("could not clear the activity embedding sweep flag")
 
 
 def activities_embed_pending(*, batch_size: int = 256) -> int:

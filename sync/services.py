@@ -338,7 +338,7 @@ def _event_claim_and_apply(
         response = json.loads(response_json)
         _event_finish(
             event_id=event_id,
-            status=SyncStatus.SUCCESS if applied.result_status == "success" else SyncStatus.STALE,
+            outcome=SyncStatus.SUCCESS if applied.result_status == "success" else SyncStatus.STALE,
             conflicts=applied.conflicts,
             response_json=response_json,
         )
@@ -357,16 +357,16 @@ def _event_claim_and_apply(
     return WebhookResult(status.HTTP_202_ACCEPTED, response)
 
 
-def _event_finish(*, event_id: int, status: str, conflicts: list, response_json: str) -> None:
-    """Store the outcome and the response a replay returns (raw SQL: once per webhook)."""
+def _event_finish(*, event_id: int, outcome: str, conflicts: list, response_json: str) -> None:
+    """Store the outcome and the 202 response a replay returns (raw SQL: once per webhook)."""
     with connection.cursor() as cursor:
         cursor.execute(
             """
             UPDATE crm_sync_events SET status = %s, conflicts = %s::jsonb, response_body = %s::jsonb,
-                response_status = 202, processed_at = now(), updated_at = now()
+                response_status = %s, processed_at = now(), updated_at = now()
             WHERE id = %s
             """,
-            [status, json.dumps(conflicts, default=str), response_json, event_id],
+            [outcome, json.dumps(conflicts, default=str), response_json, status.HTTP_202_ACCEPTED, event_id],
         )
 
 
