@@ -5,6 +5,7 @@ import shutil
 
 import pytest
 from django.contrib.auth import get_user_model
+from django.db import connections
 
 from tests.factories import FoodLogFactory, GoalFactory, InsightFactory, ProfileFactory
 
@@ -37,6 +38,9 @@ def browser_page(tmp_path):
         browser = playwright.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
         page = browser.new_page(viewport={"width": 1400, "height": 1000})
         yield page
+        # The test's ORM calls ran inside Playwright's event-loop context, which has connections of
+        # its own; left open, one keeps pytest-django from dropping the test database at the end.
+        connections.close_all()
         browser.close()
     os.environ.pop("DJANGO_ALLOW_ASYNC_UNSAFE", None)
 
