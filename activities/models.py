@@ -22,6 +22,12 @@ class ActivitySource(models.TextChoices):
     SYSTEM = "system"
 
 
+# An app open is a bare engagement ping: nothing to search for, so no embedding.
+NOT_EMBEDDED_TYPES = frozenset({ActivityType.APP_OPEN})
+# Rows the embedding sweep still has to embed (also the condition of its partial index).
+EMBEDDING_PENDING = Q(embedding__isnull=True) & ~Q(activity_type__in=sorted(NOT_EMBEDDED_TYPES))
+
+
 class UserActivity(models.Model):
     """Everything a user did: food logs, exercise, weigh-ins, milestones... (crm_user_activities).
 
@@ -79,7 +85,7 @@ class UserActivity(models.Model):
             # The embedding sweep after app events finds the rows still to embed without a table scan.
             models.Index(
                 fields=["id"],
-                condition=Q(embedding__isnull=True) & ~Q(activity_type="app_open"),
+                condition=EMBEDDING_PENDING,
                 name="crm_activity_embed_pending_idx",
             ),
             HnswIndex(

@@ -12,7 +12,7 @@ from django.db import connection
 from django.db.models import QuerySet
 
 from activities.embeddings import embed_texts
-from activities.models import ActivitySource, ActivityType, UserActivity
+from activities.models import EMBEDDING_PENDING, ActivitySource, UserActivity
 from activities.selectors import vector_literal
 from profiles.models import CrmUserProfile
 
@@ -31,8 +31,6 @@ ACTIVITY_COLUMNS = (
     "calories_burned_kcal",
     "steps",
 )
-# An app open is a bare engagement ping: nothing to search for, so no embedding.
-NOT_EMBEDDED_TYPES = {ActivityType.APP_OPEN}
 
 
 _INSERTED_FIELDS = [
@@ -142,7 +140,7 @@ def activity_text(activity: UserActivity) -> str:
 
 def activities_missing_embedding() -> QuerySet[UserActivity]:
     """Activities that should have an embedding and have none (new, or changed since embedded)."""
-    return UserActivity.objects.filter(embedding__isnull=True).exclude(activity_type__in=list(NOT_EMBEDDED_TYPES))
+    return UserActivity.objects.filter(EMBEDDING_PENDING)
 
 
 def embeddings_backfill(

@@ -26,37 +26,16 @@ import sys
 import tempfile
 import threading
 import time
-import urllib.parse
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
+
+from bench.support import database_recreate, with_database  # noqa: E402
+from bench.support import server_url as configured_server_url  # noqa: E402
+
 BENCH_DB = "yahealthy_coachbench"
-
-
-def _server_url() -> str:
-    url = os.environ.get("DATABASE_URL", "")
-    if url:
-        return url
-    from yahealthy_crm.embedded_postgres import embedded_database_url
-
-    var_dir = Path(os.environ.get("CRM_VAR_DIR", ROOT / "var")).resolve()
-    return embedded_database_url(var_dir / "pgdata")
-
-
-def _with_database(url: str, name: str) -> str:
-    parts = urllib.parse.urlsplit(url)
-    return urllib.parse.urlunsplit(parts._replace(path=f"/{name}"))
-
-
-def _recreate_database(url: str, *, drop_only: bool = False) -> None:
-    import psycopg
-
-    with psycopg.connect(_with_database(url, "postgres"), autocommit=True) as conn:
-        conn.execute(f'DROP DATABASE IF EXISTS "{BENCH_DB}" WITH (FORCE)')
-        if not drop_only:
-            conn.execute(f'CREATE DATABASE "{BENCH_DB}"')
 
 
 def _pct(values: list[float], q: float) -> float:
@@ -363,9 +342,9 @@ def main() -> None:
     parser.add_argument("--keep", action="store_true")
     args = parser.parse_args()
 
-    server_url = _server_url()
-    _recreate_database(server_url)
-    os.environ["DATABASE_URL"] = _with_database(server_url, BENCH_DB)
+    server_url = configured_server_url()
+    database_recreate(server_url, BENCH_DB)
+    os.environ["DATABASE_URL"] = with_database(server_url, BENCH_DB)
     os.environ.setdefault("DJANGO_SETTINGS_MODULE", "yahealthy_crm.settings")
     os.environ["OPENAI_API_KEY"] = ""
     # Session-embedding tasks go to a throw-away filesystem queue nobody consumes (ask cost only).
@@ -392,7 +371,7 @@ def main() -> None:
 
         connections.close_all()
         if not args.keep:
-            _recreate_database(server_url, drop_only=True)
+            database_recreate(server_url, BENCH_DB, drop_only=True)
 
 
 if __name__ == "__main__":

@@ -40,29 +40,8 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-
-def _server_url() -> str:
-    url = os.environ.get("DATABASE_URL", "")
-    if url:
-        return url
-    from yahealthy_crm.embedded_postgres import embedded_database_url
-
-    var_dir = Path(os.environ.get("CRM_VAR_DIR", ROOT / "var")).resolve()
-    return embedded_database_url(var_dir / "pgdata")
-
-
-def _with_database(url: str, name: str) -> str:
-    parts = urllib.parse.urlsplit(url)
-    return urllib.parse.urlunsplit(parts._replace(path=f"/{name}"))
-
-
-def _recreate_database(url: str, name: str, *, drop_only: bool = False) -> None:
-    import psycopg
-
-    with psycopg.connect(_with_database(url, "postgres"), autocommit=True) as conn:
-        conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
-        if not drop_only:
-            conn.execute(f'CREATE DATABASE "{name}"')
+from bench.support import database_recreate, with_database  # noqa: E402
+from bench.support import server_url as configured_server_url  # noqa: E402
 
 
 def _free_port() -> int:
@@ -192,9 +171,9 @@ def main() -> int:
     parser.add_argument("--keep-db", action="store_true")
     args = parser.parse_args()
 
-    server_url = _server_url()
+    server_url = configured_server_url()
     db_name = urllib.parse.urlsplit(server_url).path.lstrip("/") + "_bench"
-    bench_url = _with_database(server_url, db_name)
+    bench_url = with_database(server_url, db_name)
     secret = "whsec_" + base64.b64encode(secrets.token_bytes(32)).decode()
     queue_dir = tempfile.mkdtemp(prefix="crm-bench-queue-")
     env = {
@@ -207,7 +186,7 @@ def main() -> int:
         "LOG_LEVEL": "WARNING",
         "PYTHONPATH": str(ROOT),
     }
-    _recreate_database(server_url, db_name)
+    database_recreate(server_url, db_name)
     import psycopg
 
     with psycopg.connect(bench_url, autocommit=True) as conn:  # the one-INSERT view's table
@@ -257,7 +236,7 @@ def main() -> int:
         gunicorn.terminate()
         gunicorn.wait(timeout=30)
         if not args.keep_db:
-            _recreate_database(server_url, db_name, drop_only=True)
+            database_recreate(server_url, db_name, drop_only=True)
 
     workers, threads = os.environ.get("WEB_CONCURRENCY", "3"), os.environ.get("WEB_THREADS", "4")
     print(

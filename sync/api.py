@@ -3,15 +3,12 @@
 from __future__ import annotations
 
 from drf_spectacular.utils import OpenApiParameter, extend_schema
-from rest_framework import status
 from rest_framework.renderers import JSONRenderer
 from rest_framework.request import Request
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
-from sync.error_codes import SyncErrorCode
-from sync.services import MAX_BODY_BYTES, webhook_event_ingest
-from yahealthy_crm.errors import ApplicationError
+from sync.services import webhook_body_size_check, webhook_event_ingest
 
 
 class AppEventWebhookApi(APIView):
@@ -41,12 +38,7 @@ class AppEventWebhookApi(APIView):
             declared = int(request.META.get("CONTENT_LENGTH") or 0)
         except ValueError:
             declared = 0
-        if declared > MAX_BODY_BYTES:
-            raise ApplicationError(
-                f"The webhook body is larger than {MAX_BODY_BYTES // 1024} KB.",
-                code=SyncErrorCode.PAYLOAD_TOO_LARGE,
-                status_code=status.HTTP_413_REQUEST_ENTITY_TOO_LARGE,
-            )
+        webhook_body_size_check(size=declared)  # before request.body reads it into memory
         result = webhook_event_ingest(
             body=request.body,
             headers=request.headers,

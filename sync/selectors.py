@@ -7,13 +7,7 @@ import datetime as dt
 from django.db import connection
 from django.db.models import QuerySet
 
-from compliance.selectors import user_is_erased
 from sync.models import SyncDirection, SyncEvent, SyncStatus
-
-
-def user_erased(*, user_id: str) -> bool:
-    """True when the user was erased under GDPR (their events are refused with 410)."""
-    return user_is_erased(user_id=user_id)
 
 
 def deleted_after(*, user_id: str, entity_type: str, external_id: str, occurred_at: dt.datetime) -> bool:

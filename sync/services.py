@@ -27,10 +27,9 @@ from rest_framework import status
 from standardwebhooks import Webhook
 from standardwebhooks.webhooks import WebhookVerificationError
 
-from activities.models import ActivityType
+from activities.models import NOT_EMBEDDED_TYPES, ActivityType
 from activities.services import (
     ACTIVITY_COLUMNS,
-    NOT_EMBEDDED_TYPES,
     activity_delete,
     activity_embeddings_schedule,
     activity_get_for_app_event,
@@ -38,6 +37,7 @@ from activities.services import (
 )
 from compliance.models import ActorType
 from compliance.pii import redact_pii, redact_pii_data
+from compliance.selectors import user_is_erased
 from compliance.services import audit_changes, audit_record
 from goals.models import GoalMetric
 from goals.services import GoalNotFoundError, goal_apply_app_event, goal_progress_update_for_activity
@@ -50,7 +50,7 @@ from profiles.services import (
 from sync.error_codes import SyncErrorCode
 from sync.models import SyncDirection, SyncEvent, SyncStatus
 from sync.schemas import ACTIVITY_ENTITY_TYPES, EventEnvelopeSerializer, payload_serializer_for
-from sync.selectors import deleted_after, user_erased
+from sync.selectors import deleted_after
 from yahealthy_crm.errors import ApplicationError
 from yahealthy_crm.ratelimit import WEBHOOK_RATE, rate_limit_enforce
 
@@ -179,16 +179,21 @@ def _signed_time(headers: Mapping[str, str]) -> dt.datetime:
     return dt.datetime.fromtimestamp(float(headers.get("webhook-timestamp", "0")), tz=dt.UTC)
 
 
-def webhook_event_ingest(
-    *, body: bytes, headers: Mapping[str, str], idempotency_key: str = "", request=None
-) -> WebhookResult:
-    """Verify, validate and apply one app event; the 202 body (or the replayed one) to answer."""
-    if len(body) > MAX_BODY_BYTES:
+def webhook_body_size_check(*, size: int) -> None:
+    """413 for a body over MAX_BODY_BYTES (the view also checks the declared length before reading)."""
+    if size > MAX_BODY_BYTES:
         raise ApplicationError(
             f"The webhook body is larger than {MAX_BODY_BYTES // 1024} KB.",
             code=SyncErrorCode.PAYLOAD_TOO_LARGE,
             status_code=status.HTTP_413_REQUEST_ENTITY_TOO_LARGE,
         )
+
+
+def webhook_event_ingest(
+    *, body: bytes, headers: Mapping[str, str], idempotency_key: str = "", request=None
+) -> WebhookResult:
+    """Verify, validate and apply one app event; the 202 body (or the replayed one) to answer."""
+    webhook_body_size_check(size=len(body))
     webhook_signature_verify(body=body, headers=headers)
     try:
         data = json.loads(body)
@@ -207,7 +212,7 @@ def webhook_event_ingest(
     user_id = data.get("userId")
     if request is not None and isinstance(user_id, str) and user_id:
         rate_limit_enforce(request, group="sync.webhook", key_value=user_id[:64], rate=WEBHOOK_RATE)
-    if isinstance(user_id, str) and user_id and user_erased(user_id=user_id):
+    if isinstance(user_id, str) and user_id and user_is_erased(user_id=user_id):
         raise ApplicationError(
             "This user was erased under GDPR; the CRM no longer accepts their data.",
             code=SyncErrorCode.USER_ERASED,

@@ -13,6 +13,6 @@ class Migration(migrations.Migration):
     operations = [
         migrations.AddIndex(
             model_name='useractivity',
-            index=models.Index(condition=models.Q(('embedding__isnull', True), models.Q(('activity_type', 'app_open'), _negated=True)), fields=['id'], name='crm_activity_embed_pending_idx'),
+            index=models.Index(condition=models.Q(('embedding__isnull', True), models.Q(('activity_type__in', ['app_open']), _negated=True)), fields=['id'], name='crm_activity_embed_pending_idx'),
         ),
     ]

@@ -84,3 +84,15 @@ def test_a_row_changed_while_its_batch_is_embedded_keeps_its_newer_state():
     # left for the next sweep, which embeds the new text
     assert UserActivity.objects.get(pk=changed.pk).embedding is None
     assert activities_embed_pending() == 1
+
+
+@pytest.mark.django_db
+def test_the_sweep_reads_its_rows_from_the_partial_index():
+    from django.db import connection
+
+    FoodLogFactory()
+    with connection.cursor() as cursor:
+        cursor.execute("SET LOCAL enable_seqscan = off")  # a tiny table: make the planner show its options
+    plan = activities_missing_embedding().defer("embedding").filter(pk__gt=0).order_by("pk")[:256].explain()
+
+    assert "crm_activity_embed_pending_idx" in plan, plan
