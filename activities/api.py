@@ -7,8 +7,10 @@ from rest_framework import serializers
 from rest_framework.views import APIView
 
 from activities.models import ActivityType
-from activities.selectors import activity_list, nutrition_snapshot_get
-from profiles.selectors import profile_get, user_metrics_get
+from activities.selectors import activity_list
+from coaching.retention import user_metrics_get
+from goals.selectors import nutrition_snapshot_get
+from profiles.selectors import profile_get
 from yahealthy_crm.api import (
     PAGINATION_PARAMETERS,
     ErrorSerializer,

@@ -6,10 +6,12 @@ import datetime as dt
 from dataclasses import dataclass
 from decimal import Decimal
 
+from django.db import connection, transaction
 from django.db.models import Count, Max, Q, QuerySet, Sum
 from django.utils import timezone
 
 from activities.models import ActivityType, UserActivity
+from sync.models import SyncDirection, SyncEvent, SyncStatus
 
 NUTRIENTS = ("calories_kcal", "protein_g", "carbs_g", "fat_g")
 # Activities that count as engagement (an app open alone does not make a user engaged).
@@ -153,38 +155,6 @@ def activity_streak_days(*, user_id: str, today: dt.date | None = None) -> int:
     return streak
 
 
-def nutrition_snapshot_get(*, user_id: str, today: dt.date | None = None) -> dict:
-    """Today and 7-day averages of calories and macros against the user's active nutrition goals."""
-    from goals.selectors import goals_active_by_metric
-
-    today = today or timezone.localdate()
-    summary = nutrition_summary_get(user_id=user_id, days=7, today=today)
-    goals = goals_active_by_metric(user_id=user_id, metrics=list(NUTRIENTS))
-
-    def pct(value: float | None, target: Decimal) -> float | None:
-        return None if value is None else round(100 * value / float(target), 1)
-
-    return {
-        "userId": user_id,
-        "date": today.isoformat(),
-        "days": summary.days,
-        "daysLogged": summary.days_logged,
-        "today": summary.today,
-        "averages7d": summary.averages,
-        "goals": {
-            metric: {
-                "goalId": goal.pk,
-                "target": float(goal.goal_value),
-                "unit": goal.goal_unit,
-                "todayPct": pct(summary.today[metric], goal.goal_value),
-                "average7dPct": pct(summary.averages[metric], goal.goal_value),
-            }
-            for metric, goal in goals.items()
-        },
-        "daily": summary.daily,
-    }
-
-
 def weight_trend_get(*, user_id: str, days: int = 30, today: dt.date | None = None) -> dict | None:
     """First and last weigh-in of the last `days` days and the change between them (None: no weigh-ins)."""
     today = today or timezone.localdate()
@@ -258,8 +228,6 @@ def _vector_search_exact(
     distances are counted and sorted). `+ 0` keeps the planner from ordering by the HNSW index
     (approximate, and it would walk everyone's vectors).
     """
-    from django.db import connection
-
     if table not in VECTOR_SEARCH_TABLES:
         raise ValueError(f"no vector search on {table}")
     literal = vector_literal(vector)
@@ -288,8 +256,6 @@ def vector_search_plan(*, table: str, user_id: str, vector: list[float], limit: 
 def _vector_search_run(
     *, table: str, user_id: str, vector: list[float], limit: int, ef_search: int = VECTOR_SEARCH_EF, explain=False
 ):
-    from django.db import connection, transaction
-
     if table not in VECTOR_SEARCH_TABLES:
         raise ValueError(f"no vector search on {table}")
     literal = vector_literal(vector)
@@ -311,3 +277,47 @@ def _vector_search_run(
         if explain:
             return "\n".join(row[0] for row in cursor.fetchall())
         return [(row_id, float(distance)) for row_id, distance in cursor.fetchall()]
+
+
+def activity_deleted_after(*, user_id: str, activity_type: str, external_id: str, occurred_at: dt.datetime) -> bool:
+    """Whether the app deleted this activity with an event newer than `occurred_at` (a late create is stale)."""
+    # Raw SQL: on the webhook hot path (every create), see bench/webhook_ingest.py. Index-only on
+    # crm_sync_app_deletes_idx.
+    with connection.cursor() as cursor:
+        cursor.execute(
+            f"""
+            SELECT EXISTS (
+                SELECT 1 FROM {SyncEvent._meta.db_table}
+                WHERE user_id = %s AND direction = %s AND entity_type = %s AND external_id = %s
+                    AND operation = 'delete' AND status = %s AND occurred_at > %s
+            )
+            """,  # noqa: S608 - the table name is a constant
+            [user_id, SyncDirection.INBOUND, activity_type, external_id, SyncStatus.SUCCESS, occurred_at],
+        )
+        return cursor.fetchone()[0]
+
+
+def activity_text(activity: UserActivity) -> str:
+    """The text an activity is embedded from: type, day, the app's free text and its numbers."""
+    payload = activity.payload or {}
+    parts = [activity.activity_type.replace("_", " "), activity.logged_date.isoformat()]
+    for key in ("food_name", "meal_type", "exercise_type", "title", "description", "quality", "notes"):
+        if payload.get(key):
+            parts.append(str(payload[key]))
+    labels = {
+        "calories_kcal": "kcal",
+        "protein_g": "g protein",
+        "carbs_g": "g carbs",
+        "fat_g": "g fat",
+        "water_ml": "ml water",
+        "weight_kg": "kg body weight",
+        "sleep_hours": "hours sleep",
+        "exercise_minutes": "minutes exercise",
+        "calories_burned_kcal": "kcal burned",
+        "steps": "steps",
+    }
+    for column, label in labels.items():
+        value = getattr(activity, column)
+        if value is not None:
+            parts.append(f"{float(value):g} {label}")
+    return ", ".join(parts)

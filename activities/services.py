@@ -10,11 +10,17 @@ from typing import Any
 from django.core.cache import cache
 from django.db import connection
 from django.db.models import QuerySet
+from django.utils import timezone
 
 from activities.embeddings import embed_texts
-from activities.models import EMBEDDING_PENDING, ActivitySource, UserActivity
-from activities.selectors import vector_literal
+from activities.models import EMBEDDING_PENDING, NOT_EMBEDDED_TYPES, ActivitySource, ActivityType, UserActivity
+from activities.selectors import activity_deleted_after, activity_text, vector_literal
+from compliance.pii import redact_pii_data
+from compliance.services import audit_changes
 from profiles.models import CrmUserProfile
+from profiles.services import profile_fields_apply_from_app
+from sync.app_events import AppliedEvent, stale_conflict
+from yahealthy_crm.queue import task_enqueue
 
 logger = logging.getLogger(__name__)
 
@@ -112,32 +118,6 @@ def activity_delete(*, activity: UserActivity) -> None:
     activity.delete()
 
 
-def activity_text(activity: UserActivity) -> str:
-    """The text an activity is embedded from: type, day, the app's free text and its numbers."""
-    payload = activity.payload or {}
-    parts = [activity.activity_type.replace("_", " "), activity.logged_date.isoformat()]
-    for key in ("food_name", "meal_type", "exercise_type", "title", "description", "quality", "notes"):
-        if payload.get(key):
-            parts.append(str(payload[key]))
-    labels = {
-        "calories_kcal": "kcal",
-        "protein_g": "g protein",
-        "carbs_g": "g carbs",
-        "fat_g": "g fat",
-        "water_ml": "ml water",
-        "weight_kg": "kg body weight",
-        "sleep_hours": "hours sleep",
-        "exercise_minutes": "minutes exercise",
-        "calories_burned_kcal": "kcal burned",
-        "steps": "steps",
-    }
-    for column, label in labels.items():
-        value = getattr(activity, column)
-        if value is not None:
-            parts.append(f"{float(value):g} {label}")
-    return ", ".join(parts)
-
-
 def activities_missing_embedding() -> QuerySet[UserActivity]:
     """Activities that should have an embedding and have none (new, or changed since embedded)."""
     return UserActivity.objects.filter(EMBEDDING_PENDING)
@@ -194,6 +174,7 @@ EMBED_SWEEP_DELAY_S = 1
 EMBED_SWEEP_FLAG = "activities:embed-sweep-scheduled"
 # If the scheduled sweep never runs (broker or worker down), the next event after this schedules one.
 EMBED_SWEEP_FLAG_TTL_S = 60
+EMBED_PENDING_TASK = "activities.tasks.activities_embed_pending_task"
 
 
 def activity_embeddings_schedule() -> None:
@@ -201,8 +182,6 @@ def activity_embeddings_schedule() -> None:
 
     Call after commit. A sweep already scheduled (and not yet started) will see this commit.
     """
-    from activities.tasks import activities_embed_pending_task
-
     # Never an error for the caller: its rows are committed, and a missed sweep only delays the
     # embeddings until the next event's sweep or the periodic one.
     try:
@@ -212,7 +191,7 @@ def activity_embeddings_schedule() -> None:
         logger.exception("could not check the activity embedding sweep flag")
         return
     try:
-        activities_embed_pending_task.apply_async(countdown=EMBED_SWEEP_DELAY_S)
+        task_enqueue(EMBED_PENDING_TASK, countdown=EMBED_SWEEP_DELAY_S)
     except Exception:
         logger.exception("could not schedule the activity embedding sweep")
         try:
@@ -227,3 +206,105 @@ def activities_embed_pending(*, batch_size: int = 256) -> int:
     # event that found the flag set committed before this read, so nothing is left behind.
     cache.delete(EMBED_SWEEP_FLAG)
     return embeddings_backfill(activities_missing_embedding(), activity_text, batch_size=batch_size, check_updated=True)
+
+
+# --- App events (the app owns food logs and activities) -------------------------------------------
+
+
+def activity_apply_app_event(
+    *,
+    profile: CrmUserProfile,
+    activity_type: str,
+    operation: str,
+    external_id: str,
+    occurred_at: dt.datetime,
+    columns: dict[str, Any],
+    logged_date: dt.date | None,
+    payload: dict[str, Any],
+) -> AppliedEvent:
+    """Apply an app's activity event (create/update/delete) under the ordering rules.
+
+    - An event older than the stored activity's last applied event is stale (kept newer).
+    - A create whose activity the app deleted with a newer event is stale (deleted later).
+    - Otherwise the app wins: the row is created or replaced; a delete removes it.
+    A weigh-in is also the profile's current weight, unless staff verified that field. The caller
+    holds the user's profile row lock and recomputes the goals on `goal_metrics`.
+    """
+    existing = activity_get_for_app_event(user_id=profile.user_id, activity_type=activity_type, external_id=external_id)
+    if existing is not None and existing.source_updated_at and occurred_at < existing.source_updated_at:
+        return AppliedEvent(
+            result_status="stale",
+            data={"activityId": existing.pk, "externalId": external_id},
+            conflicts=[
+                stale_conflict(entity_type=activity_type, external_id=external_id, stored_at=existing.source_updated_at)
+            ],
+            entity_id=str(existing.pk),
+        )
+    if operation == "delete":
+        if existing is None:
+            return AppliedEvent(
+                result_status="success", data={"activityId": None, "externalId": external_id, "deleted": False}
+            )
+        metrics = {c for c in ACTIVITY_COLUMNS if getattr(existing, c) is not None}
+        activity_id = existing.pk
+        changes = audit_changes({c: getattr(existing, c) for c in ACTIVITY_COLUMNS}, {})
+        activity_delete(activity=existing)
+        return AppliedEvent(
+            result_status="success",
+            data={"activityId": activity_id, "externalId": external_id, "deleted": True},
+            changes={"deleted": {"old": activity_id, "new": None}, **changes},
+            entity_id=str(activity_id),
+            goal_metrics=metrics,
+        )
+    if (
+        external_id
+        and existing is None
+        and activity_deleted_after(
+            user_id=profile.user_id, activity_type=activity_type, external_id=external_id, occurred_at=occurred_at
+        )
+    ):
+        return AppliedEvent(
+            result_status="stale",
+            data={"activityId": None, "externalId": external_id},
+            conflicts=[
+                {
+                    **stale_conflict(entity_type=activity_type, external_id=external_id, stored_at=None),
+                    "reason": "deleted_later",
+                }
+            ],
+        )
+    logged_date = logged_date or timezone.localdate(occurred_at)
+    old = {c: getattr(existing, c) for c in ACTIVITY_COLUMNS} if existing else {}
+    activity, created = activity_upsert_from_app(
+        user=profile,
+        existing=existing,
+        activity_type=activity_type,
+        external_id=external_id,
+        occurred_at=occurred_at,
+        logged_date=logged_date,
+        payload=redact_pii_data(payload),
+        columns=columns,
+    )
+    metrics = {c for c, v in columns.items() if v is not None} | {c for c, v in old.items() if v is not None}
+    conflicts: list = []
+    changes = audit_changes(old, {c: v for c, v in columns.items() if v is not None or c in old})
+    if activity_type == ActivityType.WEIGHT_LOG:
+        profile_changes, conflicts, _ = profile_fields_apply_from_app(
+            profile=profile, fields={"current_weight_kg": columns["weight_kg"]}, occurred_at=occurred_at
+        )
+        changes.update({f"profile.{k}": v for k, v in profile_changes.items()})
+    return AppliedEvent(
+        result_status="success",
+        data={
+            "activityId": activity.pk,
+            "activityType": activity_type,
+            "externalId": external_id,
+            "loggedDate": logged_date.isoformat(),
+            "created": created,
+        },
+        changes=changes,
+        conflicts=conflicts,
+        entity_id=str(activity.pk),
+        goal_metrics=metrics,
+        embed=activity_type not in NOT_EMBEDDED_TYPES,
+    )

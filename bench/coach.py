@@ -85,17 +85,17 @@ MODEL_SECONDS: list[float] = []
 
 
 def _run_asks(user_ids: list[str], asks: int, message: str) -> list[float]:
-    import coaching.services
+    import coaching.coach
 
     if not hasattr(coaching.services, "_bench_wrapped"):
-        original = coaching.services.coach_ask
+        original = coaching.coach.coach_ask
 
         def timed(**kwargs):
             result = original(**kwargs)
             MODEL_SECONDS.append(result.model_seconds)
             return result
 
-        coaching.services.coach_ask = timed
+        coaching.coach.coach_ask = timed
         coaching.services._bench_wrapped = True
         import coaching.api
 

@@ -14,10 +14,10 @@ def server_url() -> str:
     url = os.environ.get("DATABASE_URL", "")
     if url:
         return url
-    from yahealthy_crm.embedded_postgres import embedded_database_url
+    from yahealthy_crm.embedded_postgres import embedded_database_start
 
     var_dir = Path(os.environ.get("CRM_VAR_DIR", ROOT / "var")).resolve()
-    return embedded_database_url(var_dir / "pgdata")
+    return embedded_database_start(var_dir / "pgdata")
 
 
 def with_database(url: str, name: str) -> str:

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from drf_spectacular.utils import OpenApiExample, OpenApiParameter, OpenApiResponse, extend_schema
+from drf_spectacular.utils import OpenApiExample, OpenApiParameter, OpenApiResponse, extend_schema, inline_serializer
 from rest_framework import serializers, status
 from rest_framework.response import Response
 from rest_framework.views import APIView
@@ -11,8 +11,10 @@ from activities.api import ActivityOutputSerializer
 from activities.embeddings import embed_texts
 from activities.models import UserActivity
 from activities.selectors import vector_search_by_user
+from coaching.coach import coach_ask
 from coaching.selectors import coaching_session_list, insight_get_for_user, insight_list_open
-from coaching.services import coach_ask, insight_dismiss
+from coaching.services import insight_dismiss
+from coaching.tasks import daily_insights_job, weekly_churn_assessment_job
 from compliance.pii import redact_pii
 from goals.api import GoalOutputSerializer
 from goals.models import HealthGoal
@@ -30,9 +32,10 @@ from yahealthy_crm.api import (
     query_params_validate,
     success,
 )
-from yahealthy_crm.errors import ApplicationError
+from yahealthy_crm.auth import admin_key_check
+from yahealthy_crm.errors import ApplicationError, ErrorCode
 from yahealthy_crm.permissions import Caller, not_found_error, user_scope_check
-from yahealthy_crm.ratelimit import AI_ASK_RATE, rate_limit_enforce
+from yahealthy_crm.ratelimit import AI_ASK_RATE, BULK_RATE, rate_limit_enforce
 
 MESSAGE_MAX_CHARS = 2000
 MAX_ID = 2**63 - 1
@@ -342,3 +345,38 @@ class ActivitySearchApi(APIView):
                 activity.similarity = round(1 - distance, 4)
                 rows.append(activity)
         return success(ActivitySearchHitSerializer(rows, many=True).data)
+
+
+# --- Job endpoints (seed: "Background Jobs"): operators trigger the Celery jobs with X-Admin-Key ---
+
+JOBS = {"daily-insights": daily_insights_job, "assess-churn": weekly_churn_assessment_job}
+
+
+class JobTriggerView(APIView):
+    authentication_classes: list = []
+    permission_classes: list = []
+
+    @extend_schema(
+        operation_id="jobs_trigger",
+        summary="Run a background job now (daily-insights or assess-churn)",
+        parameters=[OpenApiParameter("X-Admin-Key", str, OpenApiParameter.HEADER, required=True)],
+        request=None,
+        responses={
+            202: inline_serializer(
+                "JobAccepted",
+                {"status": serializers.CharField(), "job": serializers.CharField(), "taskId": serializers.CharField()},
+            )
+        },
+    )
+    def post(self, request, job: str):
+        admin_key_check(request)
+        rate_limit_enforce(request, group="jobs", key_value="admin", rate=BULK_RATE)
+        task = JOBS.get(job)
+        if task is None:
+            raise ApplicationError(
+                f"Unknown job '{job}'. Known jobs: {', '.join(JOBS)}.",
+                code=ErrorCode.NOT_FOUND,
+                status_code=status.HTTP_404_NOT_FOUND,
+            )
+        result = task.delay()
+        return Response({"status": "accepted", "job": job, "taskId": result.id}, status=status.HTTP_202_ACCEPTED)

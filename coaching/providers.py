@@ -383,7 +383,7 @@ user is fixed by the server and tools take no user id. Do not give medical diagn
 @functools.lru_cache(maxsize=4)
 def openai_client_get(api_key: str, base_url: str, timeout_s: float):
     """One client per configuration: building one costs ~60 ms (TLS context, connection pool)."""
-    from openai import OpenAI
+    from openai import OpenAI  # lazily: importing openai costs ~0.4 s and the offline default never needs it
 
     # Retries are ours (OpenAICoach._create) so they respect the ask's total time budget.
     return OpenAI(api_key=api_key or "not-needed", base_url=base_url or None, max_retries=0, timeout=timeout_s)
@@ -399,7 +399,7 @@ class OpenAICoach:
         self.client = openai_client_get(settings.OPENAI_API_KEY, settings.OPENAI_BASE_URL, settings.COACH_TIMEOUT_S)
 
     def _create(self, *, deadline: float, **kwargs):
-        import openai
+        import openai  # lazily, as in openai_client_get (only the openai provider gets here)
 
         attempt = 0
         while True:

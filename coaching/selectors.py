@@ -11,7 +11,7 @@ from django.db.models import QuerySet
 from django.utils import timezone
 
 from activities.models import UserActivity
-from activities.selectors import daily_totals_get, vector_search_by_user, weight_trend_get
+from activities.selectors import activity_text, daily_totals_get, vector_search_by_user, weight_trend_get
 from coaching.models import AiInsight, CoachingSession
 from compliance.pii import redact_pii
 from goals.models import GoalMetric
@@ -165,8 +165,6 @@ def coach_context_retrieve(
     *, user_id: str, query_vector: list[float], activities: int = 5, sessions: int = 3
 ) -> list[RetrievedItem]:
     """The user's past activities and coaching sessions nearest to the question (redacted texts)."""
-    from activities.services import activity_text
-
     items: list[RetrievedItem] = []
     hits = vector_search_by_user(table="crm_user_activities", user_id=user_id, vector=query_vector, limit=activities)
     by_id = UserActivity.objects.defer("embedding").in_bulk([hit_id for hit_id, _ in hits])
@@ -187,3 +185,8 @@ def coach_context_retrieve(
             day = timezone.localdate(session.created_at).isoformat()
             items.append(RetrievedItem("session", day, text, 1 - distance))
     return items
+
+
+def insight_payload(insight: AiInsight) -> dict:
+    """An insight as the app sees it in outbound events."""
+    return {"id": insight.pk, "title": insight.title, "body": insight.body}

@@ -1,22 +1,22 @@
-"""Writes of the coaching app: insights, the AI coach's asks (coaching sessions), embeddings."""
+"""Writes of the coaching app: insights, the daily insights job, coaching-session embeddings."""
 
 from __future__ import annotations
 
 import datetime as dt
 import logging
-import time
-from dataclasses import dataclass, field
 
 from django.db import transaction
 from django.utils import timezone
 
+from activities.embeddings import embed_texts
 from activities.selectors import nutrition_summary_get
-from coaching.models import AiInsight, CoachingSession, CoachingStatus, InsightSource, InsightType
-from compliance.models import ActorType
-from compliance.pii import redact_pii
+from coaching.models import AiInsight, CoachingSession, InsightSource, InsightType
+from coaching.selectors import coaching_session_text, insight_payload
 from compliance.services import audit_record
 from goals.models import GoalMetric, GoalStatus, HealthGoal
 from profiles.models import TIER_ORDER, CrmUserProfile, EngagementTier
+from sync.outbox import outbox_record
+from yahealthy_crm.actors import ActorType
 
 logger = logging.getLogger(__name__)
 
@@ -60,10 +60,14 @@ def insight_create(
             user_id=user_id,
             changes={"title": insight.title, "insight_type": insight_type, "source": source},
         )
-        # Imported here: the sync engine imports the services this module depends on.
-        from sync.services import outbound_insight_created
-
-        outbound_insight_created(insight=insight, origin=actor_type)
+        outbox_record(
+            user_id=user_id,
+            entity_type="insight",
+            operation="create",
+            entity_id=insight.pk,
+            origin=actor_type,
+            data={"insight": insight_payload(insight)},
+        )
     return insight
 
 
@@ -155,119 +159,8 @@ def insight_dismiss(*, insight: AiInsight, actor_type: str, actor_id: str) -> Ai
     return insight
 
 
-# --- The AI coach ---------------------------------------------------------------------------------
-
-FALLBACK_NOTE = "(The AI model is unavailable right now, so this answer comes from YAHealthy's built-in coach.)"
-
-
-@dataclass
-class AskResult:
-    session: CoachingSession
-    answer: str
-    tools_used: list[str]
-    provider: str
-    suggested_goal_ids: list[int] = field(default_factory=list)
-    fallback_reason: str = ""
-    model_seconds: float = 0.0  # waiting for the chat model and the embedding model
-
-
-def coach_ask(*, profile: CrmUserProfile, message: str, requested_by: str = "") -> AskResult:
-    """Answer one question of the user: retrieval, provider loop (tools), fallback, session, audit.
-
-    The caller checked scope, consent and rate limits. Tool writes commit as they happen (each in its
-    own transaction): a model round can take seconds and must not hold a transaction open.
-    """
-    from activities.embeddings import embed_texts
-    from coaching.providers import CoachUnavailableError, OfflineCoach, coach_provider_get
-    from coaching.selectors import coach_context_retrieve, coach_facts_get
-    from coaching.tools import ToolContext
-
-    started = time.perf_counter()
-    redacted = redact_pii(message.strip())
-    provider = coach_provider_get()
-    ctx = ToolContext(profile=profile, actor_id=f"coach:{provider.name}")
-    facts = coach_facts_get(profile=profile, today=ctx.today)
-    model_seconds = 0.0
-    try:
-        waited = time.perf_counter()
-        (query_vector,) = embed_texts([redacted])
-        model_seconds += time.perf_counter() - waited
-        retrieved = coach_context_retrieve(user_id=profile.user_id, query_vector=query_vector)
-    except Exception:  # retrieval is context, not a requirement: answer without it
-        logger.exception("coach retrieval failed")
-        retrieved = []
-    fallback_reason = ""
-    try:
-        answer = provider.answer(ctx=ctx, message=redacted, facts=facts, retrieved=retrieved)
-    except CoachUnavailableError as exc:
-        logger.warning("coach provider %s failed (%s); answering offline", provider.name, exc)
-        fallback_reason = exc.reason
-        ctx.actor_id = "coach:offline"
-        answer = OfflineCoach().answer(ctx=ctx, message=redacted, facts=facts, retrieved=retrieved)
-        answer.text = f"{FALLBACK_NOTE}\n\n{answer.text}"
-    model_seconds += answer.model_seconds
-    text = redact_pii(answer.text)
-    latency_ms = round((time.perf_counter() - started) * 1000)
-    with transaction.atomic():
-        session = CoachingSession.objects.create(
-            user_id=profile.user_id,
-            message=redacted,
-            response=text,
-            tools_used=ctx.tools_used,
-            tool_calls=ctx.calls,
-            provider=answer.provider,
-            model=answer.model[:64],
-            status=CoachingStatus.FALLBACK if fallback_reason else CoachingStatus.SUCCESS,
-            prompt_tokens=answer.prompt_tokens,
-            completion_tokens=answer.completion_tokens,
-            latency_ms=latency_ms,
-            summary=ctx.summary,
-            fallback_reason=fallback_reason,
-        )
-        if ctx.insight_ids:
-            AiInsight.objects.filter(pk__in=ctx.insight_ids).update(coaching_session=session)
-        audit_record(
-            actor_type=ActorType.AI_ASSISTANT,
-            actor_id=ctx.actor_id,
-            action="coaching.session_created",
-            entity_type="coaching_session",
-            entity_id=session.pk,
-            user_id=profile.user_id,
-            changes={
-                "requestedBy": requested_by,
-                "provider": answer.provider,
-                "model": answer.model,
-                "toolsUsed": ctx.tools_used,
-                "fallbackReason": fallback_reason,
-                "latencyMs": latency_ms,
-            },
-        )
-        transaction.on_commit(lambda: _session_embedding_enqueue(session.pk))
-    return AskResult(
-        session=session,
-        answer=text,
-        tools_used=ctx.tools_used,
-        provider=answer.provider,
-        suggested_goal_ids=ctx.suggested_goal_ids,
-        fallback_reason=fallback_reason,
-        model_seconds=model_seconds,
-    )
-
-
-def _session_embedding_enqueue(session_id: int) -> None:
-    from coaching.tasks import coaching_session_embed_task
-
-    try:
-        coaching_session_embed_task.delay(session_id)
-    except Exception:  # the session is stored; `embed_activities` backfills a missing embedding
-        logger.exception("could not enqueue the embedding of coaching session %s", session_id)
-
-
 def coaching_session_embedding_refresh(*, session_id: int) -> bool:
     """Compute and store a session's embedding. Safe to run twice; False when there is nothing to do."""
-    from activities.embeddings import embed_texts
-    from coaching.selectors import coaching_session_text
-
     session = CoachingSession.objects.filter(pk=session_id).defer("embedding").first()
     if session is None:
         return False

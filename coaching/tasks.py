@@ -2,6 +2,7 @@
 
 from celery import shared_task
 
+from coaching.retention import churn_retention_run
 from coaching.services import coaching_session_embedding_refresh, daily_insights_generate
 
 
@@ -20,3 +21,8 @@ def daily_insights_job() -> dict:
 )
 def coaching_session_embed_task(session_id: int) -> bool:
     return coaching_session_embedding_refresh(session_id=session_id)
+
+
+@shared_task(name="coaching.tasks.weekly_churn_assessment_job", acks_late=True)
+def weekly_churn_assessment_job() -> dict:
+    return churn_retention_run()

@@ -20,15 +20,14 @@ from django.utils import timezone
 
 from activities.selectors import engagement_signals_for_users, nutrition_summary_get
 from coaching.models import InsightType
+from coaching.retention import EngagementTierError, churn_risk_estimate, engagement_tier_for, engagement_tier_step
 from coaching.services import insight_create
-from compliance.models import ActorType
 from compliance.pii import redact_pii
 from goals.models import GoalMetric, GoalStatus, GoalType, HealthGoal
 from goals.selectors import GOAL_STATUS_ALL, goal_list
-from goals.services import GOAL_TYPE_METRICS, goal_create
+from goals.services import GOAL_TYPE_METRICS, goal_create, goal_metric_resolve
 from profiles.models import TIER_ORDER, CrmUserProfile
-from profiles.selectors import churn_risk_estimate, engagement_tier_for
-from profiles.services import EngagementTierError, engagement_tier_step
+from yahealthy_crm.actors import ActorType
 from yahealthy_crm.errors import ApplicationError
 
 MAX_INSIGHTS_PER_ASK = 1
@@ -213,8 +212,6 @@ def _suggest_goal(ctx: ToolContext, args: dict) -> dict:
     if len(ctx.suggested_goal_ids) >= MAX_SUGGESTED_GOALS_PER_ASK:
         raise ToolError(f"At most {MAX_SUGGESTED_GOALS_PER_ASK} goals can be suggested in one conversation.")
     try:
-        from goals.services import goal_metric_resolve
-
         metric = goal_metric_resolve(goal_type=goal_type, goal_unit=unit, metric=metric)
     except ApplicationError as exc:
         raise ToolError(f"{exc.message} {exc.details}") from None

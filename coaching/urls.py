@@ -4,6 +4,7 @@ import yahealthy_crm.api  # noqa: F401 - registers the <user_id:...> path conver
 from coaching import api
 
 urlpatterns = [
+    path("jobs/<slug:job>", api.JobTriggerView.as_view(), name="job-trigger"),
     path("users/<user_id:user_id>/ask", api.AskApi.as_view(), name="user-ask"),
     path("users/<user_id:user_id>/insights", api.InsightListApi.as_view(), name="user-insights"),
     path(

@@ -6,8 +6,8 @@ from drf_spectacular.utils import OpenApiExample, OpenApiResponse, extend_schema
 from rest_framework import serializers
 from rest_framework.views import APIView
 
+from compliance.gdpr import user_export
 from compliance.selectors import audit_log_for_user
-from compliance.services import user_export
 from profiles.selectors import profile_get
 from yahealthy_crm.api import (
     PAGINATION_PARAMETERS,

@@ -1,13 +1,7 @@
 from django.db import models
 from django.db.models import Q
 
-
-class ActorType(models.TextChoices):
-    USER = "user"
-    APP = "app"
-    STAFF = "staff"
-    AI_ASSISTANT = "ai_assistant"
-    SYSTEM = "system"
+from yahealthy_crm.actors import ActorType
 
 
 class AppendOnlyError(Exception):

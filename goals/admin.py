@@ -1,8 +1,8 @@
 from django.contrib import admin
 
-from compliance.models import ActorType
 from goals.models import HealthGoal
 from goals.services import goal_create, goal_update
+from yahealthy_crm.actors import ActorType
 
 # Fields staff may change on an existing goal (the same set the API accepts).
 GOAL_UPDATABLE_FIELDS = ("progress_pct", "status", "goal_value", "target_date", "priority")

@@ -2,8 +2,13 @@
 
 from __future__ import annotations
 
-from django.db.models import QuerySet
+import datetime as dt
+from decimal import Decimal
 
+from django.db.models import QuerySet
+from django.utils import timezone
+
+from activities.selectors import NUTRIENTS, nutrition_summary_get
 from goals.models import GoalStatus, HealthGoal
 
 GOAL_STATUS_ALL = "all"
@@ -25,3 +30,51 @@ def goals_active_by_metric(*, user_id: str, metrics: list[str]) -> dict[str, Hea
     ):
         found.setdefault(goal.metric, goal)
     return found
+
+
+def goal_payload(goal: HealthGoal) -> dict:
+    """A goal as the app and the coach see it (camelCase JSON): outbound events and coach tools."""
+    return {
+        "id": goal.pk,
+        "externalId": goal.external_id,
+        "goalType": goal.goal_type,
+        "metric": goal.metric,
+        "goalValue": float(goal.goal_value),
+        "goalUnit": goal.goal_unit,
+        "targetDate": goal.target_date.isoformat() if goal.target_date else None,
+        "priority": goal.priority,
+        "status": goal.status,
+        "progressPct": float(goal.progress_pct),
+        "streakDays": goal.streak_days,
+        "source": goal.source,
+    }
+
+
+def nutrition_snapshot_get(*, user_id: str, today: dt.date | None = None) -> dict:
+    """Today and 7-day averages of calories and macros against the user's active nutrition goals."""
+    today = today or timezone.localdate()
+    summary = nutrition_summary_get(user_id=user_id, days=7, today=today)
+    goals = goals_active_by_metric(user_id=user_id, metrics=list(NUTRIENTS))
+
+    def pct(value: float | None, target: Decimal) -> float | None:
+        return None if value is None else round(100 * value / float(target), 1)
+
+    return {
+        "userId": user_id,
+        "date": today.isoformat(),
+        "days": summary.days,
+        "daysLogged": summary.days_logged,
+        "today": summary.today,
+        "averages7d": summary.averages,
+        "goals": {
+            metric: {
+                "goalId": goal.pk,
+                "target": float(goal.goal_value),
+                "unit": goal.goal_unit,
+                "todayPct": pct(summary.today[metric], goal.goal_value),
+                "average7dPct": pct(summary.averages[metric], goal.goal_value),
+            }
+            for metric, goal in goals.items()
+        },
+        "daily": summary.daily,
+    }

@@ -12,10 +12,14 @@ from rest_framework import status as http_status
 
 from activities.models import ActivityType, UserActivity
 from activities.selectors import daily_totals_get
-from compliance.models import ActorType
 from compliance.services import audit_changes, audit_record
 from goals.models import GoalMetric, GoalSource, GoalStatus, GoalType, HealthGoal
+from goals.selectors import goal_payload
 from profiles.models import CrmUserProfile
+from sync.app_events import AppliedEvent, stale_conflict
+from sync.models import SyncEvent
+from sync.outbox import outbox_record
+from yahealthy_crm.actors import ActorType
 from yahealthy_crm.errors import ApplicationError, ErrorCode
 
 
@@ -143,15 +147,20 @@ def goal_create(
             user_id=user_id,
             changes=audit_changes({}, _snapshot(goal)),
         )
-        _outbound_goal_changed(goal=goal, operation="create", origin=actor_type)
+        goal_outbox_record(goal=goal, operation="create", origin=actor_type)
     return goal
 
 
-def _outbound_goal_changed(*, goal: HealthGoal, operation: str, origin: str) -> None:
-    # Imported here: the sync engine imports this module to apply app events.
-    from sync.services import outbound_goal_changed
-
-    outbound_goal_changed(goal=goal, operation=operation, origin=origin)
+def goal_outbox_record(*, goal: HealthGoal, operation: str, origin: str) -> SyncEvent | None:
+    """A goal created/accepted/updated in the CRM (staff, coach, user) that the app must show."""
+    return outbox_record(
+        user_id=goal.user_id,
+        entity_type="goal",
+        operation=operation,
+        entity_id=goal.pk,
+        origin=origin,
+        data={"goal": goal_payload(goal)},
+    )
 
 
 def goal_update(
@@ -209,9 +218,7 @@ def goal_update(
             user_id=goal.user_id,
             changes=changes,
         )
-        _outbound_goal_changed(
-            goal=goal, operation="accept" if action == "goal.accepted" else "update", origin=actor_type
-        )
+        goal_outbox_record(goal=goal, operation="accept" if action == "goal.accepted" else "update", origin=actor_type)
     return goal
 
 
@@ -219,6 +226,8 @@ def goal_update(
 
 
 STREAK_LOOKBACK_DAYS = 120
+# Goal metrics are named after the activity columns that measure them.
+GOAL_METRICS = frozenset(GoalMetric.values)
 # Calories are a target to hit, not a minimum: a day counts when within 10% of it.
 CALORIE_TOLERANCE = Decimal("0.10")
 GOAL_APP_FIELDS = (
@@ -247,7 +256,7 @@ def _goal_values(data: dict) -> dict:
     return values
 
 
-def goal_apply_app_event(
+def _goal_app_event_store(
     *, user, operation: str, external_id: str, data: dict, occurred_at: dt.datetime
 ) -> tuple[HealthGoal | None, str, dict]:
     """Apply an app goal event; returns (goal, outcome, audit changes), outcome in applied/stale/deleted.
@@ -335,6 +344,9 @@ def goal_progress_update_for_activity(*, user_id: str, metrics: set[str], today:
     total against the target (capped at 100), streak = consecutive days the target was met.
     Recomputed from the data, so replays, updates and deletes all converge to the same numbers.
     """
+    metrics = metrics & GOAL_METRICS
+    if not metrics:
+        return []
     # raw(): asked on every app activity event (webhook hot path), usually to find no goal.
     goals = list(HealthGoal.objects.raw(_ACTIVE_GOALS_ON_METRICS_SQL, [user_id, GoalStatus.ACTIVE, list(metrics)]))
     if not goals:
@@ -378,3 +390,34 @@ def goal_progress_update_for_activity(*, user_id: str, metrics: set[str], today:
             goal.save(update_fields=[*new, "start_value", "updated_at"])
         updated.append({"goalId": goal.pk, "metric": goal.metric, "progressPct": float(progress), "streakDays": streak})
     return updated
+
+
+def goal_apply_app_event(
+    *, user, operation: str, external_id: str, data: dict, occurred_at: dt.datetime
+) -> AppliedEvent:
+    """Apply an app's goal event (create/update/progress/delete) and describe the outcome for the app."""
+    goal, outcome, changes = _goal_app_event_store(
+        user=user, operation=operation, external_id=external_id, data=data, occurred_at=occurred_at
+    )
+    if outcome == "stale":
+        return AppliedEvent(
+            result_status="stale",
+            data={"goalId": goal.pk, "externalId": external_id},
+            conflicts=[stale_conflict(entity_type="goal", external_id=external_id, stored_at=goal.source_updated_at)],
+            entity_id=str(goal.pk),
+        )
+    result: dict = {"externalId": external_id}
+    if goal is None:
+        result.update({"goalId": changes.get("deleted", {}).get("old"), "deleted": bool(changes)})
+    else:
+        result.update(
+            {
+                "goalId": goal.pk,
+                "goalType": goal.goal_type,
+                "metric": goal.metric,
+                "status": goal.status,
+                "progressPct": float(goal.progress_pct),
+                "streakDays": goal.streak_days,
+            }
+        )
+    return AppliedEvent(result_status="success", data=result, changes=changes, entity_id=str(result["goalId"] or ""))

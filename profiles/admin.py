@@ -10,16 +10,17 @@ from django.utils import timezone
 from django.utils.html import format_html, format_html_join
 
 from activities.models import UserActivity
-from activities.selectors import nutrition_snapshot_get
 from coaching.models import AiInsight, CoachingSession
-from compliance.models import ActorType
+from coaching.retention import churn_assess_users, user_metrics_get
+from compliance.gdpr import gdpr_erase
 from compliance.selectors import audit_log_for_user, user_is_erased
-from compliance.services import gdpr_erase
 from goals.models import HealthGoal
+from goals.selectors import nutrition_snapshot_get
 from profiles.models import CrmUserProfile
-from profiles.selectors import CHURN_HIGH_RISK, user_metrics_get
-from profiles.services import PROFILE_WRITABLE_FIELDS, churn_assess_users, profile_create, profile_update
+from profiles.selectors import CHURN_HIGH_RISK
+from profiles.services import PROFILE_WRITABLE_FIELDS, profile_create, profile_update
 from sync.models import SyncEvent
+from yahealthy_crm.actors import ActorType
 
 RECENT_ROWS = 10
 

@@ -9,7 +9,7 @@ from rest_framework import serializers, status
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
-from compliance.services import gdpr_erase
+from compliance.gdpr import gdpr_erase
 from profiles.models import ActivityLevel, CrmUserProfile, EngagementTier, PrimaryGoal
 from profiles.selectors import CHURN_HIGH_RISK, churn_risk_list, profile_get
 from profiles.services import profile_create, profile_update

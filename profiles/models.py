@@ -100,3 +100,7 @@ class CrmUserProfile(models.Model):
 
     def __str__(self) -> str:
         return self.user_id
+
+
+def tier_rank(tier: str) -> int:
+    return TIER_ORDER.index(EngagementTier(tier))

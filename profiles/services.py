@@ -3,24 +3,21 @@
 from __future__ import annotations
 
 import datetime as dt
+from decimal import Decimal
 from typing import Any
 
 from django.db import IntegrityError, connection, transaction
 from django.utils import timezone
 from rest_framework import status
 
-from activities.selectors import engagement_signals_for_users
-from coaching.models import InsightSource, InsightType
-from coaching.services import insight_create
-from compliance.models import ActorType
 from compliance.pii import hash_identifier
 from compliance.selectors import user_is_erased
 from compliance.services import audit_changes, audit_record
-from profiles.models import HEALTH_PROFILE_FIELDS, TIER_ORDER, CrmUserProfile
-from profiles.selectors import churn_risk_estimate, engagement_tier_for, tier_rank
+from profiles.models import HEALTH_PROFILE_FIELDS, CrmUserProfile
+from sync.app_events import APP_ACTOR_ID, AppliedEvent
+from sync.outbox import outbox_record
+from yahealthy_crm.actors import ActorType
 from yahealthy_crm.errors import ApplicationError, ErrorCode
-
-CHURN_BATCH_SIZE = 2000
 
 
 class ProfileErrorCode:
@@ -171,99 +168,8 @@ def profile_update(*, user_id: str, actor_type: str, actor_id: str, fields: dict
             changes=changes,
         )
         if verified and actor_type == ActorType.STAFF:
-            # Imported here: the sync engine imports this module to apply app events.
-            from sync.services import outbound_profile_verified
-
-            outbound_profile_verified(profile=profile, fields=verified, origin=actor_type)
+            profile_verified_outbox_record(profile=profile, fields=verified, origin=actor_type)
     return profile
-
-
-def churn_assess_users(
-    *,
-    user_ids: list[str] | None = None,
-    now: dt.datetime | None = None,
-    actor_type: str = ActorType.SYSTEM,
-    refresh_tiers: bool = False,
-) -> int:
-    """Recompute churn_risk and its factors for the given users (all users when None), in id batches.
-
-    With `refresh_tiers` the engagement tier is also set to what the same activity signals justify
-    (demo data; the coach moves tiers one step at a time instead). Writes one audit row per batch
-    rather than per user: the change is a system recomputation and the per-user factors are kept on
-    the profile itself.
-    """
-    now = now or timezone.now()
-    profiles = CrmUserProfile.objects.order_by("id").only("id", "user_id", "last_active_at", "engagement_tier")
-    if user_ids is not None:
-        profiles = profiles.filter(user_id__in=user_ids)
-    assessed = 0
-    last_id = 0
-    while True:
-        batch = list(profiles.filter(id__gt=last_id)[:CHURN_BATCH_SIZE])
-        if not batch:
-            return assessed
-        last_id = batch[-1].id
-        signals = engagement_signals_for_users(user_ids=[p.user_id for p in batch], now=now)
-        for profile in batch:
-            profile.churn_risk, profile.churn_factors = churn_risk_estimate(
-                signals=signals[profile.user_id], last_active_at=profile.last_active_at, now=now
-            )
-            profile.churn_assessed_at = now
-            if refresh_tiers:
-                profile.engagement_tier = engagement_tier_for(signals[profile.user_id])
-        fields = ["churn_risk", "churn_factors", "churn_assessed_at", *(["engagement_tier"] if refresh_tiers else [])]
-        with transaction.atomic():
-            CrmUserProfile.objects.bulk_update(batch, fields)
-            audit_record(
-                actor_type=actor_type,
-                actor_id="churn_assessment",
-                action="profile.churn_assessed",
-                entity_type="profile",
-                changes={"users": len(batch)},
-            )
-        assessed += len(batch)
-
-
-RETENTION_INACTIVE_DAYS = 7
-RETENTION_MAX_ACTIVITIES_30D = 5
-
-
-def churn_retention_run(*, now: dt.datetime | None = None) -> dict:
-    """Seed's weekly job: reassess churn risk for everyone, then suggest a retention action to users
-    inactive for more than 7 days with fewer than 5 activities in 30 days (AI consent required).
-    A user who got a retention insight in the last 7 days is not nudged again.
-    """
-    now = now or timezone.now()
-    assessed = churn_assess_users(now=now)
-    at_risk = (
-        CrmUserProfile.objects.filter(
-            consent_ai_processing=True,
-            churn_factors__daysInactive__gt=RETENTION_INACTIVE_DAYS,
-            churn_factors__activities30d__lt=RETENTION_MAX_ACTIVITIES_30D,
-        )
-        .exclude(insights__source=InsightSource.CHURN_JOB, insights__created_at__gte=now - dt.timedelta(days=7))
-        .only("user_id", "primary_goal", "churn_risk", "churn_factors")
-    )
-    nudged = 0
-    for profile in at_risk.iterator(chunk_size=1000):
-        days = int(profile.churn_factors.get("daysInactive", 0))
-        focus = {
-            "weight_loss": "log one meal a day",
-            "muscle_gain": "log your protein at dinner",
-        }.get(profile.primary_goal, "log one glass of water a day")
-        insight_create(
-            user_id=profile.user_id,
-            title="We miss you",
-            body=f"It has been {days} days since your last log. Small steps keep your streak alive.",
-            recommendation=f"Restart with one tiny habit this week: {focus}.",
-            insight_type=InsightType.RETENTION,
-            source=InsightSource.CHURN_JOB,
-            actor_type=ActorType.SYSTEM,
-            actor_id="weekly_churn_assessment",
-            metadata={"churnRisk": float(profile.churn_risk)},
-        )
-        nudged += 1
-    return {"assessed": assessed, "nudged": nudged}
 
 
 # --- App events (sync engine) ---------------------------------------------------------------------
@@ -288,7 +194,7 @@ def profile_get_or_create_for_app(*, user_id: str) -> tuple[CrmUserProfile, bool
     if created:
         audit_record(
             actor_type=ActorType.APP,
-            actor_id="app_webhook",
+            actor_id=APP_ACTOR_ID,
             action="profile.created",
             entity_type="profile",
             entity_id=profile.pk,
@@ -304,7 +210,7 @@ def _provenance_time(entry: dict | None) -> dt.datetime | None:
     return dt.datetime.fromisoformat(entry["updated_at"])
 
 
-def profile_apply_app_event(
+def profile_fields_apply_from_app(
     *, profile: CrmUserProfile, fields: dict, occurred_at: dt.datetime
 ) -> tuple[dict, list[dict], list[str]]:
     """Apply app-sent profile fields under the conflict rules; returns (changes, conflicts, stale_fields).
@@ -315,12 +221,6 @@ def profile_apply_app_event(
     - Email and phone are stored only as keyed hashes.
     The caller holds the profile row lock (profile_get_or_create_for_app).
     """
-    from decimal import Decimal
-
-    from compliance.pii import hash_identifier
-    from compliance.services import audit_changes
-    from profiles.models import HEALTH_PROFILE_FIELDS
-
     provenance = dict(profile.field_provenance or {})
     updates: dict = {}
     conflicts: list[dict] = []
@@ -384,45 +284,31 @@ def profile_touch_last_active(*, profile: CrmUserProfile, occurred_at: dt.dateti
     return True
 
 
-class EngagementTierError(Exception):
-    """The requested tier change is not allowed (message says why; the coach shows it to the model)."""
+def profile_apply_app_event(*, profile: CrmUserProfile, fields: dict, occurred_at: dt.datetime) -> AppliedEvent:
+    """Apply an app's profile event; stale when every field it sends was written by a newer event."""
+    changes, conflicts, stale = profile_fields_apply_from_app(profile=profile, fields=fields, occurred_at=occurred_at)
+    sent = {f"{name}_hash" if name in ("email", "phone") else name for name in fields}
+    all_stale = bool(fields) and set(stale) >= sent
+    return AppliedEvent(
+        result_status="stale" if all_stale else "success",
+        data={"userId": profile.user_id, "updatedFields": sorted(changes)},
+        changes=changes,
+        conflicts=conflicts,
+        entity_id=str(profile.pk),
+    )
 
 
-def engagement_tier_step(
-    *, user_id: str, tier: str, actor_type: str, actor_id: str, now: dt.datetime | None = None
-) -> tuple[str, str]:
-    """Move a user's engagement tier exactly one step toward `tier`, only as far as the activity
-    data justify (`engagement_tier_for`). Returns (old, new). Audited.
-    """
-    if tier not in TIER_ORDER:
-        raise EngagementTierError(f"Unknown tier '{tier}'.")
-    with transaction.atomic():
-        profile = CrmUserProfile.objects.select_for_update().filter(user_id=user_id).first()
-        if profile is None:
-            raise EngagementTierError("User not found.")
-        old = profile.engagement_tier
-        step = tier_rank(tier) - tier_rank(old)
-        if step == 0:
-            raise EngagementTierError(f"The user is already {old}.")
-        if abs(step) != 1:
-            raise EngagementTierError(f"Tiers move one step at a time: from {old} only to a neighbouring tier.")
-        signals = engagement_signals_for_users(user_ids=[user_id], now=now)[user_id]
-        justified = engagement_tier_for(signals)
-        too_far = tier_rank(justified) < tier_rank(tier) if step > 0 else tier_rank(justified) > tier_rank(tier)
-        if too_far:
-            raise EngagementTierError(
-                f"The activity data justify {justified} (active days in 14: {signals.active_days_14d}, "
-                f"activities in 30 days: {signals.activities_30d}), not a move to {tier}."
-            )
-        profile.engagement_tier = tier
-        profile.save(update_fields=["engagement_tier", "updated_at"])
-        audit_record(
-            actor_type=actor_type,
-            actor_id=actor_id,
-            action="profile.engagement_tier_changed",
-            entity_type="profile",
-            entity_id=profile.pk,
-            user_id=user_id,
-            changes={"engagement_tier": {"old": old, "new": tier}, "justifiedTier": justified.value},
-        )
-    return old, tier
+def _json_number(value: Any) -> Any:
+    return float(value) if isinstance(value, Decimal) else value
+
+
+def profile_verified_outbox_record(*, profile: CrmUserProfile, fields: list[str], origin: str = ActorType.STAFF):
+    """Staff-verified health-profile fields: the app should show (and stop overwriting) them."""
+    return outbox_record(
+        user_id=profile.user_id,
+        entity_type="profile",
+        operation="verified",
+        entity_id=profile.user_id,
+        origin=origin,
+        data={"fields": {name: _json_number(getattr(profile, name)) for name in fields}},
+    )

@@ -1,7 +1,7 @@
 from django.contrib import admin, messages
 
+from sync.delivery import outbound_events_retry
 from sync.models import SyncDirection, SyncEvent, SyncStatus
-from sync.services import outbound_events_retry
 
 
 @admin.register(SyncEvent)

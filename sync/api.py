@@ -8,7 +8,7 @@ from rest_framework.request import Request
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
-from sync.services import webhook_body_size_check, webhook_event_ingest
+from sync.inbound.intake import webhook_body_size_check, webhook_event_ingest
 
 
 class AppEventWebhookApi(APIView):

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from celery import shared_task
 
-from sync.services import outbound_event_deliver, outbound_events_requeue_stuck
+from sync.delivery import outbound_event_deliver, outbound_events_requeue_stuck
 
 
 @shared_task(

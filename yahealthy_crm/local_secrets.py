@@ -22,3 +22,11 @@ def local_secret(path: Path) -> str:
         finally:
             os.unlink(tmp_name)
     return path.read_text().strip()
+
+
+def local_secret_read(path: Path) -> str:
+    """The secret `local_secret` wrote, or "" before it ran (reading never creates anything)."""
+    try:
+        return path.read_text().strip()
+    except FileNotFoundError:
+        return ""

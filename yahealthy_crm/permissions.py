@@ -17,7 +17,7 @@ from typing import Any
 from rest_framework import status
 from rest_framework.permissions import BasePermission
 
-from compliance.models import ActorType
+from yahealthy_crm.actors import ActorType
 from yahealthy_crm.errors import ApplicationError, ErrorCode
 
 

@@ -8,7 +8,8 @@ from pathlib import Path
 import environ
 from celery.schedules import crontab
 
-from yahealthy_crm.local_secrets import local_secret
+from yahealthy_crm.embedded_postgres import embedded_database_url
+from yahealthy_crm.local_secrets import local_secret_read
 
 BASE_DIR = Path(__file__).resolve().parent.parent
 
@@ -18,8 +19,9 @@ environ.Env.read_env(BASE_DIR / ".env", overwrite=False)
 VAR_DIR = Path(env("CRM_VAR_DIR", default=str(BASE_DIR / "var"))).resolve()
 
 DEBUG = env.bool("DJANGO_DEBUG", default=False)
-# No built-in default: without DJANGO_SECRET_KEY a random key is generated once into var/secret_key.
-SECRET_KEY = env("DJANGO_SECRET_KEY", default="") or local_secret(VAR_DIR / "secret_key")
+# No built-in default: without DJANGO_SECRET_KEY the entry points generate one once into
+# var/secret_key (yahealthy_crm/bootstrap.py); settings only read it.
+SECRET_KEY = env("DJANGO_SECRET_KEY", default="") or local_secret_read(VAR_DIR / "secret_key")
 ALLOWED_HOSTS = env.list("DJANGO_ALLOWED_HOSTS", default=["localhost", "127.0.0.1", "[::1]", "testserver"])
 CSRF_TRUSTED_ORIGINS = env.list("DJANGO_CSRF_TRUSTED_ORIGINS", default=[])
 
@@ -41,6 +43,7 @@ INSTALLED_APPS = [
     "coaching",
     "sync",
     "compliance",
+    "demo",
 ]
 
 MIDDLEWARE = [
@@ -74,11 +77,10 @@ TEMPLATES = [
 ]
 
 # --- Database: DATABASE_URL, else the embedded PostgreSQL + pgvector under var/pgdata -----------
+# (started by the entry points through yahealthy_crm/bootstrap.py, not here)
 if env("DATABASE_URL", default=""):
     DATABASES = {"default": env.db("DATABASE_URL")}
 else:
-    from yahealthy_crm.embedded_postgres import embedded_database_url
-
     DATABASES = {"default": environ.Env.db_url_config(embedded_database_url(VAR_DIR / "pgdata"))}
 DATABASES["default"]["ENGINE"] = "django.db.backends.postgresql"
 DATABASES["default"]["CONN_MAX_AGE"] = env.int("DATABASE_CONN_MAX_AGE", default=60)
@@ -123,7 +125,7 @@ CELERY_BEAT_SCHEDULE = {
         "schedule": crontab(hour=6, minute=0),
     },
     "weekly-churn-assessment": {
-        "task": "profiles.tasks.weekly_churn_assessment_job",
+        "task": "coaching.tasks.weekly_churn_assessment_job",
         "schedule": crontab(hour=8, minute=0, day_of_week="sunday"),
     },
     # Activities whose after-commit embedding sweep was lost (worker or broker down) get one anyway.

@@ -4,7 +4,6 @@ from django.views.generic import RedirectView
 from drf_spectacular.views import SpectacularAPIView, SpectacularRedocView, SpectacularSwaggerView
 
 from yahealthy_crm.health import healthz
-from yahealthy_crm.jobs import JobTriggerView
 
 admin.site.site_header = "YAHealthy CRM"
 admin.site.site_title = "YAHealthy CRM"
@@ -12,7 +11,6 @@ admin.site.index_title = "Back office"
 
 DOMAIN_APPS = ("profiles", "goals", "activities", "coaching", "sync", "compliance")
 api_patterns = [
-    path("jobs/<slug:job>", JobTriggerView.as_view(), name="job-trigger"),
     *(path("", include(f"{app}.urls")) for app in DOMAIN_APPS),
 ]
 

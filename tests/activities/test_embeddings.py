@@ -8,11 +8,10 @@ from django.utils import timezone
 
 from activities.embeddings import embed_text_offline, embed_texts, embedding_provider
 from activities.models import UserActivity
-from activities.selectors import vector_search_by_user
+from activities.selectors import activity_text, vector_search_by_user
 from activities.services import (
     activities_embed_pending,
     activities_missing_embedding,
-    activity_text,
     embeddings_backfill,
 )
 from tests.factories import FoodLogFactory

@@ -13,8 +13,8 @@ from decimal import Decimal
 import pytest
 
 from activities.models import ActivityType
+from coaching.coach import FALLBACK_NOTE
 from coaching.models import AiInsight, CoachingSession
-from coaching.services import FALLBACK_NOTE
 from compliance.models import AuditLog
 from goals.models import HealthGoal
 from tests.api.support import USER_A, USER_B

@@ -177,7 +177,7 @@ def test_erased_user_is_gone_from_admin(admin_client, service_client, profile_a)
 
 def test_erase_is_one_transaction(service_client, profile_a, monkeypatch):
     _populate(profile_a)
-    import compliance.services as services
+    import compliance.gdpr as services
 
     def boom(**kwargs):
         raise RuntimeError("disk full")

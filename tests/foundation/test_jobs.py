@@ -6,10 +6,10 @@ from django.test import override_settings
 from django.utils import timezone
 
 from coaching.models import AiInsight, InsightSource
+from coaching.retention import churn_retention_run
 from coaching.services import daily_insights_generate
 from goals.models import GoalStatus
 from profiles.models import CrmUserProfile
-from profiles.services import churn_retention_run
 from tests.factories import FoodLogFactory, GoalFactory, ProfileFactory
 
 

@@ -86,9 +86,9 @@ def test_fifty_identical_webhooks_apply_exactly_once(threaded_live_server, celer
 def test_a_twin_still_in_flight_past_the_wait_is_answered_409_and_nothing_is_stored(client, monkeypatch, celery_eager):
     from django.db import connections, transaction
 
-    import sync.services
+    import sync.inbound.intake
 
-    monkeypatch.setattr(sync.services, "IN_FLIGHT_WAIT", "300ms")
+    monkeypatch.setattr(sync.inbound.intake, "IN_FLIGHT_WAIT", "300ms")
     body = json.dumps(
         event(user_id="user_in_flight", external_id="food_slow", payload={"food_name": "Soup", "calories": 200})
     )

@@ -5,7 +5,7 @@ from decimal import Decimal
 import pytest
 
 from activities.models import UserActivity
-from compliance.services import gdpr_erase
+from compliance.gdpr import gdpr_erase
 from goals.models import GoalStatus
 from goals.services import goal_create, goal_update
 from profiles.models import CrmUserProfile

@@ -10,13 +10,10 @@ from standardwebhooks import Webhook
 from werkzeug import Response
 
 from compliance.models import AuditLog
+from goals.services import goal_outbox_record
+from sync.delivery import RETRY_DELAYS_S, outbound_event_deliver
 from sync.models import SyncDirection, SyncEvent, SyncStatus
-from sync.services import (
-    RETRY_DELAYS_S,
-    outbound_event_deliver,
-    outbound_event_enqueue,
-    outbound_goal_changed,
-)
+from sync.outbox import outbox_record
 from sync.tasks import sync_event_deliver_task
 from tests.factories import GoalFactory, ProfileFactory
 from tests.sync.conftest import WEBHOOK_SECRET
@@ -65,7 +62,7 @@ def _enqueue(**kwargs) -> SyncEvent:
         "entity_id": 7,
         "data": {"goal": {"goalType": "nutrition", "goalValue": 120}},
     }
-    return outbound_event_enqueue(**{**defaults, **kwargs})
+    return outbox_record(**{**defaults, **kwargs})
 
 
 def test_without_app_webhook_url_events_are_recorded_as_skipped(django_capture_on_commit_callbacks):
@@ -284,8 +281,8 @@ def test_goal_change_by_staff_is_delivered_and_app_goal_is_not(receiver):
     staff_goal = GoalFactory(user=profile, source="staff")
     app_goal = GoalFactory(user=profile, source="app", external_id="g_app")
 
-    staff_event = outbound_goal_changed(goal=staff_goal, operation="create", origin="staff")
-    echoed = outbound_goal_changed(goal=app_goal, operation="update", origin="app")
+    staff_event = goal_outbox_record(goal=staff_goal, operation="create", origin="staff")
+    echoed = goal_outbox_record(goal=app_goal, operation="update", origin="app")
 
     assert echoed is None
     assert staff_event.payload["data"]["goal"]["id"] == staff_goal.pk

@@ -13,7 +13,8 @@ from django.core.management.base import BaseCommand
 from tqdm import tqdm
 
 from activities.embeddings import embedding_provider
-from activities.services import activities_missing_embedding, activity_text, embeddings_backfill
+from activities.selectors import activity_text
+from activities.services import activities_missing_embedding, embeddings_backfill
 from coaching.models import CoachingSession
 from coaching.selectors import coaching_session_text
 

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 from django.core.management.base import BaseCommand
 
+from sync.delivery import outbound_events_requeue_stuck, outbound_events_retry
 from sync.models import SyncStatus
-from sync.services import outbound_events_requeue_stuck, outbound_events_retry
 
 
 class Command(BaseCommand):

@@ -17,11 +17,11 @@ from django.db import connection, transaction
 from django.utils import timezone
 
 from coaching.models import AiInsight, InsightSource, InsightType
-from compliance.models import ActorType
+from coaching.retention import churn_assess_users
 from compliance.services import audit_record
 from goals.models import GoalMetric, GoalPriority, GoalSource, GoalStatus, GoalType, HealthGoal
 from profiles.models import ActivityLevel, CrmUserProfile, PrimaryGoal
-from profiles.services import churn_assess_users
+from yahealthy_crm.actors import ActorType
 
 DEMO_PREFIX = "demo_"
 ARCHETYPES = (  # (name, share, probability of logging on a given day)

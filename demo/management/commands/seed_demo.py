@@ -6,7 +6,7 @@ from django.core.management.base import BaseCommand, CommandError
 from django.db import connections
 from tqdm import tqdm
 
-from yahealthy_crm.demo_data import demo_seed_record, demo_users_create, missing_demo_numbers
+from demo.data import demo_seed_record, demo_users_create, missing_demo_numbers
 
 CHUNK = 500
 

@@ -1,0 +1,116 @@
+"""The AI coach's ask: retrieval, the provider's tool loop, offline fallback, the coaching session."""
+
+from __future__ import annotations
+
+import logging
+import time
+from dataclasses import dataclass, field
+
+from django.db import transaction
+
+from activities.embeddings import embed_texts
+from coaching.models import AiInsight, CoachingSession, CoachingStatus
+from coaching.providers import CoachUnavailableError, OfflineCoach, coach_provider_get
+from coaching.selectors import coach_context_retrieve, coach_facts_get
+from coaching.tools import ToolContext
+from compliance.pii import redact_pii
+from compliance.services import audit_record
+from profiles.models import CrmUserProfile
+from yahealthy_crm.actors import ActorType
+from yahealthy_crm.queue import task_enqueue_on_commit
+
+logger = logging.getLogger(__name__)
+
+SESSION_EMBED_TASK = "coaching.tasks.coaching_session_embed_task"
+
+FALLBACK_NOTE = "(The AI model is unavailable right now, so this answer comes from YAHealthy's built-in coach.)"
+
+
+@dataclass
+class AskResult:
+    session: CoachingSession
+    answer: str
+    tools_used: list[str]
+    provider: str
+    suggested_goal_ids: list[int] = field(default_factory=list)
+    fallback_reason: str = ""
+    model_seconds: float = 0.0  # waiting for the chat model and the embedding model
+
+
+def coach_ask(*, profile: CrmUserProfile, message: str, requested_by: str = "") -> AskResult:
+    """Answer one question of the user: retrieval, provider loop (tools), fallback, session, audit.
+
+    The caller checked scope, consent and rate limits. Tool writes commit as they happen (each in its
+    own transaction): a model round can take seconds and must not hold a transaction open.
+    """
+    started = time.perf_counter()
+    redacted = redact_pii(message.strip())
+    provider = coach_provider_get()
+    ctx = ToolContext(profile=profile, actor_id=f"coach:{provider.name}")
+    facts = coach_facts_get(profile=profile, today=ctx.today)
+    model_seconds = 0.0
+    try:
+        waited = time.perf_counter()
+        (query_vector,) = embed_texts([redacted])
+        model_seconds += time.perf_counter() - waited
+        retrieved = coach_context_retrieve(user_id=profile.user_id, query_vector=query_vector)
+    except Exception:  # retrieval is context, not a requirement: answer without it
+        logger.exception("coach retrieval failed")
+        retrieved = []
+    fallback_reason = ""
+    try:
+        answer = provider.answer(ctx=ctx, message=redacted, facts=facts, retrieved=retrieved)
+    except CoachUnavailableError as exc:
+        logger.warning("coach provider %s failed (%s); answering offline", provider.name, exc)
+        fallback_reason = exc.reason
+        ctx.actor_id = "coach:offline"
+        answer = OfflineCoach().answer(ctx=ctx, message=redacted, facts=facts, retrieved=retrieved)
+        answer.text = f"{FALLBACK_NOTE}\n\n{answer.text}"
+    model_seconds += answer.model_seconds
+    text = redact_pii(answer.text)
+    latency_ms = round((time.perf_counter() - started) * 1000)
+    with transaction.atomic():
+        session = CoachingSession.objects.create(
+            user_id=profile.user_id,
+            message=redacted,
+            response=text,
+            tools_used=ctx.tools_used,
+            tool_calls=ctx.calls,
+            provider=answer.provider,
+            model=answer.model[:64],
+            status=CoachingStatus.FALLBACK if fallback_reason else CoachingStatus.SUCCESS,
+            prompt_tokens=answer.prompt_tokens,
+            completion_tokens=answer.completion_tokens,
+            latency_ms=latency_ms,
+            summary=ctx.summary,
+            fallback_reason=fallback_reason,
+        )
+        if ctx.insight_ids:
+            AiInsight.objects.filter(pk__in=ctx.insight_ids).update(coaching_session=session)
+        audit_record(
+            actor_type=ActorType.AI_ASSISTANT,
+            actor_id=ctx.actor_id,
+            action="coaching.session_created",
+            entity_type="coaching_session",
+            entity_id=session.pk,
+            user_id=profile.user_id,
+            changes={
+                "requestedBy": requested_by,
+                "provider": answer.provider,
+                "model": answer.model,
+                "toolsUsed": ctx.tools_used,
+                "fallbackReason": fallback_reason,
+                "latencyMs": latency_ms,
+            },
+        )
+        # The session is stored either way; `embed_activities` backfills an embedding that was lost.
+        task_enqueue_on_commit(SESSION_EMBED_TASK, args=[session.pk])
+    return AskResult(
+        session=session,
+        answer=text,
+        tools_used=ctx.tools_used,
+        provider=answer.provider,
+        suggested_goal_ids=ctx.suggested_goal_ids,
+        fallback_reason=fallback_reason,
+        model_seconds=model_seconds,
+    )

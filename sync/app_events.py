@@ -1,0 +1,35 @@
+"""What an app event's apply function returns to the sync engine (shared by the domains and sync).
+
+Each domain applies the events of its own entity (staleness, deletes, ownership rules included)
+and answers with an `AppliedEvent`; the sync engine stores it on the event and answers the app.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from dataclasses import dataclass, field
+
+APP_ACTOR_ID = "app_webhook"
+
+
+@dataclass
+class AppliedEvent:
+    result_status: str  # success | stale
+    data: dict
+    changes: dict = field(default_factory=dict)
+    conflicts: list = field(default_factory=list)
+    entity_id: str = ""
+    # Activities only: the goal metrics whose progress the event may change (None: none to recompute).
+    goal_metrics: set[str] | None = None
+    embed: bool = False  # a new or changed activity text to embed after commit
+
+
+def stale_conflict(*, entity_type: str, external_id: str, stored_at: dt.datetime | None) -> dict:
+    """The conflict recorded when an event is older than what the CRM already applied."""
+    return {
+        "entity": entity_type,
+        "externalId": external_id,
+        "resolution": "kept_newer",
+        "reason": "stale",
+        "storedUpdatedAt": stored_at.isoformat() if stored_at else None,
+    }

@@ -1,0 +1,399 @@
+"""Inbound app events: signed, idempotent, ordered; each applied by the domain that owns its entity.
+
+Inbound, in order: size -> Standard Webhooks signature -> JSON -> rate limit -> GDPR tombstone ->
+validation -> idempotency claim -> apply. The claim is an INSERT into `crm_sync_events` under the
+unique `idempotency_key`, in the same transaction as the change and the stored response: a parallel
+duplicate waits on that insert and then replays the committed response, so an event applies once.
+"""
+
+from __future__ import annotations
+
+import binascii
+import datetime as dt
+import json
+import logging
+import uuid
+from collections.abc import Mapping
+from dataclasses import dataclass
+from typing import Any
+
+from django.conf import settings
+from django.db import OperationalError, connection, transaction
+from django.utils import timezone
+from rest_framework import status
+from standardwebhooks import Webhook
+from standardwebhooks.webhooks import WebhookVerificationError
+
+from activities.services import activity_apply_app_event, activity_embeddings_schedule
+from compliance.pii import redact_pii, redact_pii_data
+from compliance.selectors import user_is_erased
+from compliance.services import audit_record
+from goals.services import GoalNotFoundError, goal_apply_app_event, goal_progress_update_for_activity
+from profiles.services import profile_apply_app_event, profile_get_or_create_for_app, profile_touch_last_active
+from sync.app_events import APP_ACTOR_ID, AppliedEvent
+from sync.error_codes import SyncErrorCode
+from sync.inbound.schemas import ACTIVITY_ENTITY_TYPES, EventEnvelopeSerializer, payload_serializer_for
+from sync.models import SyncDirection, SyncEvent, SyncStatus
+from sync.outbox import request_hash_compute
+from yahealthy_crm.actors import ActorType
+from yahealthy_crm.errors import ApplicationError
+from yahealthy_crm.ratelimit import WEBHOOK_RATE, rate_limit_enforce
+
+logger = logging.getLogger(__name__)
+
+MAX_BODY_BYTES = 256 * 1024
+# A duplicate waits this long for the first request with its key to commit, then answers 409.
+IN_FLIGHT_WAIT = "5s"
+
+
+@dataclass(frozen=True)
+class WebhookResult:
+    status_code: int
+    body: dict
+    replayed: bool = False
+
+
+# --- Inbound ----------------------------------------------------------------------------------------
+
+
+def _webhook(secret: str) -> Webhook:
+    try:
+        return Webhook(secret)
+    except (binascii.Error, ValueError) as exc:
+        logger.error("CRM_WEBHOOK_SECRET is not a valid Standard Webhooks secret (whsec_<base64>)")
+        raise ApplicationError(
+            "Webhook verification is misconfigured on the CRM side.",
+            code=SyncErrorCode.SECRET_NOT_CONFIGURED,
+            status_code=status.HTTP_401_UNAUTHORIZED,
+        ) from exc
+
+
+def webhook_signature_verify(*, body: bytes, headers: Mapping[str, str]) -> None:
+    """Standard Webhooks check (webhook-id/-timestamp/-signature, HMAC-SHA256, 5 min tolerance).
+
+    Runs before the body is parsed. Without CRM_WEBHOOK_SECRET every event is refused: an unsigned
+    endpoint would let anyone write health data.
+    """
+    if not settings.CRM_WEBHOOK_SECRET:
+        raise ApplicationError(
+            "Webhooks are refused: CRM_WEBHOOK_SECRET is not configured.",
+            code=SyncErrorCode.SECRET_NOT_CONFIGURED,
+            status_code=status.HTTP_401_UNAUTHORIZED,
+        )
+    try:
+        text = body.decode()
+    except UnicodeDecodeError as exc:
+        raise ApplicationError(
+            "The webhook body is not UTF-8.",
+            code=SyncErrorCode.SIGNATURE_INVALID,
+            status_code=status.HTTP_401_UNAUTHORIZED,
+        ) from exc
+    try:
+        _webhook(settings.CRM_WEBHOOK_SECRET).verify(text, dict(headers.items()), json_parse=False)
+    except (WebhookVerificationError, binascii.Error, ValueError) as exc:
+        reason = str(exc) if isinstance(exc, WebhookVerificationError) else "Malformed signature header"
+        raise ApplicationError(
+            f"Webhook signature verification failed: {reason}. Sign the request per the Standard "
+            "Webhooks spec (webhook-id, webhook-timestamp within 5 minutes, webhook-signature).",
+            code=SyncErrorCode.SIGNATURE_INVALID,
+            status_code=status.HTTP_401_UNAUTHORIZED,
+        ) from exc
+
+
+def _text(value: Any, limit: int) -> str:
+    return value[:limit] if isinstance(value, str) else ""
+
+
+def _event_reject(
+    *, data: dict, request_hash: str, error: ApplicationError, idempotency_key: str = ""
+) -> ApplicationError:
+    """Record a rejected event (status failed) and return the error to raise.
+
+    Rejections do not reserve the idempotency key: the app can fix the event and send it again.
+    """
+    body = {
+        "status": "error",
+        "error": {"code": error.code, "message": error.message, "details": error.details},
+    }
+    SyncEvent.objects.create(
+        direction=SyncDirection.INBOUND,
+        user_id=_text(data.get("userId"), 64),
+        entity_type=_text(data.get("entityType"), 32),
+        operation=_text(data.get("operation"), 16),
+        external_id=_text(data.get("externalId"), 128),
+        idempotency_key=f"rejected:{uuid.uuid4().hex}",
+        request_hash=request_hash,
+        status=SyncStatus.FAILED,
+        attempts=1,
+        error=redact_pii(json.dumps({"idempotencyKey": idempotency_key, **body["error"]}, default=str)),
+        payload=redact_pii_data(data),
+        response_body=redact_pii_data(json.loads(json.dumps(body, default=str))),
+        response_status=error.status_code,
+        processed_at=timezone.now(),
+    )
+    return error
+
+
+def _validation_error(details: dict, message: str = "The event has invalid fields.") -> ApplicationError:
+    return ApplicationError(
+        message,
+        code=SyncErrorCode.VALIDATION_ERROR,
+        status_code=status.HTTP_422_UNPROCESSABLE_ENTITY,
+        details=details,
+    )
+
+
+def _signed_time(headers: Mapping[str, str]) -> dt.datetime:
+    return dt.datetime.fromtimestamp(float(headers.get("webhook-timestamp", "0")), tz=dt.UTC)
+
+
+def webhook_body_size_check(*, size: int) -> None:
+    """413 for a body over MAX_BODY_BYTES (the view also checks the declared length before reading)."""
+    if size > MAX_BODY_BYTES:
+        raise ApplicationError(
+            f"The webhook body is larger than {MAX_BODY_BYTES // 1024} KB.",
+            code=SyncErrorCode.PAYLOAD_TOO_LARGE,
+            status_code=status.HTTP_413_REQUEST_ENTITY_TOO_LARGE,
+        )
+
+
+def webhook_event_ingest(
+    *, body: bytes, headers: Mapping[str, str], idempotency_key: str = "", request=None
+) -> WebhookResult:
+    """Verify, validate and apply one app event; the 202 body (or the replayed one) to answer."""
+    webhook_body_size_check(size=len(body))
+    webhook_signature_verify(body=body, headers=headers)
+    try:
+        data = json.loads(body)
+    except ValueError as exc:
+        raise ApplicationError(
+            f"The body is not valid JSON: {exc}.",
+            code=SyncErrorCode.MALFORMED_JSON,
+            status_code=status.HTTP_400_BAD_REQUEST,
+        ) from exc
+    if not isinstance(data, dict):
+        raise ApplicationError(
+            "The body must be a JSON object.",
+            code=SyncErrorCode.MALFORMED_JSON,
+            status_code=status.HTTP_400_BAD_REQUEST,
+        )
+    user_id = data.get("userId")
+    if request is not None and isinstance(user_id, str) and user_id:
+        rate_limit_enforce(request, group="sync.webhook", key_value=user_id[:64], rate=WEBHOOK_RATE)
+    if isinstance(user_id, str) and user_id and user_is_erased(user_id=user_id):
+        raise ApplicationError(
+            "This user was erased under GDPR; the CRM no longer accepts their data.",
+            code=SyncErrorCode.USER_ERASED,
+            status_code=status.HTTP_410_GONE,
+        )
+
+    request_hash = request_hash_compute(data)
+    envelope = EventEnvelopeSerializer(data=data)
+    if not envelope.is_valid():
+        raise _event_reject(
+            data=data,
+            request_hash=request_hash,
+            error=_validation_error(envelope.errors),
+            idempotency_key=idempotency_key,
+        )
+    event = envelope.validated_data
+    payload_serializer = payload_serializer_for(event["entityType"], event["operation"], event["payload"])
+    if payload_serializer is not None and not payload_serializer.is_valid():
+        raise _event_reject(
+            data=data,
+            request_hash=request_hash,
+            error=_validation_error({"payload": payload_serializer.errors}),
+            idempotency_key=idempotency_key,
+        )
+    occurred_at = event["occurredAt"] or _signed_time(headers)
+    if not idempotency_key:
+        # The seed's formula; without occurredAt the signed message id is the stable identity.
+        if event["occurredAt"]:
+            idempotency_key = f"{event['entityType']}:{event['externalId']}:{event['operation']}:{data['occurredAt']}"
+        else:
+            idempotency_key = f"webhook:{headers.get('webhook-id', '')}"
+    if len(idempotency_key) > 255:
+        raise _event_reject(
+            data=data,
+            request_hash=request_hash,
+            error=_validation_error({"Idempotency-Key": ["At most 255 characters."]}),
+        )
+    try:
+        return _event_claim_and_apply(
+            data=data,
+            event=event,
+            payload_serializer=payload_serializer,
+            occurred_at=occurred_at,
+            idempotency_key=idempotency_key,
+            request_hash=request_hash,
+        )
+    except GoalNotFoundError as exc:
+        raise _event_reject(
+            data=data,
+            request_hash=request_hash,
+            idempotency_key=idempotency_key,
+            error=ApplicationError(
+                f"No goal with externalId '{exc}' for this user; send a create first.",
+                code=SyncErrorCode.ENTITY_NOT_FOUND,
+                status_code=status.HTTP_422_UNPROCESSABLE_ENTITY,
+                details={"externalId": [f"Unknown goal '{exc}'."]},
+            ),
+        ) from exc
+
+
+def _event_claim(*, event: dict, data: dict, occurred_at: dt.datetime, idempotency_key: str, request_hash: str):
+    """INSERT the event row unless its key exists; returns the new id or None. Waits for in-flight twins."""
+    with connection.cursor() as cursor:
+        try:
+            # set_config(..., true) is SET LOCAL lock_timeout inside the statement (one round trip
+            # less): the row is produced, and the setting in force, before the key's lock is waited on.
+            cursor.execute(
+                """
+                INSERT INTO crm_sync_events (direction, user_id, entity_type, operation, external_id,
+                    idempotency_key, request_hash, status, attempts, error, conflicts, payload,
+                    occurred_at, webhook_id, created_at, updated_at)
+                SELECT %s, %s, %s, %s, %s, %s, %s, %s, 1, '', '[]'::jsonb, %s::jsonb, %s, '', now(), now()
+                FROM (SELECT set_config('lock_timeout', %s, true)) AS in_flight_wait
+                ON CONFLICT (idempotency_key) DO NOTHING
+                RETURNING id
+                """,
+                [
+                    SyncDirection.INBOUND,
+                    event["userId"],
+                    event["entityType"],
+                    event["operation"],
+                    event["externalId"],
+                    idempotency_key,
+                    request_hash,
+                    SyncStatus.PROCESSING,
+                    json.dumps(redact_pii_data(data)),
+                    occurred_at,
+                    IN_FLIGHT_WAIT,
+                ],
+            )
+        except OperationalError as exc:
+            raise ApplicationError(
+                "A request with this Idempotency-Key is still being processed; retry shortly.",
+                code=SyncErrorCode.IDEMPOTENCY_KEY_IN_FLIGHT,
+                status_code=status.HTTP_409_CONFLICT,
+            ) from exc
+        row = cursor.fetchone()
+    # lock_timeout stays set for the rest of this short transaction: any lock held longer than
+    # IN_FLIGHT_WAIT by a twin request is better answered with 409 than waited for.
+    return row[0] if row else None
+
+
+def _event_claim_and_apply(
+    *, data, event, payload_serializer, occurred_at, idempotency_key, request_hash
+) -> WebhookResult:
+    with transaction.atomic():
+        event_id = _event_claim(
+            event=event,
+            data=data,
+            occurred_at=occurred_at,
+            idempotency_key=idempotency_key,
+            request_hash=request_hash,
+        )
+        if event_id is None:
+            return _event_replay(idempotency_key=idempotency_key, request_hash=request_hash)
+        profile, _ = profile_get_or_create_for_app(user_id=event["userId"])
+        applied = _event_apply(
+            profile=profile, event=event, payload_serializer=payload_serializer, occurred_at=occurred_at
+        )
+        applied.data["syncEventId"] = event_id
+        applied.data["conflicts"] = applied.conflicts
+        response = {
+            "status": "accepted",
+            "idempotencyKey": idempotency_key,
+            "result": {"status": applied.result_status, "data": applied.data},
+        }
+        response_json = json.dumps(response, default=str)
+        response = json.loads(response_json)
+        _event_finish(
+            event_id=event_id,
+            outcome=SyncStatus.SUCCESS if applied.result_status == "success" else SyncStatus.STALE,
+            conflicts=applied.conflicts,
+            response_json=response_json,
+        )
+        if applied.result_status == "success":
+            audit_record(
+                actor_type=ActorType.APP,
+                actor_id=APP_ACTOR_ID,
+                action=f"{event['entityType']}.{event['operation']}",
+                entity_type=event["entityType"],
+                entity_id=applied.entity_id,
+                user_id=event["userId"],
+                changes={**applied.changes, "syncEventId": event_id},
+            )
+        if applied.embed:
+            transaction.on_commit(activity_embeddings_schedule)
+    return WebhookResult(status.HTTP_202_ACCEPTED, response)
+
+
+def _event_finish(*, event_id: int, outcome: str, conflicts: list, response_json: str) -> None:
+    """Store the outcome and the 202 response a replay returns (raw SQL: once per webhook)."""
+    with connection.cursor() as cursor:
+        cursor.execute(
+            """
+            UPDATE crm_sync_events SET status = %s, conflicts = %s::jsonb, response_body = %s::jsonb,
+                response_status = %s, processed_at = now(), updated_at = now()
+            WHERE id = %s
+            """,
+            [outcome, json.dumps(conflicts, default=str), response_json, status.HTTP_202_ACCEPTED, event_id],
+        )
+
+
+def _event_replay(*, idempotency_key: str, request_hash: str) -> WebhookResult:
+    stored = SyncEvent.objects.get(idempotency_key=idempotency_key)
+    if stored.request_hash != request_hash:
+        raise ApplicationError(
+            "This Idempotency-Key was already used with a different request body.",
+            code=SyncErrorCode.IDEMPOTENCY_KEY_REUSED,
+            status_code=status.HTTP_422_UNPROCESSABLE_ENTITY,
+            details={"idempotencyKey": idempotency_key, "syncEventId": stored.pk},
+        )
+    if stored.status == SyncStatus.PROCESSING or stored.response_body is None:
+        raise ApplicationError(
+            "A request with this Idempotency-Key is still being processed; retry shortly.",
+            code=SyncErrorCode.IDEMPOTENCY_KEY_IN_FLIGHT,
+            status_code=status.HTTP_409_CONFLICT,
+        )
+    return WebhookResult(stored.response_status or status.HTTP_202_ACCEPTED, stored.response_body, replayed=True)
+
+
+def _event_apply(*, profile, event: dict, payload_serializer, occurred_at) -> AppliedEvent:
+    """Dispatch to the domain that owns the entity; activities then refresh the goals they feed."""
+    entity_type = event["entityType"]
+    if entity_type == "profile":
+        return profile_apply_app_event(
+            profile=profile, fields=payload_serializer.profile_fields(), occurred_at=occurred_at
+        )
+    if entity_type == "goal":
+        applied = goal_apply_app_event(
+            user=profile,
+            operation=event["operation"],
+            external_id=event["externalId"],
+            data=dict(payload_serializer.validated_data) if payload_serializer is not None else {},
+            occurred_at=occurred_at,
+        )
+    elif entity_type in ACTIVITY_ENTITY_TYPES:
+        is_delete = event["operation"] == "delete"
+        applied = activity_apply_app_event(
+            profile=profile,
+            activity_type=entity_type,
+            operation=event["operation"],
+            external_id=event["externalId"],
+            occurred_at=occurred_at,
+            columns={} if is_delete else payload_serializer.columns(),
+            logged_date=None if is_delete else payload_serializer.validated_data.get("date"),
+            payload=event["payload"],
+        )
+        if applied.goal_metrics is not None:
+            applied.data["goals"] = goal_progress_update_for_activity(
+                user_id=profile.user_id, metrics=applied.goal_metrics
+            )
+    else:  # the envelope serializer already refused it
+        raise AssertionError(entity_type)
+    if applied.result_status == "success":
+        profile_touch_last_active(profile=profile, occurred_at=occurred_at)
+    return applied
