@@ -241,21 +241,7 @@ def activity_apply_app_event(
             entity_id=str(existing.pk),
         )
     if operation == "delete":
-        if existing is None:
-            return AppliedEvent(
-                result_status="success", data={"activityId": None, "externalId": external_id, "deleted": False}
-            )
-        metrics = {c for c in ACTIVITY_COLUMNS if getattr(existing, c) is not None}
-        activity_id = existing.pk
-        changes = audit_changes({c: getattr(existing, c) for c in ACTIVITY_COLUMNS}, {})
-        activity_delete(activity=existing)
-        return AppliedEvent(
-            result_status="success",
-            data={"activityId": activity_id, "externalId": external_id, "deleted": True},
-            changes={"deleted": {"old": activity_id, "new": None}, **changes},
-            entity_id=str(activity_id),
-            goal_metrics=metrics,
-        )
+        return _activity_delete_from_app(existing=existing, external_id=external_id)
     if (
         external_id
         and existing is None
@@ -307,4 +293,23 @@ def activity_apply_app_event(
         entity_id=str(activity.pk),
         goal_metrics=metrics,
         embed=activity_type not in NOT_EMBEDDED_TYPES,
+    )
+
+
+def _activity_delete_from_app(*, existing: UserActivity | None, external_id: str) -> AppliedEvent:
+    """The app deleted an activity: remove it (a delete of an unknown activity changes nothing)."""
+    if existing is None:
+        return AppliedEvent(
+            result_status="success", data={"activityId": None, "externalId": external_id, "deleted": False}
+        )
+    metrics = {c for c in ACTIVITY_COLUMNS if getattr(existing, c) is not None}
+    activity_id = existing.pk
+    changes = audit_changes({c: getattr(existing, c) for c in ACTIVITY_COLUMNS}, {})
+    activity_delete(activity=existing)
+    return AppliedEvent(
+        result_status="success",
+        data={"activityId": activity_id, "externalId": external_id, "deleted": True},
+        changes={"deleted": {"old": activity_id, "new": None}, **changes},
+        entity_id=str(activity_id),
+        goal_metrics=metrics,
     )

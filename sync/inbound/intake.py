@@ -157,12 +157,8 @@ def webhook_body_size_check(*, size: int) -> None:
         )
 
 
-def webhook_event_ingest(
-    *, body: bytes, headers: Mapping[str, str], idempotency_key: str = "", request=None
-) -> WebhookResult:
-    """Verify, validate and apply one app event; the 202 body (or the replayed one) to answer."""
-    webhook_body_size_check(size=len(body))
-    webhook_signature_verify(body=body, headers=headers)
+def _body_parse(body: bytes) -> dict:
+    """The JSON object of the body (400 malformed_json otherwise)."""
     try:
         data = json.loads(body)
     except ValueError as exc:
@@ -177,6 +173,23 @@ def webhook_event_ingest(
             code=SyncErrorCode.MALFORMED_JSON,
             status_code=status.HTTP_400_BAD_REQUEST,
         )
+    return data
+
+
+def _idempotency_key_default(*, event: dict, data: dict, headers: Mapping[str, str]) -> str:
+    """The seed's formula; without occurredAt the signed message id is the stable identity."""
+    if event["occurredAt"]:
+        return f"{event['entityType']}:{event['externalId']}:{event['operation']}:{data['occurredAt']}"
+    return f"webhook:{headers.get('webhook-id', '')}"
+
+
+def webhook_event_ingest(
+    *, body: bytes, headers: Mapping[str, str], idempotency_key: str = "", request=None
+) -> WebhookResult:
+    """Verify, validate and apply one app event; the 202 body (or the replayed one) to answer."""
+    webhook_body_size_check(size=len(body))
+    webhook_signature_verify(body=body, headers=headers)
+    data = _body_parse(body)
     user_id = data.get("userId")
     if request is not None and isinstance(user_id, str) and user_id:
         rate_limit_enforce(request, group="sync.webhook", key_value=user_id[:64], rate=WEBHOOK_RATE)
@@ -206,12 +219,7 @@ def webhook_event_ingest(
             idempotency_key=idempotency_key,
         )
     occurred_at = event["occurredAt"] or _signed_time(headers)
-    if not idempotency_key:
-        # The seed's formula; without occurredAt the signed message id is the stable identity.
-        if event["occurredAt"]:
-            idempotency_key = f"{event['entityType']}:{event['externalId']}:{event['operation']}:{data['occurredAt']}"
-        else:
-            idempotency_key = f"webhook:{headers.get('webhook-id', '')}"
+    idempotency_key = idempotency_key or _idempotency_key_default(event=event, data=data, headers=headers)
     if len(idempotency_key) > 255:
         raise _event_reject(
             data=data,
