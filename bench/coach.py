@@ -351,6 +351,9 @@ def main() -> None:
     os.environ["CELERY_QUEUE_DIR"] = tempfile.mkdtemp(prefix="coachbench-queue-")
     import django
 
+    from yahealthy_crm.bootstrap import local_environment_prepare
+
+    local_environment_prepare()  # the secret (and, without DATABASE_URL, the embedded server)
     django.setup()
     from django.conf import settings
     from django.core.management import call_command

@@ -33,6 +33,9 @@ def main() -> None:
 
     import django
 
+    from yahealthy_crm.bootstrap import local_environment_prepare
+
+    local_environment_prepare()  # the secret (and, without DATABASE_URL, the embedded server)
     django.setup()
     from django.db import connection
 
