@@ -17,6 +17,7 @@ from coaching.models import InsightSource, InsightType
 from coaching.services import insight_create
 from compliance.services import audit_record
 from profiles.models import TIER_ORDER, CrmUserProfile, EngagementTier, tier_rank
+from profiles.services import profile_tier_changed_outbox_record, profiles_tier_changed_outbox_record_many
 from yahealthy_crm.actors import ActorType
 
 CHURN_BATCH_SIZE = 2000
@@ -117,16 +118,21 @@ def churn_assess_users(
             return assessed
         last_id = batch[-1].id
         signals = engagement_signals_for_users(user_ids=[p.user_id for p in batch], now=now)
+        tier_changes: list[tuple[CrmUserProfile, str]] = []  # (profile, previous tier): synced out
         for profile in batch:
             profile.churn_risk, profile.churn_factors = churn_risk_estimate(
                 signals=signals[profile.user_id], last_active_at=profile.last_active_at, now=now
             )
             profile.churn_assessed_at = now
             if refresh_tiers:
+                previous = profile.engagement_tier
                 profile.engagement_tier = engagement_tier_for(signals[profile.user_id])
+                if profile.engagement_tier != previous:
+                    tier_changes.append((profile, previous))
         fields = ["churn_risk", "churn_factors", "churn_assessed_at", *(["engagement_tier"] if refresh_tiers else [])]
         with transaction.atomic():
             CrmUserProfile.objects.bulk_update(batch, fields)
+            profiles_tier_changed_outbox_record_many(changes=tier_changes, origin=actor_type)
             audit_record(
                 actor_type=actor_type,
                 actor_id="churn_assessment",
@@ -220,4 +226,5 @@ def engagement_tier_step(
             user_id=user_id,
             changes={"engagement_tier": {"old": old, "new": tier}, "justifiedTier": justified.value},
         )
+        profile_tier_changed_outbox_record(profile=profile, previous_tier=old, origin=actor_type)
     return old, tier

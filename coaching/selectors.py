@@ -188,5 +188,10 @@ def coach_context_retrieve(
 
 
 def insight_payload(insight: AiInsight) -> dict:
-    """An insight as the app sees it in outbound events."""
-    return {"id": insight.pk, "title": insight.title, "body": insight.body}
+    """An insight as the app sees it in outbound events (created, dismissed)."""
+    return {
+        "id": insight.pk,
+        "title": insight.title,
+        "body": insight.body,
+        "dismissedAt": insight.dismissed_at.isoformat() if insight.dismissed_at else None,
+    }

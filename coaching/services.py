@@ -143,9 +143,11 @@ def daily_insights_generate(*, now: dt.datetime | None = None) -> dict:
 
 
 def insight_dismiss(*, insight: AiInsight, actor_type: str, actor_id: str) -> AiInsight:
-    """Dismiss an insight (idempotent: a dismissed insight keeps its first dismissal time, no new audit)."""
+    """Dismiss an insight (idempotent: a dismissed insight keeps its first dismissal time, no new audit
+    and no second outbound event)."""
     with transaction.atomic():
         updated = AiInsight.objects.filter(pk=insight.pk, dismissed_at__isnull=True).update(dismissed_at=timezone.now())
+        insight.refresh_from_db()
         if updated:
             audit_record(
                 actor_type=actor_type,
@@ -155,7 +157,14 @@ def insight_dismiss(*, insight: AiInsight, actor_type: str, actor_id: str) -> Ai
                 entity_id=insight.pk,
                 user_id=insight.user_id,
             )
-    insight.refresh_from_db()
+            outbox_record(
+                user_id=insight.user_id,
+                entity_type="insight",
+                operation="dismiss",
+                entity_id=insight.pk,
+                origin=actor_type,
+                data={"insight": insight_payload(insight)},
+            )
     return insight
 
 

@@ -21,6 +21,7 @@ from compliance.services import audit_record
 from goals.models import HealthGoal
 from profiles.models import CrmUserProfile
 from sync.models import SyncEvent
+from sync.outbox import outbox_record
 from yahealthy_crm.actors import ActorType
 from yahealthy_crm.errors import ApplicationError, ErrorCode
 from yahealthy_crm.request_context import request_id_var
@@ -72,8 +73,9 @@ def gdpr_erase(*, user_id: str, actor_type: str, actor_id: str) -> ErasureTombst
 
     Removes the user's rows from all seven tables (embeddings and sync payloads with them, and the
     audit rows about the user: the append-only trigger allows that only with `crm.gdpr_erase` set for
-    this transaction). Idempotent: an already erased id returns its existing tombstone; an id that
-    never existed is a 404. The erase itself is audited without naming the user (tombstone id only).
+    this transaction). Idempotent: an already erased id returns its existing tombstone (and sends
+    nothing again); an id that never existed is a 404. The erase itself is audited without naming
+    the user (tombstone id only) and sent to the app (`user.erased`) unless the app asked for it.
     """
 
     with transaction.atomic():
@@ -112,6 +114,17 @@ def gdpr_erase(*, user_id: str, actor_type: str, actor_id: str) -> ErasureTombst
             entity_type="erasure_tombstone",
             entity_id=tombstone.pk,
             changes={"deleted_rows": deleted},
+        )
+        # Recorded after the user's rows (their old sync events too) are gone, so it survives the
+        # erase; the stored row names only the tombstone's pseudonym (see outbox_record).
+        outbox_record(
+            user_id=user_id,
+            stored_user_id=tombstone.user_id_hash,
+            entity_type="user",
+            operation="erased",
+            entity_id=tombstone.user_id_hash,
+            origin=actor_type,
+            data={"erasedAt": tombstone.erased_at.isoformat()},
         )
     return tombstone
 

@@ -20,3 +20,19 @@ def churn_risk_list(*, min_risk: Decimal) -> QuerySet[CrmUserProfile]:
     return CrmUserProfile.objects.filter(churn_risk__gte=min_risk).order_by(
         "-churn_risk", F("last_active_at").asc(nulls_first=True), "user_id"
     )
+
+
+def profile_tier_payload(*, profile: CrmUserProfile, previous_tier: str) -> dict:
+    """An engagement tier change as the app sees it in outbound events."""
+    return {"engagementTier": profile.engagement_tier, "previousTier": previous_tier}
+
+
+def profile_consent_payload(*, profile: CrmUserProfile) -> dict:
+    """Both consent flags and when each was last set, as the app sees them in outbound events."""
+    ai_at, marketing_at = profile.consent_ai_processing_at, profile.consent_marketing_at
+    return {
+        "consentAiProcessing": profile.consent_ai_processing,
+        "consentAiProcessingAt": ai_at.isoformat() if ai_at else None,
+        "consentMarketing": profile.consent_marketing,
+        "consentMarketingAt": marketing_at.isoformat() if marketing_at else None,
+    }

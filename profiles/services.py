@@ -14,8 +14,9 @@ from compliance.pii import hash_identifier
 from compliance.selectors import user_is_erased
 from compliance.services import audit_changes, audit_record
 from profiles.models import HEALTH_PROFILE_FIELDS, CrmUserProfile
+from profiles.selectors import profile_consent_payload, profile_tier_payload
 from sync.app_events import APP_ACTOR_ID, AppliedEvent
-from sync.outbox import outbox_record
+from sync.outbox import outbox_record, outbox_record_many
 from yahealthy_crm.actors import ActorType
 from yahealthy_crm.errors import ApplicationError, ErrorCode
 
@@ -169,6 +170,12 @@ def profile_update(*, user_id: str, actor_type: str, actor_id: str, fields: dict
         )
         if verified and actor_type == ActorType.STAFF:
             profile_verified_outbox_record(profile=profile, fields=verified, origin=actor_type)
+        if "engagement_tier" in changes:
+            profile_tier_changed_outbox_record(
+                profile=profile, previous_tier=before["engagement_tier"], origin=actor_type
+            )
+        if any(name in changes for name in CONSENT_TIMESTAMPS):
+            profile_consent_changed_outbox_record(profile=profile, origin=actor_type)
     return profile
 
 
@@ -311,4 +318,41 @@ def profile_verified_outbox_record(*, profile: CrmUserProfile, fields: list[str]
         entity_id=profile.user_id,
         origin=origin,
         data={"fields": {name: _json_number(getattr(profile, name)) for name in fields}},
+    )
+
+
+def profile_tier_changed_outbox_record(*, profile: CrmUserProfile, previous_tier: str, origin: str):
+    """A new engagement tier (staff, coach or a job): the app shows the tier and its perks."""
+    return outbox_record(
+        user_id=profile.user_id,
+        entity_type="profile",
+        operation="tier_changed",
+        entity_id=profile.user_id,
+        origin=origin,
+        data=profile_tier_payload(profile=profile, previous_tier=previous_tier),
+    )
+
+
+def profiles_tier_changed_outbox_record_many(*, changes: list[tuple[CrmUserProfile, str]], origin: str):
+    """`profile_tier_changed_outbox_record` for a bulk recomputation: `changes` are (profile, previous tier)."""
+    return outbox_record_many(
+        entity_type="profile",
+        operation="tier_changed",
+        origin=origin,
+        records=[
+            (profile.user_id, profile.user_id, profile_tier_payload(profile=profile, previous_tier=previous))
+            for profile, previous in changes
+        ],
+    )
+
+
+def profile_consent_changed_outbox_record(*, profile: CrmUserProfile, origin: str):
+    """Consent changed in the CRM (user, staff): the app must honour both flags from now on."""
+    return outbox_record(
+        user_id=profile.user_id,
+        entity_type="profile",
+        operation="consent_changed",
+        entity_id=profile.user_id,
+        origin=origin,
+        data=profile_consent_payload(profile=profile),
     )

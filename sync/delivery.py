@@ -107,25 +107,22 @@ def outbound_event_deliver(*, event_id: int) -> DeliveryOutcome:
             except (OSError, ValueError) as exc:  # URLError, timeouts, refused connections
                 ok, error = False, f"{type(exc).__name__}: {exc}"[:1000]
         retry_in = None
+        update_fields = ["status", "attempts", "error", "response_status", "processed_at", "next_attempt_at"]
         if ok:
             event.status, event.processed_at, event.next_attempt_at = SyncStatus.DELIVERED, now, None
+            sent = event.payload.get("data") or {}
+            if "userId" in sent and sent["userId"] != event.user_id:
+                # A stored pseudonym (GDPR erasure, see outbox_record): the app has the raw id now,
+                # so the row keeps only the pseudonym.
+                event.payload = {**event.payload, "data": {**sent, "userId": event.user_id}}
+                update_fields.append("payload")
         elif event.attempts < MAX_ATTEMPTS and secret:
             retry_in = RETRY_DELAYS_S[event.attempts - 1]
             event.status, event.next_attempt_at = SyncStatus.RETRYING, now + dt.timedelta(seconds=retry_in)
         else:
             event.status, event.next_attempt_at = SyncStatus.DEAD_LETTER, None
         event.error, event.response_status = error, http_status
-        event.save(
-            update_fields=[
-                "status",
-                "attempts",
-                "error",
-                "response_status",
-                "processed_at",
-                "next_attempt_at",
-                "updated_at",
-            ]
-        )
+        event.save(update_fields=[*update_fields, "updated_at"])
     if not ok:
         logger.warning("delivery of sync event %s failed (attempt %s): %s", event_id, event.attempts, error)
     return DeliveryOutcome(status=event.status, retry_in_s=retry_in, http_status=http_status)

@@ -30,23 +30,17 @@ def request_hash_compute(data: Any) -> str:
     return hashlib.sha256(canonical.encode()).hexdigest()
 
 
-def outbox_record(
+def _outbound_event(
     *,
     user_id: str,
     entity_type: str,
     operation: str,
     entity_id: str | int,
     data: dict[str, Any],
-    origin: str = ActorType.STAFF,
-) -> SyncEvent | None:
-    """Record a CRM-side change the app must learn and deliver it after commit.
-
-    `origin` is who made the change; changes that came from the app are never echoed back (None).
-    Without APP_WEBHOOK_URL the event is recorded as `skipped` (nothing is lost: staff can retry it
-    once a URL is configured).
-    """
-    if origin == ActorType.APP:
-        return None
+    origin: str,
+    stored_user_id: str | None,
+) -> SyncEvent:
+    """The unsaved outbound SyncEvent of one change (body built and hashed, status by configuration)."""
     now = timezone.now()
     webhook_id = f"msg_{uuid.uuid4().hex}"
     body = {
@@ -62,9 +56,9 @@ def outbox_record(
         },
     }
     pending = bool(settings.APP_WEBHOOK_URL)
-    event = SyncEvent.objects.create(
+    return SyncEvent(
         direction=SyncDirection.OUTBOUND,
-        user_id=user_id,
+        user_id=user_id if stored_user_id is None else stored_user_id,
         entity_type=entity_type,
         operation=operation,
         external_id=str(entity_id),
@@ -77,7 +71,73 @@ def outbox_record(
         next_attempt_at=now if pending else None,
         error="" if pending else "APP_WEBHOOK_URL is not configured.",
     )
-    if pending:
+
+
+def outbox_record(
+    *,
+    user_id: str,
+    entity_type: str,
+    operation: str,
+    entity_id: str | int,
+    data: dict[str, Any],
+    origin: str = ActorType.STAFF,
+    stored_user_id: str | None = None,
+) -> SyncEvent | None:
+    """Record a CRM-side change the app must learn and deliver it after commit.
+
+    `origin` is who made the change; changes that came from the app are never echoed back (None).
+    Without APP_WEBHOOK_URL the event is recorded as `skipped` (nothing is lost: staff can retry it
+    once a URL is configured).
+
+    `stored_user_id` replaces `user_id` in the stored row's `user_id` column (the body always
+    carries `user_id`). GDPR erasure passes the tombstone's pseudonymous hash: the app needs the raw
+    id to erase on its side, but the row outlives the user, and a raw id in that column would name
+    the erased user again and put the row back in every per-user query (export, erase, admin 360).
+    Delivery replaces the body's raw id with the stored one once the app has it
+    (sync/delivery.py), so only an undelivered event still holds it, for its retries.
+    """
+    if origin == ActorType.APP:
+        return None
+    event = _outbound_event(
+        user_id=user_id,
+        entity_type=entity_type,
+        operation=operation,
+        entity_id=entity_id,
+        data=data,
+        origin=origin,
+        stored_user_id=stored_user_id,
+    )
+    event.save(force_insert=True)
+    if event.status == SyncStatus.PENDING:
         # A lost message stays `pending`; the beat job `sync_outbound_requeue_stuck_task` resends it.
         task_enqueue_on_commit(DELIVER_TASK, args=[event.pk])
     return event
+
+
+def outbox_record_many(
+    *, entity_type: str, operation: str, records: list[tuple[str, str | int, dict[str, Any]]], origin: str
+) -> list[SyncEvent]:
+    """`outbox_record` for many changes of one kind at once: `records` are (user_id, entity_id, data).
+
+    One INSERT for all rows (bulk jobs); each event is still delivered on its own after commit.
+    """
+    if origin == ActorType.APP or not records:
+        return []
+    events = SyncEvent.objects.bulk_create(
+        [
+            _outbound_event(
+                user_id=user_id,
+                entity_type=entity_type,
+                operation=operation,
+                entity_id=entity_id,
+                data=data,
+                origin=origin,
+                stored_user_id=None,
+            )
+            for user_id, entity_id, data in records
+        ]
+    )
+    for event in events:
+        if event.status == SyncStatus.PENDING:
+            task_enqueue_on_commit(DELIVER_TASK, args=[event.pk])
+    return events

@@ -1,57 +1,101 @@
-import os
-import socket
+"""Fixtures for every test folder: callers of the REST API (end users with JWTs, service keys, staff),
+Celery run in process, and a frozen rate-limit clock. Plain helpers live in tests/support.py."""
+
 import time
+from types import SimpleNamespace
 
 import pytest
-from django.db import connection
+from django.contrib.auth import get_user_model
+from rest_framework.test import APIClient
 
-# Callers of the REST API (end users with JWTs, service keys, staff) for every test folder.
-pytest_plugins = ["tests.api.support"]
-
-
-def database_url(database: str | None = None) -> str:
-    """A DATABASE_URL for a database on the server the tests use (the test database by default)."""
-    params = connection.settings_dict
-    name = database or params["NAME"]
-    host = params["HOST"] or params.get("OPTIONS", {}).get("host", "")
-    user = params["USER"]
-    if host.startswith("/"):
-        return f"postgres://{user}@/{name}?host={host}"
-    password = f":{params['PASSWORD']}" if params["PASSWORD"] else ""
-    return f"postgres://{user}{password}@{host or 'localhost'}:{params['PORT'] or 5432}/{name}"
+from tests.factories import ProfileFactory
+from tests.support import JWT_SECRET, USER_A, USER_B, bearer_client, make_jwt
+from yahealthy_crm.models import ServiceApiKey
 
 
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
+@pytest.fixture(autouse=True)
+def _jwt_settings(settings):
+    settings.CRM_JWT_SECRET = JWT_SECRET
+    settings.CRM_JWT_PUBLIC_KEY = ""
 
 
-def redis_available(url: str = "redis://127.0.0.1:6379/0") -> bool:
-    import redis
-
-    try:
-        return bool(redis.Redis.from_url(url, socket_connect_timeout=1).ping())
-    except redis.RedisError:
-        return False
+@pytest.fixture
+def profile_a(db):
+    return ProfileFactory(user_id=USER_A)
 
 
-def require_redis():
-    """Redis tests run for real; outside CI they skip (with the reason) when no server is up."""
-    if not redis_available():
-        if os.environ.get("CI"):
-            pytest.fail("Redis is required in CI (127.0.0.1:6379) but is not reachable")
-        pytest.skip("no Redis on 127.0.0.1:6379 (set CI=true to make this a failure)")
+@pytest.fixture
+def profile_b(db):
+    return ProfileFactory(user_id=USER_B)
 
 
-def wait_for_fresh_rate_window(key_value: str, *, period: int = 60, needed_s: int = 15) -> None:
-    """django-ratelimit counts in fixed windows; start a burst early in one so it cannot straddle two.
+@pytest.fixture
+def anon_client():
+    return APIClient()
 
-    During the whole second that starts at a window's end django-ratelimit still names the old window
-    (its `w < ts` test), so after the boundary wait until that second is over too.
-    """
-    from django_ratelimit.core import _get_window
 
-    left = _get_window(key_value, period) - time.time()
-    if left < needed_s:
-        time.sleep(left + 1.5)
+@pytest.fixture
+def client_a():
+    return bearer_client(make_jwt(USER_A))
+
+
+@pytest.fixture
+def client_b():
+    return bearer_client(make_jwt(USER_B))
+
+
+@pytest.fixture
+def service_key(db):
+    api_key, key = ServiceApiKey.objects.create_key(name="app-backend")
+    return api_key, key
+
+
+@pytest.fixture
+def service_client(service_key):
+    client = APIClient()
+    client.credentials(HTTP_AUTHORIZATION=f"Api-Key {service_key[1]}")
+    return client
+
+
+@pytest.fixture
+def staff_user(db):
+    return get_user_model().objects.create_user(username="carol", password=None, is_staff=True)
+
+
+@pytest.fixture
+def staff_client(staff_user):
+    client = APIClient()
+    client.force_login(staff_user)
+    return client
+
+
+@pytest.fixture
+def celery_eager():
+    """Run Celery tasks in process for this test; a task's error is raised in the test (the real broker
+    is exercised in tests/e2e). Both settings are restored afterwards."""
+    from yahealthy_crm.celery import app
+
+    saved = (app.conf.task_always_eager, app.conf.task_eager_propagates)
+    app.conf.task_always_eager = True
+    app.conf.task_eager_propagates = True
+    yield app
+    app.conf.task_always_eager, app.conf.task_eager_propagates = saved
+
+
+@pytest.fixture
+def celery_eager_with_retries(celery_eager):
+    """`celery_eager` where a task's `retry()` re-runs it in process instead of raising Retry."""
+    celery_eager.conf.task_eager_propagates = False
+    return celery_eager
+
+
+@pytest.fixture
+def rate_limit_clock(monkeypatch):
+    """django-ratelimit counts in fixed windows of wall-clock time; with its clock frozen a burst in a
+    test cannot straddle a window boundary and the Retry-After it reports is known. Returns the frozen
+    Unix time."""
+    import django_ratelimit.core
+
+    now = int(time.time())
+    monkeypatch.setattr(django_ratelimit.core, "time", SimpleNamespace(time=lambda: now))
+    return now

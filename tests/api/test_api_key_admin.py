@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 from rest_framework.test import APIClient
 
-from tests.api.support import USER_A
+from tests.support import USER_A
 from yahealthy_crm.models import ServiceApiKey
 
 pytestmark = pytest.mark.django_db
@@ -19,7 +19,9 @@ def test_admin_creates_and_revokes_a_key(admin_client, profile_a):
     key = message.split("is: ")[1].split(". ")[0]
     client = APIClient()
     client.credentials(HTTP_AUTHORIZATION=f"Api-Key {key}")
-    assert client.get(f"/api/crm/users/{USER_A}").status_code == 200
+    profile = client.get(f"/api/crm/users/{USER_A}")
+    assert profile.status_code == 200
+    assert profile.json()["data"]["user_id"] == USER_A
 
     response = admin_client.post(
         f"/admin/yahealthy_crm/serviceapikey/{api_key.pk}/change/",

@@ -11,7 +11,7 @@ from django.core.management import call_command
 from django.utils import timezone
 from rest_framework.test import APIClient
 
-from tests.api.support import USER_A, bearer_client, make_jwt
+from tests.support import USER_A, bearer_client, make_jwt
 from yahealthy_crm.models import ServiceApiKey
 
 pytestmark = pytest.mark.django_db
@@ -20,6 +20,11 @@ URL_A = f"/api/crm/users/{USER_A}"
 
 def _error(response) -> tuple[int, str]:
     return response.status_code, response.json()["error"]["code"]
+
+
+def _profile(response) -> tuple[int, str]:
+    """Status and the user_id of the profile in the body (a 200 must carry the profile asked for)."""
+    return response.status_code, response.json()["data"]["user_id"]
 
 
 def test_anonymous_is_401_with_the_error_shape(anon_client, profile_a):
@@ -41,7 +46,7 @@ def test_service_key_acts_on_any_user_and_records_last_use(service_client, servi
     api_key, _ = service_key
     assert api_key.last_used_at is None
     response = service_client.get(URL_A)
-    assert response.status_code == 200
+    assert _profile(response) == (200, USER_A)
     api_key.refresh_from_db()
     assert api_key.last_used_at is not None
     assert (timezone.now() - api_key.last_used_at).total_seconds() < 10
@@ -91,7 +96,7 @@ def test_create_api_key_command_prints_a_working_key_once(capsys, profile_a):
     assert key.startswith(api_key.prefix + ".")
     client = APIClient()
     client.credentials(HTTP_AUTHORIZATION=f"Api-Key {key}")
-    assert client.get(URL_A).status_code == 200
+    assert _profile(client.get(URL_A)) == (200, USER_A)
 
 
 def test_jwt_for_own_user_is_200(client_a, profile_a):
@@ -121,7 +126,7 @@ def test_expired_or_forged_jwt_is_401(profile_a, token_kwargs, message):
 def test_jwt_without_exp_is_401(profile_a):
     import jwt
 
-    from tests.api.support import JWT_SECRET
+    from tests.support import JWT_SECRET
 
     token = jwt.encode({"sub": USER_A}, JWT_SECRET, algorithm="HS256")
     assert _error(bearer_client(token).get(URL_A)) == (401, "authentication_failed")
@@ -143,13 +148,13 @@ def test_rs256_public_key(settings, profile_a):
     )
     settings.CRM_JWT_SECRET = ""
     token = make_jwt(USER_A, secret=private_key, algorithm="RS256")
-    assert bearer_client(token).get(URL_A).status_code == 200
+    assert _profile(bearer_client(token).get(URL_A)) == (200, USER_A)
     # An HS256 token is refused when only the public key is configured.
     assert _error(bearer_client(make_jwt(USER_A)).get(URL_A)) == (401, "authentication_failed")
 
 
 def test_staff_session_is_200_and_non_staff_session_is_401(staff_client, profile_a, django_user_model):
-    assert staff_client.get(URL_A).status_code == 200
+    assert _profile(staff_client.get(URL_A)) == (200, USER_A)
     plain = django_user_model.objects.create_user(username="dave", password="x-pass-123!")
     client = APIClient()
     client.force_login(plain)
@@ -164,5 +169,10 @@ def test_staff_session_writes_need_csrf(staff_user, profile_a):
 
 
 def test_docs_and_healthz_are_public(anon_client):
-    assert anon_client.get("/api/schema").status_code == 200
-    assert anon_client.get("/api/docs").status_code == 200
+    schema = anon_client.get("/api/schema", {"format": "json"})
+    docs = anon_client.get("/api/docs")
+
+    assert schema.status_code == 200
+    assert schema.json()["openapi"].startswith("3.")
+    assert docs.status_code == 200
+    assert "swagger-ui" in docs.content.decode()

@@ -1,4 +1,5 @@
-"""Every endpoint of issue 4 against every kind of caller, with the exact status (issue 4, point 9)."""
+"""The CRM REST endpoints (users, goals, activities, metrics, churn risk, audit log) against every kind
+of caller (anonymous, own JWT, another user's JWT, service key, staff), with the exact status."""
 
 from __future__ import annotations
 
@@ -8,8 +9,8 @@ import pytest
 from django.utils import timezone
 from rest_framework.test import APIClient
 
-from tests.api.support import USER_A, USER_B, bearer_client, make_jwt
 from tests.factories import FoodLogFactory, GoalFactory
+from tests.support import USER_A, USER_B, bearer_client, make_jwt
 
 pytestmark = pytest.mark.django_db
 

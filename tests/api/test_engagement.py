@@ -9,8 +9,8 @@ import pytest
 from django.utils import timezone
 
 from activities.models import ActivityType
-from tests.api.support import USER_A
 from tests.factories import FoodLogFactory, GoalFactory, ProfileFactory, days_ago
+from tests.support import USER_A
 
 pytestmark = pytest.mark.django_db
 BASE_A = f"/api/crm/users/{USER_A}"

@@ -9,8 +9,8 @@ from django.utils import timezone
 
 from compliance.models import AuditLog
 from goals.models import HealthGoal
-from tests.api.support import USER_A
 from tests.factories import GoalFactory
+from tests.support import USER_A
 
 pytestmark = pytest.mark.django_db
 GOALS_A = f"/api/crm/users/{USER_A}/goals"

@@ -1,4 +1,4 @@
-"""OpenAPI 3 schema and offline Swagger UI (issue 4, point 16)."""
+"""OpenAPI 3 schema and offline Swagger UI."""
 
 from __future__ import annotations
 

@@ -1,4 +1,4 @@
-"""Every list/detail endpoint runs the same number of SQL queries for 1 row as for 50 (issue 4, point 17)."""
+"""Every list/detail endpoint runs the same number of SQL queries for 1 row as for 50."""
 
 from __future__ import annotations
 
@@ -9,8 +9,8 @@ from django.db import connection
 from django.test.utils import CaptureQueriesContext
 
 from compliance.services import audit_record
-from tests.api.support import USER_A
 from tests.factories import FoodLogFactory, GoalFactory, InsightFactory, ProfileFactory, days_ago
+from tests.support import USER_A
 
 pytestmark = pytest.mark.django_db
 
@@ -47,6 +47,7 @@ def test_constant_queries(client_a, staff_client, profile_a, django_assert_max_n
     with django_assert_max_num_queries(budget + (2 if client is staff_client else 0)):
         response = client.get(url.format(a=USER_A))
     assert response.status_code == 200
+    assert response.json()["status"] == "success"
 
 
 @pytest.mark.parametrize(("url", "budget"), ENDPOINTS, ids=[e[0] for e in ENDPOINTS])

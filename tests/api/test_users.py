@@ -6,7 +6,7 @@ import pytest
 
 from compliance.models import AuditLog
 from profiles.models import CrmUserProfile
-from tests.api.support import USER_A, bearer_client, make_jwt
+from tests.support import USER_A, bearer_client, make_jwt
 
 pytestmark = pytest.mark.django_db
 URL_A = f"/api/crm/users/{USER_A}"
@@ -106,6 +106,7 @@ def test_end_user_creates_only_their_own_profile(client_a):
     assert other.json()["error"]["code"] == "permission_denied"
     own = client_a.post("/api/crm/users", {"user_id": USER_A, "age": 40}, format="json")
     assert own.status_code == 201
+    assert (own.json()["data"]["user_id"], own.json()["data"]["age"]) == (USER_A, 40)
     assert AuditLog.objects.get(user_id=USER_A).actor_type == "user"
 
 
@@ -175,14 +176,18 @@ def test_staff_write_marks_health_fields_verified_user_write_does_not(staff_clie
 
 
 def test_verified_health_fields_can_only_be_changed_by_staff(staff_client, client_a, service_client, profile_a):
-    assert staff_client.put(URL_A, {"age": 31}, format="json").status_code == 200
+    verified = staff_client.put(URL_A, {"age": 31}, format="json")
+    assert verified.status_code == 200
+    assert verified.json()["data"]["verified_fields"] == ["age"]
     for caller in (client_a, service_client):
         response = caller.put(URL_A, {"age": 40, "activity_level": "active"}, format="json")
         assert response.status_code == 409
         assert response.json()["error"]["code"] == "field_verified_by_staff"
         assert response.json()["error"]["details"] == {"age": ["Verified by CRM staff."]}
     # resending the verified value itself is not a conflict
-    assert client_a.put(URL_A, {"age": 31, "activity_level": "active"}, format="json").status_code == 200
+    resent = client_a.put(URL_A, {"age": 31, "activity_level": "active"}, format="json")
+    assert resent.status_code == 200
+    assert (resent.json()["data"]["age"], resent.json()["data"]["activity_level"]) == (31, "active")
     profile_a.refresh_from_db()
     assert (profile_a.age, profile_a.activity_level) == (31, "active")
 
@@ -214,6 +219,7 @@ def test_consent_changes_are_timestamped_and_audited(client_a, profile_a):
 def test_unchanged_update_writes_no_audit_row(service_client, profile_a):
     response = service_client.put(URL_A, {"age": 30}, format="json")
     assert response.status_code == 200
+    assert response.json()["data"]["age"] == 30
     assert AuditLog.objects.count() == 0
 
 

@@ -28,13 +28,3 @@ def fake_openai(httpserver, settings):
     settings.COACH_TIMEOUT_S = 5.0
     settings.COACH_RETRY_BACKOFF_S = 0.01
     return fake
-
-
-@pytest.fixture
-def celery_eager():
-    from yahealthy_crm.celery import app
-
-    app.conf.task_always_eager = True
-    app.conf.task_eager_propagates = True
-    yield app
-    app.conf.task_always_eager = False

@@ -5,13 +5,13 @@ from __future__ import annotations
 from decimal import Decimal
 
 import pytest
+from django_ratelimit.core import _get_window
 
 from coaching.models import AiInsight, CoachingSession
 from compliance.models import AuditLog
 from goals.models import HealthGoal
-from tests.api.support import USER_A, USER_B
 from tests.coaching.support import ASK, SEED_QUESTION, seed_food_week
-from tests.conftest import wait_for_fresh_rate_window
+from tests.support import USER_A, USER_B
 
 pytestmark = pytest.mark.django_db
 
@@ -116,9 +116,14 @@ def test_bad_messages_are_400_and_nothing_is_stored(client_a, alice, payload):
 
 
 def test_2000_characters_are_accepted(client_a, alice):
-    response = client_a.post(ASK.format(USER_A), {"message": "protein " * 249 + "proteins"}, format="json")
+    message = "protein " * 249 + "proteins"
+    assert len(message) == 2000
+
+    response = client_a.post(ASK.format(USER_A), {"message": message}, format="json")
 
     assert response.status_code == 200
+    assert response.json()["status"] == "success"
+    assert CoachingSession.objects.get(pk=response.json()["sessionId"]).message == message
 
 
 def test_without_ai_consent_403_and_no_model_call(client_a, alice, fake_openai):
@@ -137,25 +142,41 @@ def test_without_ai_consent_403_and_no_model_call(client_a, alice, fake_openai):
     assert HealthGoal.objects.count() == 0
 
 
-def test_eleventh_ask_in_a_minute_is_429_with_retry_after(client_a, alice):
-    wait_for_fresh_rate_window(USER_A)
-    for _ in range(10):
-        assert client_a.post(ASK.format(USER_A), {"message": "hello"}, format="json").status_code == 200
+def _ask_hello(client, user_id):
+    return client.post(ASK.format(user_id), {"message": "hello"}, format="json")
 
-    response = client_a.post(ASK.format(USER_A), {"message": "hello"}, format="json")
+
+def test_eleventh_ask_in_a_minute_is_429_with_retry_after(client_a, alice, rate_limit_clock):
+    for _ in range(10):
+        answered = _ask_hello(client_a, USER_A)
+        assert answered.status_code == 200
+        assert answered.json()["status"] == "success"
+
+    response = _ask_hello(client_a, USER_A)
 
     assert response.status_code == 429
     assert response.json()["error"]["code"] == "rate_limited"
-    assert 1 <= int(response["Retry-After"]) <= 60
+    assert int(response["Retry-After"]) == max(_get_window(USER_A, 60) - rate_limit_clock, 1)
     assert CoachingSession.objects.count() == 10
 
 
-def test_rate_limit_is_per_user(client_a, client_b, alice, profile_b):
-    wait_for_fresh_rate_window(USER_A)
+def test_rate_limit_is_per_user(client_a, client_b, alice, profile_b, rate_limit_clock):
+    # given: Alice used up her ten asks of this window
     for _ in range(10):
-        client_a.post(ASK.format(USER_A), {"message": "hello"}, format="json")
+        assert _ask_hello(client_a, USER_A).status_code == 200
 
-    assert client_b.post(ASK.format(USER_B), {"message": "hello"}, format="json").status_code == 200
+    # when: both ask again in the same (frozen) window
+    limited = _ask_hello(client_a, USER_A)
+    other = _ask_hello(client_b, USER_B)
+
+    # then: only Alice is limited
+    assert limited.status_code == 429
+    assert limited.json()["error"]["code"] == "rate_limited"
+    assert int(limited["Retry-After"]) >= 1
+    assert other.status_code == 200
+    assert other.json()["status"] == "success"
+    assert CoachingSession.objects.filter(user_id=USER_B).count() == 1
+    assert CoachingSession.objects.filter(user_id=USER_A).count() == 10
 
 
 def test_another_users_jwt_gets_404_and_nothing_runs(client_b, alice, profile_b):
@@ -166,19 +187,25 @@ def test_another_users_jwt_gets_404_and_nothing_runs(client_b, alice, profile_b)
     assert CoachingSession.objects.count() == 0
 
 
-@pytest.mark.parametrize(("client_name", "expected"), [("anon_client", 401), ("service_client", 200)])
-def test_auth(request, alice, client_name, expected):
+@pytest.mark.parametrize(
+    ("client_name", "expected", "sessions"),
+    [("anon_client", (401, "error"), 0), ("service_client", (200, "success"), 1)],
+)
+def test_auth(request, alice, client_name, expected, sessions):
     client = request.getfixturevalue(client_name)
 
     response = client.post(ASK.format(USER_A), {"message": "How am I doing?"}, format="json")
 
-    assert response.status_code == expected
+    assert (response.status_code, response.json()["status"]) == expected
+    assert CoachingSession.objects.filter(user_id=USER_A).count() == sessions
 
 
 def test_staff_session_can_ask_for_a_user(staff_client, alice):
     response = staff_client.post(ASK.format(USER_A), {"message": "How am I doing?"}, format="json")
 
     assert response.status_code == 200
+    assert response.json()["status"] == "success"
+    assert CoachingSession.objects.get(pk=response.json()["sessionId"]).user_id == USER_A
     audit = AuditLog.objects.get(action="coaching.session_created")
     assert audit.changes["requestedBy"] == "staff:carol"
 

@@ -9,9 +9,9 @@ from django.utils import timezone
 
 from coaching.models import AiInsight
 from compliance.models import AuditLog
-from tests.api.support import USER_A, USER_B
 from tests.coaching.support import ASK, SEED_QUESTION
 from tests.factories import CoachingSessionFactory, InsightFactory
+from tests.support import USER_A, USER_B
 
 pytestmark = pytest.mark.django_db
 INSIGHTS = f"/api/crm/users/{USER_A}/insights"

@@ -11,9 +11,9 @@ from coaching.providers import intents_detect
 from coaching.selectors import goal_target_suggest
 from compliance.models import AuditLog
 from goals.models import HealthGoal
-from tests.api.support import USER_A
 from tests.coaching.support import ASK, log, seed_food_week, seed_habits
 from tests.factories import GoalFactory
+from tests.support import USER_A
 
 pytestmark = pytest.mark.django_db
 

@@ -17,9 +17,9 @@ from coaching.coach import FALLBACK_NOTE
 from coaching.models import AiInsight, CoachingSession
 from compliance.models import AuditLog
 from goals.models import HealthGoal
-from tests.api.support import USER_A, USER_B
 from tests.coaching.fake_openai import Sleep, Status, completion, tool_call
 from tests.coaching.support import ASK, SEED_QUESTION, log, seed_food_week
+from tests.support import USER_A, USER_B
 
 pytestmark = pytest.mark.django_db
 BOB_SECRET = "Bob's secret smoked salmon"

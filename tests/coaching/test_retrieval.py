@@ -14,10 +14,10 @@ from activities.models import ActivityType, UserActivity
 from activities.selectors import vector_search_by_user, vector_search_plan
 from activities.services import activities_embed_pending
 from coaching.models import CoachingSession
-from tests.api.support import USER_A, USER_B
 from tests.coaching.fake_openai import completion
 from tests.coaching.support import ASK, log
 from tests.factories import CoachingSessionFactory
+from tests.support import USER_A, USER_B
 
 pytestmark = pytest.mark.django_db
 SEARCH = "/api/crm/users/{}/activities/search"

@@ -1,4 +1,4 @@
-"""GDPR erase and export, audit trail append-only (issue 4, points 12, 14)."""
+"""GDPR erase and export, and the append-only audit trail."""
 
 from __future__ import annotations
 
@@ -14,8 +14,8 @@ from compliance.services import audit_record
 from goals.models import HealthGoal
 from profiles.models import CrmUserProfile
 from sync.models import SyncEvent
-from tests.api.support import USER_A, USER_B
 from tests.factories import CoachingSessionFactory, FoodLogFactory, GoalFactory, InsightFactory
+from tests.support import USER_A, USER_B
 
 pytestmark = pytest.mark.django_db
 SEVEN_TABLES = (CrmUserProfile, HealthGoal, UserActivity, AiInsight, CoachingSession, SyncEvent)

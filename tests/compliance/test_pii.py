@@ -1,4 +1,4 @@
-"""PII redaction on realistic text (issue 4, point 13)."""
+"""PII redaction on realistic text."""
 
 from __future__ import annotations
 

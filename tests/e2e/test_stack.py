@@ -16,9 +16,9 @@ from celery import Celery
 from django.conf import settings
 
 from activities.models import UserActivity
-from tests.conftest import database_url, free_port, require_redis
-from tests.sync.conftest import URL as WEBHOOK_PATH
-from tests.sync.conftest import WEBHOOK_SECRET, signed_headers
+from tests.support import database_url, free_port, require_redis
+from tests.sync.support import URL as WEBHOOK_PATH
+from tests.sync.support import WEBHOOK_SECRET, signed_headers
 
 pytestmark = [pytest.mark.e2e, pytest.mark.django_db(transaction=True)]
 

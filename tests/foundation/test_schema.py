@@ -12,8 +12,8 @@ from django.db import IntegrityError, connection, transaction
 
 from compliance.models import AppendOnlyError, AuditLog
 from compliance.services import audit_record
-from tests.conftest import database_url
 from tests.factories import GoalFactory, ProfileFactory
+from tests.support import database_url
 
 SEVEN_TABLES = {
     "crm_user_profiles",

@@ -1,4 +1,4 @@
-"""50 identical webhooks at once over real HTTP: applied exactly once (issue 3, tests)."""
+"""50 identical webhooks at once over real HTTP: applied exactly once."""
 
 import json
 import threading
@@ -13,7 +13,7 @@ from django.test.testcases import LiveServerThread, _StaticFilesHandler
 from activities.models import UserActivity
 from compliance.models import AuditLog
 from sync.models import SyncEvent
-from tests.sync.conftest import URL, event, signed_headers
+from tests.sync.support import URL, event, signed_headers
 
 CONCURRENCY = 50
 

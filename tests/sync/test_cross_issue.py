@@ -12,7 +12,7 @@ from profiles.models import CrmUserProfile
 from profiles.services import profile_update
 from sync.models import SyncDirection, SyncEvent, SyncStatus
 from tests.factories import ProfileFactory
-from tests.sync.conftest import event
+from tests.sync.support import event
 
 pytestmark = pytest.mark.django_db
 

@@ -12,7 +12,7 @@ from goals.models import GoalMetric, GoalSource, GoalType, HealthGoal
 from profiles.models import CrmUserProfile
 from sync.models import SyncEvent, SyncStatus
 from tests.factories import GoalFactory, ProfileFactory
-from tests.sync.conftest import event
+from tests.sync.support import event
 
 pytestmark = pytest.mark.django_db
 
@@ -141,6 +141,8 @@ def test_event_for_unknown_user_creates_the_profile(post_event):
     response = post_event(event(user_id="brand_new", payload={"food_name": "Tea", "calories": 2}))
 
     assert response.status_code == 202
+    assert response.json()["result"]["status"] == "success"
+    assert response.json()["result"]["data"]["created"] is True
     profile = CrmUserProfile.objects.get(user_id="brand_new")
     assert profile.activities.count() == 1
     assert AuditLog.objects.filter(action="profile.created", user_id="brand_new", actor_type="app").count() == 1
@@ -184,6 +186,7 @@ def test_profile_create_and_update(post_event):
     updated = post_event(event("profile", "update", payload={"age": 29, "email": "a@b.example"}, occurredAt=at(5)))
 
     assert created.status_code == updated.status_code == 202
+    assert created.json()["result"]["status"] == updated.json()["result"]["status"] == "success"
     profile = CrmUserProfile.objects.get(user_id="user_sync")
     assert profile.age == 29
     assert profile.height_cm == Decimal("180")

@@ -1,11 +1,11 @@
-"""Idempotency: replays, body mismatch, derived keys, rejected events (issue 3, point 4)."""
+"""Idempotency: replays, body mismatch, derived keys, rejected events."""
 
 import pytest
 
 from activities.models import UserActivity
 from compliance.models import AuditLog
 from sync.models import SyncEvent, SyncStatus
-from tests.sync.conftest import event
+from tests.sync.support import event
 
 pytestmark = pytest.mark.django_db
 
@@ -103,6 +103,8 @@ def test_rejected_event_is_recorded_as_failed_and_does_not_reserve_the_key(post_
     fixed = post_event(event(payload={"food_name": "Soup", "calories": 120}), key="k_fix_me")
 
     assert fixed.status_code == 202
+    assert fixed.json()["idempotencyKey"] == "k_fix_me"
+    assert fixed.json()["result"]["status"] == "success"
     assert UserActivity.objects.count() == 1
     assert SyncEvent.objects.filter(status=SyncStatus.SUCCESS).count() == 1
 

@@ -1,4 +1,4 @@
-"""Outbound CRM -> app deliveries to a real local HTTP receiver (issue 3, points 8 and 9)."""
+"""Outbound CRM -> app deliveries to a real local HTTP receiver: signing, retries, dead letters."""
 
 import json
 import time
@@ -16,7 +16,7 @@ from sync.models import SyncDirection, SyncEvent, SyncStatus
 from sync.outbox import outbox_record
 from sync.tasks import sync_event_deliver_task
 from tests.factories import GoalFactory, ProfileFactory
-from tests.sync.conftest import WEBHOOK_SECRET
+from tests.sync.support import WEBHOOK_SECRET
 
 pytestmark = pytest.mark.django_db
 
@@ -110,7 +110,7 @@ def test_falls_back_to_the_inbound_secret(httpserver, settings):
     assert len(handler.requests) == 1
 
 
-def test_receiver_failing_twice_then_succeeding_gets_it_on_the_third_attempt(receiver, celery_eager):
+def test_receiver_failing_twice_then_succeeding_gets_it_on_the_third_attempt(receiver, celery_eager_with_retries):
     app = receiver(failures=2)
     event = _enqueue()
 
@@ -167,7 +167,7 @@ def test_task_retries_with_the_backoff_countdowns(receiver, monkeypatch):
     assert countdowns == [1, 2, 4, 8, 16]
 
 
-def test_always_failing_receiver_ends_in_dead_letter_through_celery(receiver, celery_eager):
+def test_always_failing_receiver_ends_in_dead_letter_through_celery(receiver, celery_eager_with_retries):
     app = receiver(failures=100)
     event = _enqueue()
 
@@ -291,7 +291,7 @@ def test_goal_change_by_staff_is_delivered_and_app_goal_is_not(receiver):
 
 
 def test_inbound_webhooks_are_not_echoed_outbound(post_event, receiver):
-    from tests.sync.conftest import event as inbound_event
+    from tests.sync.support import event as inbound_event
 
     receiver()
     response = post_event(
@@ -304,4 +304,5 @@ def test_inbound_webhooks_are_not_echoed_outbound(post_event, receiver):
     )
 
     assert response.status_code == 202
+    assert response.json()["result"]["status"] == "success"
     assert SyncEvent.objects.filter(direction="outbound").count() == 0

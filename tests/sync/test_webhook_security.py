@@ -1,15 +1,16 @@
-"""Standard Webhooks authentication, body limits and malformed input (issue 3, point 2)."""
+"""Standard Webhooks authentication, body limits, malformed input and the per-user rate limit."""
 
 import datetime as dt
 import json
+import uuid
 
 import pytest
 from django.utils import timezone
+from django_ratelimit.core import _get_window
 
 from activities.models import UserActivity
 from sync.models import SyncEvent
-from tests.conftest import wait_for_fresh_rate_window
-from tests.sync.conftest import URL, event, signed_headers
+from tests.sync.support import URL, event, signed_headers
 
 pytestmark = pytest.mark.django_db
 
@@ -111,17 +112,22 @@ def test_get_is_405(client):
     assert response.json()["error"]["code"] == "method_not_allowed"
 
 
-def test_rate_limit_is_100_per_minute_per_user(post_event):
-    wait_for_fresh_rate_window("user_busy", needed_s=40)
+def test_rate_limit_is_100_per_minute_per_user(post_event, rate_limit_clock):
+    # given: user ids of this test only, so no earlier counter is in the window
+    busy, calm = f"user_busy_{uuid.uuid4().hex[:8]}", f"user_calm_{uuid.uuid4().hex[:8]}"
     for n in range(100):
-        response = post_event(event(user_id="user_busy", external_id=f"f{n}", payload=FOOD))
+        response = post_event(event(user_id=busy, external_id=f"f{n}", payload=FOOD))
         assert response.status_code == 202, response.json()
 
-    limited = post_event(event(user_id="user_busy", external_id="f100", payload=FOOD))
-    other_user = post_event(event(user_id="user_calm", external_id="f100", payload=FOOD))
+    # when: one more for the busy user and one for another user in the same window
+    limited = post_event(event(user_id=busy, external_id="f100", payload=FOOD))
+    other_user = post_event(event(user_id=calm, external_id="f100", payload=FOOD))
 
+    # then
     assert limited.status_code == 429
     assert limited.json()["error"]["code"] == "rate_limited"
-    assert 1 <= int(limited["Retry-After"]) <= 60
+    assert int(limited["Retry-After"]) == max(_get_window(busy, 60) - rate_limit_clock, 1)
     assert other_user.status_code == 202
-    assert UserActivity.objects.filter(user_id="user_busy").count() == 100
+    assert other_user.json()["result"]["status"] == "success"
+    assert UserActivity.objects.filter(user_id=busy).count() == 100
+    assert UserActivity.objects.filter(user_id=calm).count() == 1
