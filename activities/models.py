@@ -27,6 +27,28 @@ NOT_EMBEDDED_TYPES = frozenset({ActivityType.APP_OPEN})
 # Rows the embedding sweep still has to embed (also the condition of its partial index).
 EMBEDDING_PENDING = Q(embedding__isnull=True) & ~Q(activity_type__in=sorted(NOT_EMBEDDED_TYPES))
 
+# The one table of plausible values of an activity's typed columns, (low, high) inclusive. The app's
+# payload validation (sync.inbound.schemas) reads it, and so do the CHECK constraints below.
+ACTIVITY_VALUE_RANGES: dict[str, tuple[int, int]] = {
+    "calories_kcal": (0, 20000),
+    "protein_g": (0, 2000),
+    "carbs_g": (0, 3000),
+    "fat_g": (0, 2000),
+    "weight_kg": (20, 500),
+    "sleep_hours": (0, 24),
+    "water_ml": (1, 20000),
+    "exercise_minutes": (0, 1440),
+    "calories_burned_kcal": (0, 20000),
+    "steps": (0, 200000),
+}
+
+
+def _in_range(column: str, *, lower_bound: bool = True) -> Q:
+    """NULL or within ACTIVITY_VALUE_RANGES[column]: the condition of a range CHECK constraint."""
+    low, high = ACTIVITY_VALUE_RANGES[column]
+    bounds = {f"{column}__gte": low, f"{column}__lte": high} if lower_bound else {f"{column}__lte": high}
+    return Q(**{f"{column}__isnull": True}) | Q(**bounds)
+
 
 class UserActivity(models.Model):
     """Everything a user did: food logs, exercise, weigh-ins, milestones... (crm_user_activities).
@@ -100,23 +122,17 @@ class UserActivity(models.Model):
             models.CheckConstraint(condition=Q(activity_type__in=ActivityType.values), name="crm_activity_type_valid"),
             models.CheckConstraint(condition=Q(source__in=ActivitySource.values), name="crm_activity_source_valid"),
             models.CheckConstraint(
-                condition=(Q(calories_kcal__isnull=True) | Q(calories_kcal__gte=0, calories_kcal__lte=20000))
-                & (Q(protein_g__isnull=True) | Q(protein_g__gte=0, protein_g__lte=2000))
-                & (Q(carbs_g__isnull=True) | Q(carbs_g__gte=0, carbs_g__lte=3000))
-                & (Q(fat_g__isnull=True) | Q(fat_g__gte=0, fat_g__lte=2000)),
+                condition=_in_range("calories_kcal")
+                & _in_range("protein_g")
+                & _in_range("carbs_g")
+                & _in_range("fat_g"),
                 name="crm_activity_nutrition_range",
             ),
-            models.CheckConstraint(
-                condition=Q(weight_kg__isnull=True) | Q(weight_kg__gte=20, weight_kg__lte=500),
-                name="crm_activity_weight_range",
-            ),
-            models.CheckConstraint(
-                condition=Q(sleep_hours__isnull=True) | Q(sleep_hours__gte=0, sleep_hours__lte=24),
-                name="crm_activity_sleep_range",
-            ),
-            models.CheckConstraint(
-                condition=Q(water_ml__isnull=True) | Q(water_ml__lte=20000), name="crm_activity_water_range"
-            ),
+            models.CheckConstraint(condition=_in_range("weight_kg"), name="crm_activity_weight_range"),
+            models.CheckConstraint(condition=_in_range("sleep_hours"), name="crm_activity_sleep_range"),
+            # Only the cap: the check predates the 1 ml floor the payload validation applies (the
+            # column is unsigned, so the database already refuses a negative amount).
+            models.CheckConstraint(condition=_in_range("water_ml", lower_bound=False), name="crm_activity_water_range"),
             models.UniqueConstraint(
                 fields=["user", "activity_type", "external_id"],
                 condition=~Q(external_id=""),

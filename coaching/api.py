@@ -12,6 +12,7 @@ from activities.embeddings import embed_texts
 from activities.models import UserActivity
 from activities.selectors import vector_search_by_user
 from coaching.coach import coach_ask
+from coaching.error_codes import CoachingErrorCode
 from coaching.selectors import coaching_session_list, insight_get_for_user, insight_list_open
 from coaching.services import insight_dismiss
 from coaching.tasks import daily_insights_job, weekly_churn_assessment_job
@@ -39,10 +40,6 @@ from yahealthy_crm.ratelimit import AI_ASK_RATE, BULK_RATE, rate_limit_enforce
 
 MESSAGE_MAX_CHARS = 2000
 MAX_ID = 2**63 - 1
-
-
-class CoachingErrorCode:
-    AI_CONSENT_REQUIRED = "ai_consent_required"
 
 
 ERRORS = {

@@ -23,27 +23,16 @@ from coaching.models import InsightType
 from coaching.retention import EngagementTierError, churn_risk_estimate, engagement_tier_for, engagement_tier_step
 from coaching.services import insight_create
 from compliance.pii import redact_pii
-from goals.models import GoalMetric, GoalStatus, GoalType, HealthGoal
+from goals.models import GOAL_TYPE_METRICS, GoalMetric, GoalStatus, GoalType, HealthGoal
+from goals.rules import GOAL_TARGET_RANGES, goal_metric_fits, goal_metric_resolve
 from goals.selectors import GOAL_STATUS_ALL, goal_list
-from goals.services import GOAL_TYPE_METRICS, goal_create, goal_metric_resolve
+from goals.services import goal_create
 from profiles.models import TIER_ORDER, CrmUserProfile
 from yahealthy_crm.actors import ActorType
 from yahealthy_crm.errors import ApplicationError
 
 MAX_INSIGHTS_PER_ASK = 1
 MAX_SUGGESTED_GOALS_PER_ASK = 3
-# Sane bounds of a suggested target per metric: the model cannot store a 5000 g protein goal.
-METRIC_BOUNDS: dict[str, tuple[float, float]] = {
-    GoalMetric.PROTEIN_G: (20, 400),
-    GoalMetric.CALORIES_KCAL: (1000, 6000),
-    GoalMetric.CARBS_G: (20, 800),
-    GoalMetric.FAT_G: (15, 300),
-    GoalMetric.WATER_ML: (500, 6000),
-    GoalMetric.SLEEP_HOURS: (5, 11),
-    GoalMetric.EXERCISE_MINUTES: (5, 300),
-    GoalMetric.STEPS: (1000, 40000),
-    GoalMetric.WEIGHT_KG: (30, 300),
-}
 
 
 class ToolError(Exception):
@@ -207,7 +196,7 @@ def _user_goals(ctx: ToolContext, args: dict) -> dict:
 def _suggest_goal(ctx: ToolContext, args: dict) -> dict:
     goal_type, unit, value = args["goal_type"], args["unit"].strip(), args["value"]
     metric = args.get("metric")
-    if metric and metric not in GOAL_TYPE_METRICS[goal_type]:
+    if metric and not goal_metric_fits(goal_type=goal_type, metric=metric):
         raise ToolError(f"metric {metric} does not fit goal_type {goal_type}.")
     if len(ctx.suggested_goal_ids) >= MAX_SUGGESTED_GOALS_PER_ASK:
         raise ToolError(f"At most {MAX_SUGGESTED_GOALS_PER_ASK} goals can be suggested in one conversation.")
@@ -215,7 +204,7 @@ def _suggest_goal(ctx: ToolContext, args: dict) -> dict:
         metric = goal_metric_resolve(goal_type=goal_type, goal_unit=unit, metric=metric)
     except ApplicationError as exc:
         raise ToolError(f"{exc.message} {exc.details}") from None
-    low, high = METRIC_BOUNDS[metric]
+    low, high = GOAL_TARGET_RANGES[metric]
     if not low <= value <= high:
         raise ToolError(f"A {metric} target must be between {low:g} and {high:g} {unit}.")
     # One open suggestion per metric: asking twice must not pile up suggestions for the same thing.

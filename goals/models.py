@@ -1,3 +1,6 @@
+import operator
+from functools import reduce
+
 from django.db import models
 from django.db.models import Q
 
@@ -22,6 +25,22 @@ class GoalMetric(models.TextChoices):
     SLEEP_HOURS = "sleep_hours"
     EXERCISE_MINUTES = "exercise_minutes"
     STEPS = "steps"
+
+
+# What each goal type can measure, with the unit the CRM expects for it. The one home of this rule:
+# goals.rules reads it for REST, the webhook and the coach, the CHECK constraint below for the table.
+GOAL_TYPE_METRICS: dict[str, dict[str, str]] = {
+    GoalType.WEIGHT: {GoalMetric.WEIGHT_KG: "kg"},
+    GoalType.NUTRITION: {
+        GoalMetric.CALORIES_KCAL: "kcal",
+        GoalMetric.PROTEIN_G: "g",
+        GoalMetric.CARBS_G: "g",
+        GoalMetric.FAT_G: "g",
+    },
+    GoalType.ACTIVITY: {GoalMetric.EXERCISE_MINUTES: "min", GoalMetric.STEPS: "steps"},
+    GoalType.WATER: {GoalMetric.WATER_ML: "ml"},
+    GoalType.SLEEP: {GoalMetric.SLEEP_HOURS: "h"},
+}
 
 
 class GoalStatus(models.TextChoices):
@@ -89,6 +108,16 @@ class HealthGoal(models.Model):
         constraints = [
             models.CheckConstraint(condition=Q(goal_type__in=GoalType.values), name="crm_goal_type_valid"),
             models.CheckConstraint(condition=Q(metric__in=GoalMetric.values), name="crm_goal_metric_valid"),
+            models.CheckConstraint(
+                condition=reduce(
+                    operator.or_,
+                    (
+                        Q(goal_type=goal_type, metric__in=list(metrics))
+                        for goal_type, metrics in GOAL_TYPE_METRICS.items()
+                    ),
+                ),
+                name="crm_goal_metric_fits_type",
+            ),
             models.CheckConstraint(condition=Q(status__in=GoalStatus.values), name="crm_goal_status_valid"),
             models.CheckConstraint(condition=Q(priority__in=GoalPriority.values), name="crm_goal_priority_valid"),
             models.CheckConstraint(condition=Q(source__in=GoalSource.values), name="crm_goal_source_valid"),

@@ -13,7 +13,9 @@ from rest_framework import status as http_status
 from activities.models import ActivityType, UserActivity
 from activities.selectors import daily_totals_get
 from compliance.services import audit_changes, audit_record
-from goals.models import GoalMetric, GoalSource, GoalStatus, GoalType, HealthGoal
+from goals.error_codes import GoalErrorCode
+from goals.models import GoalMetric, GoalSource, GoalStatus, HealthGoal
+from goals.rules import goal_metric_fits, goal_metric_mismatch_message, goal_metric_resolve
 from goals.selectors import goal_payload
 from profiles.models import CrmUserProfile
 from sync.app_events import AppliedEvent, stale_conflict
@@ -21,27 +23,6 @@ from sync.models import SyncEvent
 from sync.outbox import outbox_record
 from yahealthy_crm.actors import ActorType
 from yahealthy_crm.errors import ApplicationError, ErrorCode
-
-
-class GoalErrorCode:
-    INVALID_STATUS_TRANSITION = "invalid_status_transition"
-    METRIC_REQUIRED = "metric_required"
-
-
-# What each goal type can measure, with the unit the CRM expects for it.
-GOAL_TYPE_METRICS: dict[str, dict[str, str]] = {
-    GoalType.WEIGHT: {GoalMetric.WEIGHT_KG: "kg"},
-    GoalType.NUTRITION: {
-        GoalMetric.CALORIES_KCAL: "kcal",
-        GoalMetric.PROTEIN_G: "g",
-        GoalMetric.CARBS_G: "g",
-        GoalMetric.FAT_G: "g",
-    },
-    GoalType.ACTIVITY: {GoalMetric.EXERCISE_MINUTES: "min", GoalMetric.STEPS: "steps"},
-    GoalType.WATER: {GoalMetric.WATER_ML: "ml"},
-    GoalType.SLEEP: {GoalMetric.SLEEP_HOURS: "h"},
-}
-_UNIT_ALIASES = {"minutes": "min", "mins": "min", "hours": "h", "hrs": "h", "step": "steps", "cal": "kcal"}
 
 # suggested -> active is how a user accepts a suggestion; suggested -> abandoned declines it.
 STATUS_TRANSITIONS: dict[str, set[str]] = {
@@ -76,30 +57,6 @@ _AUDITED_FIELDS = (
 
 def _snapshot(goal: HealthGoal) -> dict[str, Any]:
     return {name: getattr(goal, name) for name in _AUDITED_FIELDS}
-
-
-def goal_metric_resolve(*, goal_type: str, goal_unit: str, metric: str | None = None) -> str:
-    """The metric a goal measures: the given one (checked against the type) or the one its unit implies."""
-    metrics = GOAL_TYPE_METRICS[goal_type]
-    if metric:
-        if metric not in metrics:
-            raise ApplicationError(
-                "The metric does not fit the goal type.",
-                details={"metric": [f"For {goal_type} goals use one of: {', '.join(sorted(metrics))}."]},
-            )
-        return metric
-    unit = goal_unit.strip().lower()
-    unit = _UNIT_ALIASES.get(unit, unit)
-    candidates = [name for name, expected in metrics.items() if expected == unit]
-    if len(candidates) == 1:
-        return candidates[0]
-    if len(metrics) == 1:
-        return next(iter(metrics))
-    raise ApplicationError(
-        "Say which metric this goal measures.",
-        code=GoalErrorCode.METRIC_REQUIRED,
-        details={"metric": [f"Required for {goal_type} goals in '{goal_unit}': {', '.join(sorted(metrics))}."]},
-    )
 
 
 def goal_create(
@@ -248,6 +205,10 @@ class GoalNotFoundError(Exception):
     pass
 
 
+class GoalMetricMismatchError(Exception):
+    """An app update whose metric does not fit the stored goal's type (its payload alone could not tell)."""
+
+
 def _goal_values(data: dict) -> dict:
     values = {name: data[name] for name in GOAL_APP_FIELDS if name in data}
     for name in ("goal_value", "start_value", "progress_pct"):
@@ -262,7 +223,8 @@ def _goal_app_event_store(
     """Apply an app goal event; returns (goal, outcome, audit changes), outcome in applied/stale/deleted.
 
     The app owns the goals it created (`external_id`); an event older than the goal's last applied
-    event is stale. Raises GoalNotFoundError for an update/progress of a goal the CRM does not have.
+    event is stale. Raises GoalNotFoundError for an update/progress of a goal the CRM does not have,
+    GoalMetricMismatchError for an update leaving the goal with a metric its type cannot measure.
     The caller holds the user's profile row lock.
     """
     goal = HealthGoal.objects.filter(user=user, external_id=external_id).first()
@@ -287,6 +249,9 @@ def _goal_app_event_store(
             **values,
         )
         return goal, "applied", audit_changes({}, values)
+    goal_type = values.get("goal_type", goal.goal_type)
+    if not goal_metric_fits(goal_type=goal_type, metric=values.get("metric", goal.metric)):
+        raise GoalMetricMismatchError(goal_metric_mismatch_message(goal_type=goal_type))
     old = {name: getattr(goal, name) for name in values}
     for name, value in values.items():
         setattr(goal, name, value)

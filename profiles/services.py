@@ -13,19 +13,13 @@ from rest_framework import status
 from compliance.pii import hash_identifier
 from compliance.selectors import user_is_erased
 from compliance.services import audit_changes, audit_record
+from profiles.error_codes import ProfileErrorCode
 from profiles.models import HEALTH_PROFILE_FIELDS, CrmUserProfile
 from profiles.selectors import profile_consent_payload, profile_tier_payload
 from sync.app_events import APP_ACTOR_ID, AppliedEvent
 from sync.outbox import outbox_record, outbox_record_many
 from yahealthy_crm.actors import ActorType
 from yahealthy_crm.errors import ApplicationError, ErrorCode
-
-
-class ProfileErrorCode:
-    USER_EXISTS = "user_exists"
-    USER_ERASED = "user_erased"
-    FIELD_VERIFIED = "field_verified_by_staff"
-
 
 # Fields a REST caller may write (engagement_tier: service and staff only, checked by the view).
 PROFILE_WRITABLE_FIELDS = (

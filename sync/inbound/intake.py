@@ -28,7 +28,12 @@ from activities.services import activity_apply_app_event, activity_embeddings_sc
 from compliance.pii import redact_pii, redact_pii_data
 from compliance.selectors import user_is_erased
 from compliance.services import audit_record
-from goals.services import GoalNotFoundError, goal_apply_app_event, goal_progress_update_for_activity
+from goals.services import (
+    GoalMetricMismatchError,
+    GoalNotFoundError,
+    goal_apply_app_event,
+    goal_progress_update_for_activity,
+)
 from profiles.services import profile_apply_app_event, profile_get_or_create_for_app, profile_touch_last_active
 from sync.app_events import APP_ACTOR_ID, AppliedEvent
 from sync.error_codes import SyncErrorCode
@@ -246,6 +251,13 @@ def webhook_event_ingest(
                 status_code=status.HTTP_422_UNPROCESSABLE_ENTITY,
                 details={"externalId": [f"Unknown goal '{exc}'."]},
             ),
+        ) from exc
+    except GoalMetricMismatchError as exc:
+        raise _event_reject(
+            data=data,
+            request_hash=request_hash,
+            idempotency_key=idempotency_key,
+            error=_validation_error({"payload": {"metric": [str(exc)]}}),
         ) from exc
 
 

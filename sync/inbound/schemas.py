@@ -11,9 +11,11 @@ from decimal import Decimal
 from django.utils import timezone
 from rest_framework import serializers
 
-from activities.models import ActivityType
+from activities.models import ACTIVITY_VALUE_RANGES, ActivityType
 from goals.models import GoalMetric, GoalPriority, GoalStatus, GoalType
+from goals.rules import goal_metric_resolve
 from profiles.models import ActivityLevel, PrimaryGoal
+from yahealthy_crm.errors import ApplicationError
 
 ACTIVITY_OPERATIONS = ("create", "update", "delete")
 # entityType -> operations the CRM accepts (seed "Webhook from App to CRM", issue 3).
@@ -45,6 +47,12 @@ USER_ID_PATTERN = r"^[A-Za-z0-9_.:@-]{1,64}$"
 
 def _dec(value: float | None, places: int = 1) -> Decimal | None:
     return None if value is None else Decimal(str(round(float(value), places)))
+
+
+def _in_range(column: str) -> dict:
+    """min_value/max_value of a payload field from the range of the activity column it fills."""
+    low, high = ACTIVITY_VALUE_RANGES[column]
+    return {"min_value": low, "max_value": high}
 
 
 class EventEnvelopeSerializer(serializers.Serializer):
@@ -97,10 +105,10 @@ class _LogPayloadSerializer(_PayloadSerializer):
 class FoodLogPayloadSerializer(_LogPayloadSerializer):
     food_name = serializers.CharField(max_length=200)
     meal_type = serializers.CharField(max_length=32, required=False, allow_blank=True)
-    calories = serializers.FloatField(min_value=0, max_value=20000)
-    protein = serializers.FloatField(min_value=0, max_value=2000, required=False, allow_null=True)
-    carbs = serializers.FloatField(min_value=0, max_value=3000, required=False, allow_null=True)
-    fat = serializers.FloatField(min_value=0, max_value=2000, required=False, allow_null=True)
+    calories = serializers.FloatField(**_in_range("calories_kcal"))
+    protein = serializers.FloatField(**_in_range("protein_g"), required=False, allow_null=True)
+    carbs = serializers.FloatField(**_in_range("carbs_g"), required=False, allow_null=True)
+    fat = serializers.FloatField(**_in_range("fat_g"), required=False, allow_null=True)
 
     def columns(self) -> dict:
         data = self.validated_data
@@ -114,9 +122,9 @@ class FoodLogPayloadSerializer(_LogPayloadSerializer):
 
 class ExercisePayloadSerializer(_LogPayloadSerializer):
     exercise_type = serializers.CharField(max_length=64)
-    duration_minutes = serializers.IntegerField(min_value=0, max_value=1440)
-    calories_burned = serializers.FloatField(min_value=0, max_value=20000, required=False, allow_null=True)
-    steps = serializers.IntegerField(min_value=0, max_value=200000, required=False, allow_null=True)
+    duration_minutes = serializers.IntegerField(**_in_range("exercise_minutes"))
+    calories_burned = serializers.FloatField(**_in_range("calories_burned_kcal"), required=False, allow_null=True)
+    steps = serializers.IntegerField(**_in_range("steps"), required=False, allow_null=True)
 
     def columns(self) -> dict:
         data = self.validated_data
@@ -128,21 +136,21 @@ class ExercisePayloadSerializer(_LogPayloadSerializer):
 
 
 class WeightLogPayloadSerializer(_LogPayloadSerializer):
-    weight_kg = serializers.FloatField(min_value=20, max_value=500)
+    weight_kg = serializers.FloatField(**_in_range("weight_kg"))
 
     def columns(self) -> dict:
         return {"weight_kg": _dec(self.validated_data["weight_kg"])}
 
 
 class WaterLogPayloadSerializer(_LogPayloadSerializer):
-    amount_ml = serializers.IntegerField(min_value=1, max_value=20000)
+    amount_ml = serializers.IntegerField(**_in_range("water_ml"))
 
     def columns(self) -> dict:
         return {"water_ml": self.validated_data["amount_ml"]}
 
 
 class SleepLogPayloadSerializer(_LogPayloadSerializer):
-    hours = serializers.FloatField(min_value=0, max_value=24)
+    hours = serializers.FloatField(**_in_range("sleep_hours"))
     quality = serializers.CharField(max_length=32, required=False, allow_blank=True)
 
     def columns(self) -> dict:
@@ -190,13 +198,7 @@ class GoalPayloadSerializer(_PayloadSerializer):
     progress_pct = serializers.FloatField(min_value=0, max_value=100, required=False)
 
     def validate(self, attrs: dict) -> dict:
-        if "metric" not in attrs:
-            metric = default_goal_metric(attrs["goal_type"], attrs["goal_unit"])
-            if metric is None:
-                raise serializers.ValidationError(
-                    {"metric": ["Cannot infer the metric from goal_type and goal_unit; send metric."]}
-                )
-            attrs["metric"] = metric
+        attrs["metric"] = _goal_metric(attrs)
         return attrs
 
 
@@ -210,8 +212,9 @@ class GoalUpdatePayloadSerializer(GoalPayloadSerializer):
         return fields
 
     def validate(self, attrs: dict) -> dict:
-        if "goal_type" in attrs and "metric" not in attrs:
-            return super().validate({"goal_unit": "", **attrs})
+        # A metric sent without goal_type is checked against the stored goal's type when applied.
+        if "goal_type" in attrs:
+            attrs["metric"] = _goal_metric(attrs)
         return attrs
 
 
@@ -220,19 +223,17 @@ class GoalProgressPayloadSerializer(_PayloadSerializer):
     streak_days = serializers.IntegerField(min_value=0, max_value=100000, required=False)
 
 
-def default_goal_metric(goal_type: str, goal_unit: str) -> str | None:
-    unit = (goal_unit or "").lower()
-    if goal_type == GoalType.WEIGHT:
-        return GoalMetric.WEIGHT_KG
-    if goal_type == GoalType.WATER:
-        return GoalMetric.WATER_ML
-    if goal_type == GoalType.SLEEP:
-        return GoalMetric.SLEEP_HOURS
-    if goal_type == GoalType.ACTIVITY:
-        return GoalMetric.STEPS if unit in {"steps", "step"} else GoalMetric.EXERCISE_MINUTES
-    if goal_type == GoalType.NUTRITION:
-        return GoalMetric.CALORIES_KCAL if unit in {"kcal", "cal", "calories"} else GoalMetric.PROTEIN_G
-    return None
+def _goal_metric(attrs: dict) -> str:
+    """The goals rule (goals.rules): a sent metric must fit goal_type, else it is inferred (app defaults)."""
+    try:
+        return goal_metric_resolve(
+            goal_type=attrs["goal_type"],
+            goal_unit=attrs.get("goal_unit", ""),
+            metric=attrs.get("metric"),
+            app_default=True,
+        )
+    except ApplicationError as exc:
+        raise serializers.ValidationError(exc.details) from exc
 
 
 PAYLOAD_SERIALIZERS: dict[tuple[str, str], type[_PayloadSerializer]] = {
