@@ -1,4 +1,4 @@
-"""REST API of engagement: a user's activities, nutrition snapshot and metrics."""
+"""REST API of activities: a user's activities (list, semantic search)."""
 
 from __future__ import annotations
 
@@ -6,32 +6,23 @@ from drf_spectacular.utils import OpenApiExample, OpenApiParameter, extend_schem
 from rest_framework import serializers
 from rest_framework.views import APIView
 
-from activities.models import ActivityType
-from activities.selectors import activity_list
-from coaching.retention import user_metrics_get
-from goals.selectors import nutrition_snapshot_get
-from profiles.selectors import profile_get
+from activities.embeddings import embed_texts
+from activities.models import ActivityType, UserActivity
+from activities.selectors import activity_list, vector_search_by_user
+from compliance.pii import redact_pii
+from profiles.selectors import profile_for_caller_get
 from yahealthy_crm.api import (
     PAGINATION_PARAMETERS,
-    ErrorSerializer,
+    USER_ERRORS,
     PaginationSerializer,
+    StrictSerializer,
     envelope_serializer,
     list_envelope_serializer,
     paginated,
     query_params_validate,
     success,
 )
-from yahealthy_crm.permissions import not_found_error, user_scope_check
-
-ERRORS = {400: ErrorSerializer, 401: ErrorSerializer, 404: ErrorSerializer}
-
-
-def _profile_in_scope(request, user_id: str):
-    user_scope_check(caller=request.user, user_id=user_id)
-    profile = profile_get(user_id=user_id)
-    if profile is None:
-        raise not_found_error("User not found.")
-    return profile
+from yahealthy_crm.permissions import user_scope_check
 
 
 class ActivityOutputSerializer(serializers.Serializer):
@@ -68,7 +59,7 @@ class UserActivitiesApi(APIView):
             OpenApiParameter("type", str, enum=ActivityType.values, description="Only this activity type."),
             *PAGINATION_PARAMETERS,
         ],
-        responses={200: list_envelope_serializer("ActivityList", ActivityOutputSerializer), **ERRORS},
+        responses={200: list_envelope_serializer("ActivityList", ActivityOutputSerializer), **USER_ERRORS},
         examples=[
             OpenApiExample(
                 "Food logs",
@@ -105,81 +96,45 @@ class UserActivitiesApi(APIView):
         tags=["engagement"],
     )
     def get(self, request, user_id: str):
-        user_scope_check(caller=request.user, user_id=user_id)
+        user_scope_check(caller=request.user, user_id=user_id)  # another user's id: 404 before any 400
         params = query_params_validate(ActivityListParamsSerializer, request)
-        _profile_in_scope(request, user_id)
+        profile_for_caller_get(caller=request.user, user_id=user_id)
         activities = activity_list(user_id=user_id, activity_type=params.get("type"))
         return paginated(activities, params=params, serializer_class=ActivityOutputSerializer)
 
 
-NUTRITION_EXAMPLE = {
-    "userId": "user_123",
-    "date": "2026-01-05",
-    "days": 7,
-    "daysLogged": 5,
-    "today": {"calories_kcal": 1450.0, "protein_g": 96.0, "carbs_g": 160.0, "fat_g": 48.0},
-    "averages7d": {"calories_kcal": 1890.4, "protein_g": 82.1, "carbs_g": 210.0, "fat_g": 61.3},
-    "goals": {
-        "protein_g": {
-            "goalId": 7,
-            "target": 120.0,
-            "unit": "g",
-            "todayPct": 80.0,
-            "average7dPct": 68.4,
-        }
-    },
-    "daily": [{"date": "2026-01-05", "calories_kcal": 1450.0, "protein_g": 96.0, "carbs_g": 160.0, "fat_g": 48.0}],
-}
+class ActivitySearchParamsSerializer(StrictSerializer):
+    q = serializers.CharField(max_length=500)
+    limit = serializers.IntegerField(min_value=1, max_value=50, required=False, default=10)
 
 
-class NutritionSnapshotApi(APIView):
+class ActivitySearchHitSerializer(ActivityOutputSerializer):
+    similarity = serializers.FloatField()
+
+
+class ActivitySearchApi(APIView):
     @extend_schema(
-        operation_id="users_nutrition_snapshot",
-        summary="Today's and 7-day average calories and macros against the user's nutrition goals",
-        description="Averages are over the days with food logs (`daysLogged`); `goals` has one entry per "
-        "nutrient with an active goal.",
-        responses={200: envelope_serializer("NutritionSnapshotEnvelope", serializers.JSONField()), **ERRORS},
-        examples=[OpenApiExample("Snapshot", value={"status": "success", "data": NUTRITION_EXAMPLE})],
+        operation_id="users_activities_search",
+        summary="Semantic search over a user's activities",
+        description="Nearest activities to `q` by cosine similarity of their embeddings (HNSW index, "
+        "filtered by user), most similar first. Activities without an embedding yet are not found.",
+        parameters=[
+            OpenApiParameter("q", str, required=True, description="What to look for, e.g. `chicken dinner`."),
+            OpenApiParameter("limit", int, description="1-50, default 10."),
+        ],
+        responses={200: envelope_serializer("ActivitySearch", ActivitySearchHitSerializer(many=True)), **USER_ERRORS},
         tags=["engagement"],
     )
     def get(self, request, user_id: str):
-        _profile_in_scope(request, user_id)
-        return success(nutrition_snapshot_get(user_id=user_id))
-
-
-METRICS_EXAMPLE = {
-    "userId": "user_123",
-    "activities7d": 18,
-    "activities30d": 64,
-    "activeDays14d": 11,
-    "currentStreakDays": 6,
-    "lastActiveAt": "2026-01-05T19:12:00+00:00",
-    "engagementTier": "gold",
-    "engagementTierSuggested": "gold",
-    "churnRisk": 0.118,
-    "churnFactors": {
-        "daysInactive": 0.2,
-        "activities7d": 18,
-        "activitiesPrev7d": 15,
-        "activities30d": 64,
-        "activeDays14d": 11,
-        "components": {"inactivity": 0.007, "low_volume": 0.0, "declining": 0.0, "irregular": 0.214},
-    },
-    "churnRiskStored": 0.12,
-    "churnAssessedAt": "2026-01-04T08:00:00+00:00",
-}
-
-
-class UserMetricsApi(APIView):
-    @extend_schema(
-        operation_id="users_metrics",
-        summary="Engagement metrics: activity counts, streak, last active, tier and churn risk",
-        description="`churnRisk` and `churnFactors` are computed live; `churnRiskStored` is the value "
-        "of the last weekly assessment (what /churn-risk lists).",
-        responses={200: envelope_serializer("UserMetricsEnvelope", serializers.JSONField()), **ERRORS},
-        examples=[OpenApiExample("Metrics", value={"status": "success", "data": METRICS_EXAMPLE})],
-        tags=["engagement"],
-    )
-    def get(self, request, user_id: str):
-        profile = _profile_in_scope(request, user_id)
-        return success(user_metrics_get(profile=profile))
+        params = query_params_validate(ActivitySearchParamsSerializer, request)
+        profile_for_caller_get(caller=request.user, user_id=user_id)
+        (vector,) = embed_texts([redact_pii(params["q"])])
+        hits = vector_search_by_user(table="crm_user_activities", user_id=user_id, vector=vector, limit=params["limit"])
+        by_id = UserActivity.objects.defer("embedding").in_bulk([hit_id for hit_id, _ in hits])
+        rows = []
+        for hit_id, distance in hits:
+            if hit_id in by_id:
+                activity = by_id[hit_id]
+                activity.similarity = round(1 - distance, 4)
+                rows.append(activity)
+        return success(ActivitySearchHitSerializer(rows, many=True).data)

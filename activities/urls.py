@@ -5,10 +5,5 @@ from activities import api
 
 urlpatterns = [
     path("users/<user_id:user_id>/activities", api.UserActivitiesApi.as_view(), name="user-activities"),
-    path(
-        "users/<user_id:user_id>/nutrition-snapshot",
-        api.NutritionSnapshotApi.as_view(),
-        name="user-nutrition-snapshot",
-    ),
-    path("users/<user_id:user_id>/metrics", api.UserMetricsApi.as_view(), name="user-metrics"),
+    path("users/<user_id:user_id>/activities/search", api.ActivitySearchApi.as_view(), name="user-activity-search"),
 ]

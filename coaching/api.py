@@ -1,29 +1,34 @@
-"""REST API of the AI coach: ask, insights (list, dismiss), coaching history, semantic activity search."""
+"""REST API of the AI coach: ask, insights (list, dismiss), coaching history; engagement metrics; jobs."""
 
 from __future__ import annotations
 
-from drf_spectacular.utils import OpenApiExample, OpenApiParameter, OpenApiResponse, extend_schema, inline_serializer
+from drf_spectacular.utils import (
+    OpenApiExample,
+    OpenApiParameter,
+    OpenApiResponse,
+    extend_schema,
+    extend_schema_field,
+    inline_serializer,
+)
 from rest_framework import serializers, status
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
-from activities.api import ActivityOutputSerializer
-from activities.embeddings import embed_texts
-from activities.models import UserActivity
-from activities.selectors import vector_search_by_user
-from coaching.coach import coach_ask
+from coaching.coach import AskResult, coach_ask
 from coaching.error_codes import CoachingErrorCode
+from coaching.retention import user_metrics_get
 from coaching.selectors import coaching_session_list, insight_get_for_user, insight_list_open
 from coaching.services import insight_dismiss
 from coaching.tasks import daily_insights_job, weekly_churn_assessment_job
-from compliance.pii import redact_pii
 from goals.api import GoalOutputSerializer
-from goals.models import HealthGoal
-from profiles.models import CrmUserProfile
-from profiles.selectors import profile_get
+from goals.selectors import goal_list_by_ids
+from profiles.selectors import profile_for_caller_get
 from yahealthy_crm.api import (
     PAGINATION_PARAMETERS,
+    USER_ERRORS,
     ErrorSerializer,
+    IsoDateTimeField,
+    NumberField,
     PaginationSerializer,
     StrictSerializer,
     envelope_serializer,
@@ -35,26 +40,11 @@ from yahealthy_crm.api import (
 )
 from yahealthy_crm.auth import admin_key_check
 from yahealthy_crm.errors import ApplicationError, ErrorCode
-from yahealthy_crm.permissions import Caller, not_found_error, user_scope_check
+from yahealthy_crm.permissions import Caller, not_found_error
 from yahealthy_crm.ratelimit import AI_ASK_RATE, BULK_RATE, rate_limit_enforce
 
 MESSAGE_MAX_CHARS = 2000
 MAX_ID = 2**63 - 1
-
-
-ERRORS = {
-    400: OpenApiResponse(ErrorSerializer, description="Invalid fields (code `validation_error`)."),
-    401: OpenApiResponse(ErrorSerializer, description="Missing, expired or invalid credentials."),
-    404: OpenApiResponse(ErrorSerializer, description="No such user, or not the caller's own user."),
-}
-
-
-def _profile_in_scope(request, user_id: str) -> CrmUserProfile:
-    user_scope_check(caller=request.user, user_id=user_id)
-    profile = profile_get(user_id=user_id)
-    if profile is None:
-        raise not_found_error("User not found.")
-    return profile
 
 
 class AskInputSerializer(StrictSerializer):
@@ -67,14 +57,22 @@ class AskInputSerializer(StrictSerializer):
         return super().to_internal_value(data)
 
 
+# Formats an AskResult; the goals it suggested come in context["suggested_goals"].
 class AskOutputSerializer(serializers.Serializer):
     status = serializers.CharField(default="success")
-    response = serializers.CharField()
-    toolsUsed = serializers.ListField(child=serializers.CharField())
-    sessionId = serializers.IntegerField()
+    response = serializers.CharField(source="answer")
+    toolsUsed = serializers.ListField(source="tools_used", child=serializers.CharField())
+    sessionId = serializers.IntegerField(source="session.pk")
     provider = serializers.CharField()
-    fallbackReason = serializers.CharField(allow_null=True)
-    suggestedGoals = GoalOutputSerializer(many=True)
+    fallbackReason = serializers.SerializerMethodField()
+    suggestedGoals = serializers.SerializerMethodField()
+
+    def get_fallbackReason(self, result: AskResult) -> str | None:
+        return result.fallback_reason or None
+
+    @extend_schema_field(GoalOutputSerializer(many=True))
+    def get_suggestedGoals(self, result: AskResult) -> list:
+        return GoalOutputSerializer(self.context["suggested_goals"], many=True).data
 
 
 SEED_ASK_RESPONSE = {
@@ -124,7 +122,7 @@ class AskApi(APIView):
         request=AskInputSerializer,
         responses={
             200: AskOutputSerializer,
-            **ERRORS,
+            **USER_ERRORS,
             403: OpenApiResponse(ErrorSerializer, description="No AI-processing consent."),
             429: OpenApiResponse(ErrorSerializer, description="More than 10 asks in a minute."),
         },
@@ -140,7 +138,7 @@ class AskApi(APIView):
     )
     def post(self, request, user_id: str):
         caller: Caller = request.user
-        profile = _profile_in_scope(request, user_id)
+        profile = profile_for_caller_get(caller=caller, user_id=user_id)
         serializer = AskInputSerializer(data=request.data)
         serializer.is_valid(raise_exception=True)
         if not profile.consent_ai_processing:
@@ -157,18 +155,8 @@ class AskApi(APIView):
             message=serializer.validated_data["message"],
             requested_by=f"{caller.actor_type}:{caller.actor_id}",
         )
-        goals = HealthGoal.objects.filter(pk__in=result.suggested_goal_ids).order_by("id")
-        return Response(
-            {
-                "status": "success",
-                "response": result.answer,
-                "toolsUsed": result.tools_used,
-                "sessionId": result.session.pk,
-                "provider": result.provider,
-                "fallbackReason": result.fallback_reason or None,
-                "suggestedGoals": GoalOutputSerializer(goals, many=True).data,
-            }
-        )
+        goals = goal_list_by_ids(goal_ids=result.suggested_goal_ids)
+        return Response(AskOutputSerializer(result, context={"suggested_goals": goals}).data)
 
 
 class InsightOutputSerializer(serializers.Serializer):
@@ -203,13 +191,13 @@ class InsightListApi(APIView):
         operation_id="users_insights_list",
         summary="A user's open (not dismissed) insights, newest first",
         parameters=PAGINATION_PARAMETERS,
-        responses={200: list_envelope_serializer("InsightList", InsightOutputSerializer), **ERRORS},
+        responses={200: list_envelope_serializer("InsightList", InsightOutputSerializer), **USER_ERRORS},
         examples=[list_example("Insights", INSIGHT_EXAMPLE)],
         tags=["coach"],
     )
     def get(self, request, user_id: str):
         params = query_params_validate(PaginationSerializer, request)
-        _profile_in_scope(request, user_id)
+        profile_for_caller_get(caller=request.user, user_id=user_id)
         return paginated(insight_list_open(user_id=user_id), params=params, serializer_class=InsightOutputSerializer)
 
 
@@ -219,7 +207,7 @@ class InsightDismissApi(APIView):
         summary="Dismiss an insight (idempotent)",
         description="Dismissing twice answers 200 with the first dismissal time. Another user's insight is 404.",
         request=None,
-        responses={200: envelope_serializer("InsightEnvelope", InsightOutputSerializer()), **ERRORS},
+        responses={200: envelope_serializer("InsightEnvelope", InsightOutputSerializer()), **USER_ERRORS},
         examples=[
             OpenApiExample(
                 "Dismissed",
@@ -231,7 +219,7 @@ class InsightDismissApi(APIView):
     )
     def post(self, request, user_id: str, insight_id: int):
         caller: Caller = request.user
-        _profile_in_scope(request, user_id)
+        profile_for_caller_get(caller=caller, user_id=user_id)
         insight = insight_get_for_user(user_id=user_id, insight_id=insight_id) if insight_id <= MAX_ID else None
         if insight is None:
             raise not_found_error("Insight not found.")
@@ -261,7 +249,7 @@ class CoachingHistoryApi(APIView):
         operation_id="users_coaching_history",
         summary="A user's coaching sessions, newest first (texts PII-redacted)",
         parameters=PAGINATION_PARAMETERS,
-        responses={200: list_envelope_serializer("CoachingHistory", CoachingSessionOutputSerializer), **ERRORS},
+        responses={200: list_envelope_serializer("CoachingHistory", CoachingSessionOutputSerializer), **USER_ERRORS},
         examples=[
             OpenApiExample(
                 "History",
@@ -301,47 +289,81 @@ class CoachingHistoryApi(APIView):
     )
     def get(self, request, user_id: str):
         params = query_params_validate(PaginationSerializer, request)
-        _profile_in_scope(request, user_id)
+        profile_for_caller_get(caller=request.user, user_id=user_id)
         return paginated(
             coaching_session_list(user_id=user_id), params=params, serializer_class=CoachingSessionOutputSerializer
         )
 
 
-class ActivitySearchParamsSerializer(StrictSerializer):
-    q = serializers.CharField(max_length=500)
-    limit = serializers.IntegerField(min_value=1, max_value=50, required=False, default=10)
+METRICS_EXAMPLE = {
+    "userId": "user_123",
+    "activities7d": 18,
+    "activities30d": 64,
+    "activeDays14d": 11,
+    "currentStreakDays": 6,
+    "lastActiveAt": "2026-01-05T19:12:00+00:00",
+    "engagementTier": "gold",
+    "engagementTierSuggested": "gold",
+    "churnRisk": 0.118,
+    "churnFactors": {
+        "daysInactive": 0.2,
+        "activities7d": 18,
+        "activitiesPrev7d": 15,
+        "activities30d": 64,
+        "activeDays14d": 11,
+        "components": {"inactivity": 0.007, "low_volume": 0.0, "declining": 0.0, "irregular": 0.214},
+    },
+    "churnRiskStored": 0.12,
+    "churnAssessedAt": "2026-01-04T08:00:00+00:00",
+}
 
 
-class ActivitySearchHitSerializer(ActivityOutputSerializer):
-    similarity = serializers.FloatField()
+class ChurnComponentsSerializer(serializers.Serializer):
+    """Each component is in [0, 1]; `churnRisk` is their weighted sum."""
+
+    inactivity = serializers.FloatField()
+    low_volume = serializers.FloatField()
+    declining = serializers.FloatField()
+    irregular = serializers.FloatField()
 
 
-class ActivitySearchApi(APIView):
+class ChurnFactorsSerializer(serializers.Serializer):
+    daysInactive = NumberField()
+    activities7d = serializers.IntegerField()
+    activitiesPrev7d = serializers.IntegerField()
+    activities30d = serializers.IntegerField()
+    activeDays14d = serializers.IntegerField()
+    components = ChurnComponentsSerializer()
+
+
+class UserMetricsSerializer(serializers.Serializer):
+    userId = serializers.CharField(source="user_id")
+    activities7d = serializers.IntegerField(source="activities_7d")
+    activities30d = serializers.IntegerField(source="activities_30d")
+    activeDays14d = serializers.IntegerField(source="active_days_14d")
+    currentStreakDays = serializers.IntegerField(source="current_streak_days")
+    lastActiveAt = IsoDateTimeField(source="last_active_at", allow_null=True)
+    engagementTier = serializers.CharField(source="engagement_tier")
+    engagementTierSuggested = serializers.CharField(source="engagement_tier_suggested")
+    churnRisk = serializers.FloatField(source="churn_risk")
+    churnFactors = ChurnFactorsSerializer(source="churn_factors")
+    churnRiskStored = serializers.FloatField(source="churn_risk_stored")
+    churnAssessedAt = IsoDateTimeField(source="churn_assessed_at", allow_null=True)
+
+
+class UserMetricsApi(APIView):
     @extend_schema(
-        operation_id="users_activities_search",
-        summary="Semantic search over a user's activities",
-        description="Nearest activities to `q` by cosine similarity of their embeddings (HNSW index, "
-        "filtered by user), most similar first. Activities without an embedding yet are not found.",
-        parameters=[
-            OpenApiParameter("q", str, required=True, description="What to look for, e.g. `chicken dinner`."),
-            OpenApiParameter("limit", int, description="1-50, default 10."),
-        ],
-        responses={200: envelope_serializer("ActivitySearch", ActivitySearchHitSerializer(many=True)), **ERRORS},
+        operation_id="users_metrics",
+        summary="Engagement metrics: activity counts, streak, last active, tier and churn risk",
+        description="`churnRisk` and `churnFactors` are computed live; `churnRiskStored` is the value "
+        "of the last weekly assessment (what /churn-risk lists).",
+        responses={200: envelope_serializer("UserMetricsEnvelope", UserMetricsSerializer()), **USER_ERRORS},
+        examples=[OpenApiExample("Metrics", value={"status": "success", "data": METRICS_EXAMPLE})],
         tags=["engagement"],
     )
     def get(self, request, user_id: str):
-        params = query_params_validate(ActivitySearchParamsSerializer, request)
-        _profile_in_scope(request, user_id)
-        (vector,) = embed_texts([redact_pii(params["q"])])
-        hits = vector_search_by_user(table="crm_user_activities", user_id=user_id, vector=vector, limit=params["limit"])
-        by_id = UserActivity.objects.defer("embedding").in_bulk([hit_id for hit_id, _ in hits])
-        rows = []
-        for hit_id, distance in hits:
-            if hit_id in by_id:
-                activity = by_id[hit_id]
-                activity.similarity = round(1 - distance, 4)
-                rows.append(activity)
-        return success(ActivitySearchHitSerializer(rows, many=True).data)
+        profile = profile_for_caller_get(caller=request.user, user_id=user_id)
+        return success(UserMetricsSerializer(user_metrics_get(profile=profile)).data)
 
 
 # --- Job endpoints (seed: "Background Jobs"): operators trigger the Celery jobs with X-Admin-Key ---

@@ -7,6 +7,7 @@ factor in admin and the metrics endpoint. Tiers follow the same signals.
 from __future__ import annotations
 
 import datetime as dt
+from dataclasses import dataclass
 from decimal import Decimal
 
 from django.db import transaction
@@ -70,26 +71,41 @@ def engagement_tier_for(signals: EngagementSignals) -> EngagementTier:
     return EngagementTier.BRONZE
 
 
-def user_metrics_get(*, profile: CrmUserProfile, now: dt.datetime | None = None) -> dict:
+@dataclass(frozen=True)
+class UserMetrics:
+    user_id: str
+    activities_7d: int
+    activities_30d: int
+    active_days_14d: int
+    current_streak_days: int
+    last_active_at: dt.datetime | None
+    engagement_tier: str  # stored on the profile
+    engagement_tier_suggested: str  # what the activity data justify (engagement_tier_for)
+    churn_risk: float  # live
+    churn_factors: dict  # churn_risk_estimate's factors (the shape stored on the profile)
+    churn_risk_stored: float  # the last weekly assessment
+    churn_assessed_at: dt.datetime | None
+
+
+def user_metrics_get(*, profile: CrmUserProfile, now: dt.datetime | None = None) -> UserMetrics:
     """Engagement metrics of one user: activity counts, streak, last active, tier and live churn risk."""
     now = now or timezone.now()
     signals = engagement_signals_for_users(user_ids=[profile.user_id], now=now)[profile.user_id]
     churn_risk, churn_factors = churn_risk_estimate(signals=signals, last_active_at=profile.last_active_at, now=now)
-    last_active = max(filter(None, [signals.last_activity_at, profile.last_active_at]), default=None)
-    return {
-        "userId": profile.user_id,
-        "activities7d": signals.activities_7d,
-        "activities30d": signals.activities_30d,
-        "activeDays14d": signals.active_days_14d,
-        "currentStreakDays": activity_streak_days(user_id=profile.user_id, today=timezone.localdate(now)),
-        "lastActiveAt": last_active.isoformat() if last_active else None,
-        "engagementTier": profile.engagement_tier,
-        "engagementTierSuggested": engagement_tier_for(signals).value,
-        "churnRisk": float(churn_risk),
-        "churnFactors": churn_factors,
-        "churnRiskStored": float(profile.churn_risk),
-        "churnAssessedAt": profile.churn_assessed_at.isoformat() if profile.churn_assessed_at else None,
-    }
+    return UserMetrics(
+        user_id=profile.user_id,
+        activities_7d=signals.activities_7d,
+        activities_30d=signals.activities_30d,
+        active_days_14d=signals.active_days_14d,
+        current_streak_days=activity_streak_days(user_id=profile.user_id, today=timezone.localdate(now)),
+        last_active_at=max(filter(None, [signals.last_activity_at, profile.last_active_at]), default=None),
+        engagement_tier=profile.engagement_tier,
+        engagement_tier_suggested=engagement_tier_for(signals).value,
+        churn_risk=float(churn_risk),
+        churn_factors=churn_factors,
+        churn_risk_stored=float(profile.churn_risk),
+        churn_assessed_at=profile.churn_assessed_at,
+    )
 
 
 def churn_assess_users(

@@ -13,5 +13,5 @@ urlpatterns = [
         name="user-insight-dismiss",
     ),
     path("users/<user_id:user_id>/coaching-history", api.CoachingHistoryApi.as_view(), name="user-coaching-history"),
-    path("users/<user_id:user_id>/activities/search", api.ActivitySearchApi.as_view(), name="user-activity-search"),
+    path("users/<user_id:user_id>/metrics", api.UserMetricsApi.as_view(), name="user-metrics"),
 ]

@@ -8,7 +8,7 @@ from rest_framework.views import APIView
 
 from compliance.gdpr import user_export
 from compliance.selectors import audit_log_for_user
-from profiles.selectors import profile_get
+from profiles.selectors import profile_for_caller_get
 from yahealthy_crm.api import (
     PAGINATION_PARAMETERS,
     ErrorSerializer,
@@ -19,7 +19,7 @@ from yahealthy_crm.api import (
     query_params_validate,
     success,
 )
-from yahealthy_crm.permissions import Caller, IsServiceOrStaff, not_found_error, user_scope_check
+from yahealthy_crm.permissions import Caller, IsServiceOrStaff, user_scope_check
 
 
 class AuditEntrySerializer(serializers.Serializer):
@@ -78,9 +78,27 @@ class AuditLogApi(APIView):
     )
     def get(self, request, user_id: str):
         params = query_params_validate(PaginationSerializer, request)
-        if profile_get(user_id=user_id) is None:
-            raise not_found_error("User not found.")
+        profile_for_caller_get(caller=request.user, user_id=user_id)
         return paginated(audit_log_for_user(user_id=user_id), params=params, serializer_class=AuditEntrySerializer)
+
+
+class UserExportTablesSerializer(serializers.Serializer):
+    """One list per CRM table; each row is that table's columns as they are (free-form on purpose)."""
+
+    crm_user_profiles = serializers.ListField(child=serializers.DictField())
+    crm_health_goals = serializers.ListField(child=serializers.DictField())
+    crm_user_activities = serializers.ListField(child=serializers.DictField())
+    crm_ai_insights = serializers.ListField(child=serializers.DictField())
+    crm_coaching_sessions = serializers.ListField(child=serializers.DictField())
+    crm_sync_events = serializers.ListField(child=serializers.DictField())
+    crm_audit_log = serializers.ListField(child=serializers.DictField())
+
+
+# Documents compliance.gdpr.user_export's result, which the view returns as is.
+class UserExportSerializer(serializers.Serializer):
+    userId = serializers.CharField()
+    exportedAt = serializers.DateTimeField()
+    tables = UserExportTablesSerializer()
 
 
 class UserExportApi(APIView):
@@ -90,7 +108,7 @@ class UserExportApi(APIView):
         description="All rows of the user in the seven CRM tables, column by column, embeddings included. "
         "The export itself is audited (`user.exported`).",
         responses={
-            200: envelope_serializer("UserExportEnvelope", serializers.JSONField()),
+            200: envelope_serializer("UserExportEnvelope", UserExportSerializer()),
             401: ErrorSerializer,
             404: OpenApiResponse(ErrorSerializer, description="No such user, or not the caller's own."),
         },

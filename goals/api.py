@@ -1,4 +1,5 @@
-"""REST API of goals: list and create a user's goals, update progress and status (accept suggestions)."""
+"""REST API of goals: list and create a user's goals, update progress and status (accept suggestions);
+the nutrition snapshot (nutrition against the user's goals)."""
 
 from __future__ import annotations
 
@@ -10,11 +11,12 @@ from rest_framework import serializers, status
 from rest_framework.views import APIView
 
 from goals.models import GoalMetric, GoalPriority, GoalStatus, GoalType
-from goals.selectors import GOAL_STATUS_ALL, goal_list
+from goals.selectors import GOAL_STATUS_ALL, goal_list, nutrition_snapshot_get
 from goals.services import goal_create, goal_update
-from profiles.selectors import profile_get
+from profiles.selectors import profile_for_caller_get
 from yahealthy_crm.api import (
     PAGINATION_PARAMETERS,
+    USER_ERRORS,
     ErrorSerializer,
     PaginationSerializer,
     StrictSerializer,
@@ -140,10 +142,9 @@ class UserGoalsApi(APIView):
         tags=["goals"],
     )
     def get(self, request, user_id: str):
-        user_scope_check(caller=request.user, user_id=user_id)
+        user_scope_check(caller=request.user, user_id=user_id)  # another user's id: 404 before any 400
         params = query_params_validate(GoalListParamsSerializer, request)
-        if profile_get(user_id=user_id) is None:
-            raise not_found_error("User not found.")
+        profile_for_caller_get(caller=request.user, user_id=user_id)
         goals = goal_list(user_id=user_id, status=params.get("status", GoalStatus.ACTIVE))
         return paginated(goals, params=params, serializer_class=GoalOutputSerializer)
 
@@ -222,3 +223,85 @@ class GoalDetailApi(APIView):
             user_id=caller.user_id if caller.is_end_user else None,
         )
         return success(GoalOutputSerializer(goal).data)
+
+
+NUTRITION_EXAMPLE = {
+    "userId": "user_123",
+    "date": "2026-01-05",
+    "days": 7,
+    "daysLogged": 5,
+    "today": {"calories_kcal": 1450.0, "protein_g": 96.0, "carbs_g": 160.0, "fat_g": 48.0},
+    "averages7d": {"calories_kcal": 1890.4, "protein_g": 82.1, "carbs_g": 210.0, "fat_g": 61.3},
+    "goals": {
+        "protein_g": {
+            "goalId": 7,
+            "target": 120.0,
+            "unit": "g",
+            "todayPct": 80.0,
+            "average7dPct": 68.4,
+        }
+    },
+    "daily": [{"date": "2026-01-05", "calories_kcal": 1450.0, "protein_g": 96.0, "carbs_g": 160.0, "fat_g": 48.0}],
+}
+
+
+# Nutrient keys: activities.selectors.NUTRIENTS (test_openapi_fields checks that they match).
+class NutrientTotalsSerializer(serializers.Serializer):
+    calories_kcal = serializers.FloatField()
+    protein_g = serializers.FloatField()
+    carbs_g = serializers.FloatField()
+    fat_g = serializers.FloatField()
+
+
+class NutrientAveragesSerializer(serializers.Serializer):
+    calories_kcal = serializers.FloatField(allow_null=True)
+    protein_g = serializers.FloatField(allow_null=True)
+    carbs_g = serializers.FloatField(allow_null=True)
+    fat_g = serializers.FloatField(allow_null=True)
+
+
+class NutritionDaySerializer(serializers.Serializer):
+    date = serializers.DateField()
+    calories_kcal = serializers.FloatField()
+    protein_g = serializers.FloatField()
+    carbs_g = serializers.FloatField()
+    fat_g = serializers.FloatField()
+
+
+class NutrientGoalProgressSerializer(serializers.Serializer):
+    goalId = serializers.IntegerField(source="goal_id")
+    target = serializers.FloatField()
+    unit = serializers.CharField()
+    todayPct = serializers.FloatField(source="today_pct", allow_null=True)
+    average7dPct = serializers.FloatField(source="average_7d_pct", allow_null=True)
+
+
+class NutritionSnapshotSerializer(serializers.Serializer):
+    userId = serializers.CharField(source="user_id")
+    date = serializers.DateField()
+    days = serializers.IntegerField()
+    daysLogged = serializers.IntegerField(source="days_logged")
+    today = NutrientTotalsSerializer()
+    averages7d = NutrientAveragesSerializer(source="averages_7d")
+    goals = serializers.DictField(
+        child=NutrientGoalProgressSerializer(), help_text="One entry per nutrient with an active goal."
+    )
+    daily = NutritionDaySerializer(many=True, help_text="Days with food logs, oldest first.")
+
+
+class NutritionSnapshotApi(APIView):
+    @extend_schema(
+        operation_id="users_nutrition_snapshot",
+        summary="Today's and 7-day average calories and macros against the user's nutrition goals",
+        description="Averages are over the days with food logs (`daysLogged`); `goals` has one entry per "
+        "nutrient with an active goal.",
+        responses={
+            200: envelope_serializer("NutritionSnapshotEnvelope", NutritionSnapshotSerializer()),
+            **USER_ERRORS,
+        },
+        examples=[OpenApiExample("Snapshot", value={"status": "success", "data": NUTRITION_EXAMPLE})],
+        tags=["engagement"],
+    )
+    def get(self, request, user_id: str):
+        profile_for_caller_get(caller=request.user, user_id=user_id)
+        return success(NutritionSnapshotSerializer(nutrition_snapshot_get(user_id=user_id)).data)

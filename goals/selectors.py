@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import datetime as dt
+from dataclasses import dataclass
 from decimal import Decimal
 
 from django.db.models import QuerySet
@@ -50,7 +51,37 @@ def goal_payload(goal: HealthGoal) -> dict:
     }
 
 
-def nutrition_snapshot_get(*, user_id: str, today: dt.date | None = None) -> dict:
+def goal_list_by_ids(*, goal_ids: list[int]) -> QuerySet[HealthGoal]:
+    """The goals with these ids, oldest first (e.g. the goals the coach just suggested)."""
+    return HealthGoal.objects.filter(pk__in=goal_ids).order_by("id")
+
+
+@dataclass(frozen=True)
+class NutrientGoalProgress:
+    """An active nutrition goal and how far today and the 7-day average reach it (percent of target)."""
+
+    goal_id: int
+    target: float
+    unit: str
+    today_pct: float | None
+    average_7d_pct: float | None
+
+
+@dataclass(frozen=True)
+class NutritionSnapshot:
+    """Nutrient-keyed dicts have one key per `activities.selectors.NUTRIENTS`."""
+
+    user_id: str
+    date: dt.date
+    days: int
+    days_logged: int
+    today: dict[str, float]
+    averages_7d: dict[str, float | None]  # per logged day; None without food logs
+    goals: dict[str, NutrientGoalProgress]  # only the nutrients with an active goal
+    daily: list[dict]  # per logged day: {"date": "YYYY-MM-DD", <nutrient>: float, ...}
+
+
+def nutrition_snapshot_get(*, user_id: str, today: dt.date | None = None) -> NutritionSnapshot:
     """Today and 7-day averages of calories and macros against the user's active nutrition goals."""
     today = today or timezone.localdate()
     summary = nutrition_summary_get(user_id=user_id, days=7, today=today)
@@ -59,22 +90,22 @@ def nutrition_snapshot_get(*, user_id: str, today: dt.date | None = None) -> dic
     def pct(value: float | None, target: Decimal) -> float | None:
         return None if value is None else round(100 * value / float(target), 1)
 
-    return {
-        "userId": user_id,
-        "date": today.isoformat(),
-        "days": summary.days,
-        "daysLogged": summary.days_logged,
-        "today": summary.today,
-        "averages7d": summary.averages,
-        "goals": {
-            metric: {
-                "goalId": goal.pk,
-                "target": float(goal.goal_value),
-                "unit": goal.goal_unit,
-                "todayPct": pct(summary.today[metric], goal.goal_value),
-                "average7dPct": pct(summary.averages[metric], goal.goal_value),
-            }
+    return NutritionSnapshot(
+        user_id=user_id,
+        date=today,
+        days=summary.days,
+        days_logged=summary.days_logged,
+        today=summary.today,
+        averages_7d=summary.averages,
+        goals={
+            metric: NutrientGoalProgress(
+                goal_id=goal.pk,
+                target=float(goal.goal_value),
+                unit=goal.goal_unit,
+                today_pct=pct(summary.today[metric], goal.goal_value),
+                average_7d_pct=pct(summary.averages[metric], goal.goal_value),
+            )
             for metric, goal in goals.items()
         },
-        "daily": summary.daily,
-    }
+        daily=summary.daily,
+    )

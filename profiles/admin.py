@@ -220,12 +220,12 @@ class CrmUserProfileAdmin(admin.ModelAdmin):
             ),
             [
                 (
-                    m["activities7d"],
-                    m["activities30d"],
-                    m["activeDays14d"],
-                    f"{m['currentStreakDays']} days",
-                    f"{m['engagementTier']} / {m['engagementTierSuggested']}",
-                    f"{m['churnRisk']:.2f}",
+                    m.activities_7d,
+                    m.activities_30d,
+                    m.active_days_14d,
+                    f"{m.current_streak_days} days",
+                    f"{m.engagement_tier} / {m.engagement_tier_suggested}",
+                    f"{m.churn_risk:.2f}",
                 )
             ],
         )
@@ -238,13 +238,13 @@ class CrmUserProfileAdmin(admin.ModelAdmin):
         rows = [
             (
                 nutrient,
-                snapshot["today"][nutrient],
-                snapshot["averages7d"][nutrient] if snapshot["averages7d"][nutrient] is not None else "-",
-                snapshot["goals"].get(nutrient, {}).get("target", "-"),
+                snapshot.today[nutrient],
+                snapshot.averages_7d[nutrient] if snapshot.averages_7d[nutrient] is not None else "-",
+                goal.target if (goal := snapshot.goals.get(nutrient)) else "-",
             )
-            for nutrient in snapshot["today"]
+            for nutrient in snapshot.today
         ]
-        return _table((f"{snapshot['daysLogged']} days logged", "today", "7-day average", "goal"), rows)
+        return _table((f"{snapshot.days_logged} days logged", "today", "7-day average", "goal"), rows)
 
     @admin.display(description="Goals")
     def goals_360(self, obj):

@@ -11,10 +11,11 @@ from rest_framework.views import APIView
 
 from compliance.gdpr import gdpr_erase
 from profiles.models import ActivityLevel, CrmUserProfile, EngagementTier, PrimaryGoal
-from profiles.selectors import CHURN_HIGH_RISK, churn_risk_list, profile_get
+from profiles.selectors import CHURN_HIGH_RISK, churn_risk_list, profile_for_caller_get
 from profiles.services import profile_create, profile_update
 from yahealthy_crm.api import (
     PAGINATION_PARAMETERS,
+    USER_ERRORS,
     USER_ID_REGEX,
     ErrorSerializer,
     PaginationSerializer,
@@ -28,18 +29,11 @@ from yahealthy_crm.api import (
 from yahealthy_crm.permissions import (
     Caller,
     IsServiceOrStaff,
-    not_found_error,
     permission_denied_error,
     user_scope_check,
 )
 
 USER_ID_PATTERN = rf"^{USER_ID_REGEX}$"
-
-ERRORS = {
-    400: OpenApiResponse(ErrorSerializer, description="Invalid fields (code `validation_error`)."),
-    401: OpenApiResponse(ErrorSerializer, description="Missing, expired or invalid credentials."),
-    404: OpenApiResponse(ErrorSerializer, description="No such user, or not the caller's own user."),
-}
 
 
 class ProfileFieldsSerializer(StrictSerializer):
@@ -151,7 +145,7 @@ class UserCreateApi(APIView):
         description="Consent defaults: AI processing granted, marketing not granted (both timestamped). "
         "An end user may only create their own profile. 409 `user_exists` / `user_erased`.",
         request=ProfileCreateInputSerializer,
-        responses={201: ProfileEnvelope, **ERRORS, 403: ErrorSerializer, 409: ErrorSerializer},
+        responses={201: ProfileEnvelope, **USER_ERRORS, 403: ErrorSerializer, 409: ErrorSerializer},
         examples=[
             OpenApiExample("Create", value={"user_id": "user_123", "age": 30, "height_cm": 180}, request_only=True),
             OpenApiExample("Created", value=PROFILE_EXAMPLE, response_only=True, status_codes=["201"]),
@@ -182,15 +176,12 @@ class UserDetailApi(APIView):
     @extend_schema(
         operation_id="users_retrieve",
         summary="Get a user's CRM profile",
-        responses={200: ProfileEnvelope, **ERRORS},
+        responses={200: ProfileEnvelope, **USER_ERRORS},
         examples=[OpenApiExample("Profile", value=PROFILE_EXAMPLE, response_only=True)],
         tags=["users"],
     )
     def get(self, request, user_id: str):
-        user_scope_check(caller=request.user, user_id=user_id)
-        profile = profile_get(user_id=user_id)
-        if profile is None:
-            raise not_found_error("User not found.")
+        profile = profile_for_caller_get(caller=request.user, user_id=user_id)
         return success(ProfileOutputSerializer(profile).data)
 
     @extend_schema(
@@ -200,7 +191,7 @@ class UserDetailApi(APIView):
         "CRM-verified. Consent changes are timestamped and audited. End users cannot set "
         "`engagement_tier` (403).",
         request=ProfileUpdateInputSerializer,
-        responses={200: ProfileEnvelope, **ERRORS, 403: ErrorSerializer},
+        responses={200: ProfileEnvelope, **USER_ERRORS, 403: ErrorSerializer},
         examples=[
             OpenApiExample(
                 "Update",
@@ -232,7 +223,7 @@ class UserDetailApi(APIView):
         "pseudonymous tombstone. Idempotent: erasing an already erased id answers 204 again; an id "
         "that never existed answers 404. An erased id can never be created again (409 `user_erased`).",
         request=None,
-        responses={204: OpenApiResponse(description="Erased (or already erased)."), **ERRORS},
+        responses={204: OpenApiResponse(description="Erased (or already erased)."), **USER_ERRORS},
         examples=[
             OpenApiExample(
                 "Never existed",

@@ -7,12 +7,23 @@ from decimal import Decimal
 from django.db.models import F, QuerySet
 
 from profiles.models import CrmUserProfile
+from yahealthy_crm.permissions import Caller, not_found_error, user_scope_check
 
 CHURN_HIGH_RISK = Decimal("0.7")
 
 
 def profile_get(*, user_id: str) -> CrmUserProfile | None:
     return CrmUserProfile.objects.filter(user_id=user_id).first()
+
+
+def profile_for_caller_get(*, caller: Caller, user_id: str) -> CrmUserProfile:
+    """The profile of `user_id` if `caller` may see it; 404 `not_found` for another user's id (never 403,
+    so an end user cannot learn whether it exists) and for an unknown or erased id."""
+    user_scope_check(caller=caller, user_id=user_id)
+    profile = profile_get(user_id=user_id)
+    if profile is None:
+        raise not_found_error("User not found.")
+    return profile
 
 
 def churn_risk_list(*, min_risk: Decimal) -> QuerySet[CrmUserProfile]:

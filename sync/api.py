@@ -3,12 +3,32 @@
 from __future__ import annotations
 
 from drf_spectacular.utils import OpenApiParameter, extend_schema
+from rest_framework import serializers
 from rest_framework.renderers import JSONRenderer
 from rest_framework.request import Request
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
 from sync.inbound.intake import webhook_body_size_check, webhook_event_ingest
+
+
+class WebhookAppliedSerializer(serializers.Serializer):
+    """What was applied; besides these two, the fields of the entity type (docs/sync.md "Responses")."""
+
+    syncEventId = serializers.IntegerField()
+    conflicts = serializers.ListField(child=serializers.DictField())
+
+
+class WebhookResultSerializer(serializers.Serializer):
+    status = serializers.ChoiceField(choices=["success", "stale"], help_text="`stale`: older than the CRM's data.")
+    data = WebhookAppliedSerializer()
+
+
+# Documents the 202 body. The view returns the stored body as is: a replay repeats it byte for byte.
+class WebhookAcceptedSerializer(serializers.Serializer):
+    status = serializers.CharField(default="accepted")
+    idempotencyKey = serializers.CharField()
+    result = WebhookResultSerializer()
 
 
 class AppEventWebhookApi(APIView):
@@ -24,7 +44,7 @@ class AppEventWebhookApi(APIView):
     @extend_schema(
         operation_id="webhook_app_event",
         request={"application/json": {"type": "object"}},
-        responses={202: {"type": "object"}},
+        responses={202: WebhookAcceptedSerializer},
         parameters=[
             OpenApiParameter("Idempotency-Key", str, OpenApiParameter.HEADER, required=False),
             OpenApiParameter("webhook-id", str, OpenApiParameter.HEADER, required=True),

@@ -11,7 +11,8 @@ from typing import Any
 from django.conf import settings
 from django.db.models import QuerySet
 from django.urls import register_converter
-from drf_spectacular.utils import OpenApiExample, OpenApiParameter
+from drf_spectacular.types import OpenApiTypes
+from drf_spectacular.utils import OpenApiExample, OpenApiParameter, OpenApiResponse, extend_schema_field
 from rest_framework import serializers, status
 from rest_framework.response import Response
 
@@ -142,3 +143,27 @@ class ErrorDetailSerializer(serializers.Serializer):
 class ErrorSerializer(serializers.Serializer):
     status = serializers.CharField(default="error")
     error = ErrorDetailSerializer()
+
+
+# The error responses of an endpoint under /users/<user_id>/ (scope: see yahealthy_crm.permissions).
+USER_ERRORS = {
+    400: OpenApiResponse(ErrorSerializer, description="Invalid fields (code `validation_error`)."),
+    401: OpenApiResponse(ErrorSerializer, description="Missing, expired or invalid credentials."),
+    404: OpenApiResponse(ErrorSerializer, description="No such user, or not the caller's own user."),
+}
+
+
+class IsoDateTimeField(serializers.DateTimeField):
+    """Output only: `datetime.isoformat()` as is (offset `+00:00`, no conversion to the current time zone),
+    the format of the camelCase responses (`lastActiveAt`); DRF's own field would write `Z`."""
+
+    def to_representation(self, value):
+        return None if value is None else value.isoformat()
+
+
+@extend_schema_field(OpenApiTypes.NUMBER)
+class NumberField(serializers.Field):
+    """Output only: a number written as computed, int or float (FloatField would turn 30 into 30.0)."""
+
+    def to_representation(self, value):
+        return value
