@@ -47,3 +47,44 @@ def test_nested_payloads_are_redacted_keys_kept():
     assert redacted["food_name"] == "Chicken"
     assert redacted["note"].startswith("from [email:")
     assert redacted["tags"][0].startswith("[phone:")
+
+
+@pytest.mark.parametrize(
+    ("text", "leaked"),
+    [
+        ("Contact me at jane.doe+fit@example.co.uk after lunch", "jane.doe+fit@example.co.uk"),
+        ("My number is +44 20 7946 0958, call after 6", "7946 0958"),
+        ("text me on (415) 555-2671 please", "555-2671"),
+        ("Mobile: 0049 151 23456789.", "23456789"),
+        ("email JOHN@EXAMPLE.COM or 415.555.2671", "415.555.2671"),
+    ],
+)
+def test_redact_pii_replaces_contacts_by_keyed_hashes(text, leaked):
+    redacted = redact_pii(text)
+    assert leaked not in redacted
+    assert "@example" not in redacted.lower()
+    assert "[email:" in redacted or "[phone:" in redacted
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        "Ate 450 kcal with 45 g protein on 2025-12-28 at 12:30",
+        "Weighed 82.5 kg, walked 10000 steps in 45 minutes",
+        "Sets of 120 150 180 200 reps",
+        "Logged on 28/12/2025",
+    ],
+)
+def test_redact_pii_leaves_health_numbers_and_dates_alone(text):
+    assert redact_pii(text) == text
+
+
+def test_redaction_is_stable_and_recursive():
+    payload = {"note": "ping me: a@b.io", "items": ["+1 415 555 2671", 42], "nested": {"k": "x@y.org"}}
+    redacted = redact_pii_data(payload)
+    assert redacted["items"][1] == 42
+    assert redact_pii("a@b.io") == redact_pii("A@B.io ".strip().lower())
+    assert "a@b.io" not in str(redacted)
+    assert "x@y.org" not in str(redacted)
+    assert "555" not in str(redacted)
+    assert len(hash_identifier("a@b.io", kind="email")) == 64
