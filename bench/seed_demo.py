@@ -39,7 +39,7 @@ def main() -> None:
     django.setup()
     from django.db import connection
 
-    from tests.conftest import database_url
+    from tests.support import database_url
 
     name = f"bench_seed_{uuid.uuid4().hex[:6]}"
     admin_dsn = database_url("postgres").replace("postgres://", "postgresql://", 1)
