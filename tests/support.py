@@ -64,3 +64,11 @@ def require_redis():
         if os.environ.get("CI"):
             pytest.fail("Redis is required in CI (127.0.0.1:6379) but is not reachable")
         pytest.skip("no Redis on 127.0.0.1:6379 (set CI=true to make this a failure)")
+
+
+def rate_window_seconds_left(key_value: str, *, now: int, period: int = 60) -> int:
+    """What django-ratelimit reports as Retry-After for `key_value` at `now` (its windows are jittered
+    per key; `_get_window` is the library's own computation, read under the frozen clock)."""
+    from django_ratelimit.core import _get_window
+
+    return max(_get_window(key_value, period) - now, 1)
