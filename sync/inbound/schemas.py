@@ -18,7 +18,7 @@ from profiles.models import ActivityLevel, PrimaryGoal
 from yahealthy_crm.errors import ApplicationError
 
 ACTIVITY_OPERATIONS = ("create", "update", "delete")
-# entityType -> operations the CRM accepts (seed "Webhook from App to CRM", issue 3).
+# entityType -> operations the CRM accepts (seed "Webhook from App to CRM").
 ENTITY_OPERATIONS: dict[str, tuple[str, ...]] = {
     "profile": ("create", "update"),
     ActivityType.FOOD_LOG: ACTIVITY_OPERATIONS,
