@@ -19,6 +19,22 @@ pytestmark = pytest.mark.django_db
 BASE_A = f"/api/crm/users/{USER_A}"
 
 # (path, method, status) -> the named properties of the response (of `data` in the success envelope).
+# The metrics endpoint's keys, in the order the client sees them.
+METRICS_KEYS = [
+    "userId",
+    "activities7d",
+    "activities30d",
+    "activeDays14d",
+    "currentStreakDays",
+    "lastActiveAt",
+    "engagementTier",
+    "engagementTierSuggested",
+    "churnRisk",
+    "churnFactors",
+    "churnRiskStored",
+    "churnAssessedAt",
+]
+
 TYPED_RESPONSES = {
     ("/api/crm/users/{user_id}/nutrition-snapshot", "get", "200"): {
         "userId",
@@ -30,20 +46,7 @@ TYPED_RESPONSES = {
         "goals",
         "daily",
     },
-    ("/api/crm/users/{user_id}/metrics", "get", "200"): {
-        "userId",
-        "activities7d",
-        "activities30d",
-        "activeDays14d",
-        "currentStreakDays",
-        "lastActiveAt",
-        "engagementTier",
-        "engagementTierSuggested",
-        "churnRisk",
-        "churnFactors",
-        "churnRiskStored",
-        "churnAssessedAt",
-    },
+    ("/api/crm/users/{user_id}/metrics", "get", "200"): set(METRICS_KEYS),
     ("/api/crm/users/{user_id}/ask", "post", "200"): {
         "status",
         "response",
@@ -140,20 +143,7 @@ def test_metrics_json_keeps_its_number_and_time_formats(client_a, profile_a):
 
     FoodLogFactory(user=profile_a, occurred_at=days_ago(1), logged_date=timezone.localdate(days_ago(1)))
     data = client_a.get(f"{BASE_A}/metrics").json()["data"]
-    assert list(data) == [
-        "userId",
-        "activities7d",
-        "activities30d",
-        "activeDays14d",
-        "currentStreakDays",
-        "lastActiveAt",
-        "engagementTier",
-        "engagementTierSuggested",
-        "churnRisk",
-        "churnFactors",
-        "churnRiskStored",
-        "churnAssessedAt",
-    ]
+    assert list(data) == METRICS_KEYS
     assert data["lastActiveAt"].endswith("+00:00")  # datetime.isoformat(), not DRF's "Z"
     assert dt.datetime.fromisoformat(data["lastActiveAt"]) <= timezone.now()
     assert isinstance(data["churnFactors"]["daysInactive"], float)
