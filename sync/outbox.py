@@ -98,19 +98,19 @@ def outbox_record(
     """
     if origin == ActorType.APP:
         return None
-    event = _outbound_event(
-        user_id=user_id,
-        entity_type=entity_type,
-        operation=operation,
-        entity_id=entity_id,
-        data=data,
-        origin=origin,
-        stored_user_id=stored_user_id,
+    (event,) = _outbox_insert(
+        [
+            _outbound_event(
+                user_id=user_id,
+                entity_type=entity_type,
+                operation=operation,
+                entity_id=entity_id,
+                data=data,
+                origin=origin,
+                stored_user_id=stored_user_id,
+            )
+        ]
     )
-    event.save(force_insert=True)
-    if event.status == SyncStatus.PENDING:
-        # A lost message stays `pending`; the beat job `sync_outbound_requeue_stuck_task` resends it.
-        task_enqueue_on_commit(DELIVER_TASK, args=[event.pk])
     return event
 
 
@@ -123,7 +123,7 @@ def outbox_record_many(
     """
     if origin == ActorType.APP or not records:
         return []
-    events = SyncEvent.objects.bulk_create(
+    return _outbox_insert(
         [
             _outbound_event(
                 user_id=user_id,
@@ -137,7 +137,13 @@ def outbox_record_many(
             for user_id, entity_id, data in records
         ]
     )
+
+
+def _outbox_insert(events: list[SyncEvent]) -> list[SyncEvent]:
+    """One INSERT for the events; each pending one is enqueued for delivery after commit."""
+    events = SyncEvent.objects.bulk_create(events)
     for event in events:
         if event.status == SyncStatus.PENDING:
+            # A lost message stays `pending`; the beat job `sync_outbound_requeue_stuck_task` resends it.
             task_enqueue_on_commit(DELIVER_TASK, args=[event.pk])
     return events
