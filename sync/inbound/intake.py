@@ -185,7 +185,13 @@ def _idempotency_key_default(*, event: dict, data: dict, headers: Mapping[str, s
     """The seed's formula; without occurredAt the signed message id is the stable identity."""
     if event["occurredAt"]:
         return f"{event['entityType']}:{event['externalId']}:{event['operation']}:{data['occurredAt']}"
-    return f"webhook:{headers.get('webhook-id', '')}"
+    return _webhook_message_key(headers)
+
+
+def _webhook_message_key(headers: Mapping[str, str]) -> str:
+    """The signed message id as a key ("" without one): unique per message, the same on redelivery."""
+    webhook_id = headers.get("webhook-id", "")
+    return f"webhook:{webhook_id}" if webhook_id else ""
 
 
 def webhook_event_ingest(
@@ -206,7 +212,10 @@ def webhook_event_ingest(
         )
 
     request_hash = request_hash_compute(data)
-    envelope = EventEnvelopeSerializer(data=data)
+    envelope = EventEnvelopeSerializer(
+        data=data,
+        context={"derived_external_id": idempotency_key or _webhook_message_key(headers)},
+    )
     if not envelope.is_valid():
         raise _event_reject(
             data=data,

@@ -43,6 +43,7 @@ ACTIVITY_ENTITY_TYPES = {
 EXTERNAL_ID_REQUIRED = ACTIVITY_ENTITY_TYPES - {ActivityType.APP_OPEN, ActivityType.MILESTONE} | {"goal"}
 FUTURE_TOLERANCE = dt.timedelta(minutes=5)
 USER_ID_PATTERN = r"^[A-Za-z0-9_.:@-]{1,64}$"
+EXTERNAL_ID_MAX_LENGTH = 128
 
 
 def _dec(value: float | None, places: int = 1) -> Decimal | None:
@@ -59,7 +60,7 @@ class EventEnvelopeSerializer(serializers.Serializer):
     entityType = serializers.CharField(max_length=32)
     operation = serializers.CharField(max_length=16)
     userId = serializers.RegexField(USER_ID_PATTERN, max_length=64)
-    externalId = serializers.CharField(max_length=128, required=False, allow_blank=True, default="")
+    externalId = serializers.CharField(max_length=EXTERNAL_ID_MAX_LENGTH, required=False, allow_blank=True, default="")
     occurredAt = serializers.DateTimeField(required=False, allow_null=True, default=None)
     payload = serializers.DictField(required=False, default=dict)
 
@@ -87,8 +88,29 @@ class EventEnvelopeSerializer(serializers.Serializer):
                 }
             )
         if attrs["entityType"] in EXTERNAL_ID_REQUIRED and not attrs["externalId"]:
-            raise serializers.ValidationError({"externalId": ["This field is required for this entity type."]})
+            attrs["externalId"] = self._external_id_derive(attrs)
         return attrs
+
+    def _external_id_derive(self, attrs: dict) -> str:
+        """A create without externalId is named by its idempotency key (the seed never sends one).
+
+        The same key always names the same record, so a later update or delete sends that key as
+        externalId. `derived_external_id` (context) is the Idempotency-Key, else `webhook:<webhook-id>`.
+        """
+        candidate = self.context.get("derived_external_id", "")
+        if attrs["operation"] == "create" and candidate and len(candidate) <= EXTERNAL_ID_MAX_LENGTH:
+            return candidate
+        if attrs["operation"] == "create":
+            message = (
+                f"Send externalId (or an Idempotency-Key of at most {EXTERNAL_ID_MAX_LENGTH} characters, "
+                "which then names the record)."
+            )
+        else:
+            message = (
+                f"Required to {attrs['operation']} a {attrs['entityType']}: send the externalId of its create "
+                "(for a create sent without one, its Idempotency-Key)."
+            )
+        raise serializers.ValidationError({"externalId": [message]})
 
 
 class _PayloadSerializer(serializers.Serializer):

@@ -130,11 +130,36 @@ def test_missing_envelope_fields_are_422(post_event):
     assert set(response.json()["error"]["details"]) >= {"operation", "userId"}
 
 
-def test_external_id_is_required_for_logs(post_event):
-    response = post_event(event(external_id="", payload={"food_name": "Tea", "calories": 2}))
+def test_external_id_is_required_to_update_or_delete_a_log(post_event):
+    for operation in ("update", "delete"):
+        response = post_event(
+            event(operation=operation, external_id="", payload={"food_name": "Tea", "calories": 2}),
+            key=f"k_{operation}",
+        )
+
+        assert response.status_code == 422
+        assert "externalId of its create" in response.json()["error"]["details"]["externalId"][0]
+    assert not UserActivity.objects.exists()
+
+
+def test_a_create_without_external_id_is_named_by_its_idempotency_key(post_event):
+    body = event(external_id="", payload={"food_name": "Tea", "calories": 2})
+
+    first = post_event(body, key="tea_1")
+    again = post_event(body, key="tea_1")
+    other = post_event(body, key="tea_2")
+
+    assert [r.json()["result"]["data"]["externalId"] for r in (first, again, other)] == ["tea_1", "tea_1", "tea_2"]
+    assert again.headers["Idempotent-Replayed"] == "true"
+    assert sorted(UserActivity.objects.values_list("external_id", flat=True)) == ["tea_1", "tea_2"]
+
+
+def test_a_create_whose_key_is_too_long_to_name_it_needs_an_external_id(post_event):
+    response = post_event(event(external_id="", payload={"food_name": "Tea", "calories": 2}), key="k" * 129)
 
     assert response.status_code == 422
-    assert "externalId" in response.json()["error"]["details"]
+    assert "Send externalId" in response.json()["error"]["details"]["externalId"][0]
+    assert not UserActivity.objects.exists()
 
 
 def test_event_for_unknown_user_creates_the_profile(post_event):
