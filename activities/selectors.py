@@ -11,7 +11,6 @@ from django.db.models import Count, Max, Q, QuerySet, Sum
 from django.utils import timezone
 
 from activities.models import ActivityType, UserActivity
-from sync.models import SyncDirection, SyncEvent, SyncStatus
 
 NUTRIENTS = ("calories_kcal", "protein_g", "carbs_g", "fat_g")
 # Activities that count as engagement (an app open alone does not make a user engaged).
@@ -277,24 +276,6 @@ def _vector_search_run(
         if explain:
             return "\n".join(row[0] for row in cursor.fetchall())
         return [(row_id, float(distance)) for row_id, distance in cursor.fetchall()]
-
-
-def activity_deleted_after(*, user_id: str, activity_type: str, external_id: str, occurred_at: dt.datetime) -> bool:
-    """Whether the app deleted this activity with an event newer than `occurred_at` (a late create is stale)."""
-    # Raw SQL: on the webhook hot path (every create), see bench/webhook_ingest.py. Index-only on
-    # crm_sync_app_deletes_idx.
-    with connection.cursor() as cursor:
-        cursor.execute(
-            f"""
-            SELECT EXISTS (
-                SELECT 1 FROM {SyncEvent._meta.db_table}
-                WHERE user_id = %s AND direction = %s AND entity_type = %s AND external_id = %s
-                    AND operation = 'delete' AND status = %s AND occurred_at > %s
-            )
-            """,  # noqa: S608 - the table name is a constant
-            [user_id, SyncDirection.INBOUND, activity_type, external_id, SyncStatus.SUCCESS, occurred_at],
-        )
-        return cursor.fetchone()[0]
 
 
 def activity_text(activity: UserActivity) -> str:

@@ -14,7 +14,8 @@ from django.utils import timezone
 
 from activities.embeddings import embed_texts
 from activities.models import EMBEDDING_PENDING, NOT_EMBEDDED_TYPES, ActivitySource, ActivityType, UserActivity
-from activities.selectors import activity_deleted_after, activity_text, vector_literal
+from activities.queries import activity_event_context_get, activity_insert_statement
+from activities.selectors import activity_text, vector_literal
 from compliance.pii import redact_pii_data
 from compliance.services import audit_changes
 from profiles.models import CrmUserProfile
@@ -39,28 +40,6 @@ ACTIVITY_COLUMNS = (
 )
 
 
-_INSERTED_FIELDS = [
-    f for f in UserActivity._meta.concrete_fields if not f.primary_key and f.name not in ("created_at", "updated_at")
-]
-_ACTIVITY_INSERT_SQL = (
-    f"INSERT INTO {UserActivity._meta.db_table} "  # noqa: S608 - names from the model
-    f"({', '.join(f.column for f in _INSERTED_FIELDS)}, created_at, updated_at) "
-    f"VALUES ({', '.join(['%s'] * len(_INSERTED_FIELDS))}, now(), now()) RETURNING id, created_at, updated_at"
-)
-
-
-def _activity_insert(activity: UserActivity) -> None:
-    """INSERT one new activity (raw SQL, values prepared by the model's fields); sets pk and timestamps.
-
-    One per app event: the ORM's insert compilation costs more than the insert itself.
-    """
-    values = [f.get_db_prep_save(f.pre_save(activity, add=True), connection) for f in _INSERTED_FIELDS]
-    with connection.cursor() as cursor:
-        cursor.execute(_ACTIVITY_INSERT_SQL, values)
-        activity.pk, activity.created_at, activity.updated_at = cursor.fetchone()
-    activity._state.adding, activity._state.db = False, connection.alias
-
-
 def activity_upsert_from_app(
     *,
     user: CrmUserProfile,
@@ -72,7 +51,8 @@ def activity_upsert_from_app(
     payload: dict[str, Any],
     columns: dict[str, Any],
 ) -> tuple[UserActivity, bool]:
-    """Create the app's activity `external_id`, or replace `existing` (the app wins for activities).
+    """Replace `existing` (saved now; the app wins for activities), or build the app's new activity
+    `external_id` (not saved: the caller inserts it with `activity_insert_statement`).
 
     The caller looked `existing` up and checked ordering (`source_updated_at`) while holding the
     user's profile row lock, so no other event of this user can insert the same activity meanwhile.
@@ -88,29 +68,11 @@ def activity_upsert_from_app(
     }
     if existing is None:
         activity = UserActivity(user=user, activity_type=activity_type, external_id=external_id, **values)
-        _activity_insert(activity)
         return activity, True
     for name, value in values.items():
         setattr(existing, name, value)
     existing.save(update_fields=[*values, "updated_at"])
     return existing, False
-
-
-_ACTIVITY_COLUMNS_BUT_EMBEDDING = ", ".join(
-    f.column for f in UserActivity._meta.concrete_fields if f.name != "embedding"
-)
-_ACTIVITY_BY_EXTERNAL_ID_SQL = (
-    f"SELECT {_ACTIVITY_COLUMNS_BUT_EMBEDDING} FROM {UserActivity._meta.db_table} "  # noqa: S608 - model names
-    "WHERE user_id = %s AND activity_type = %s AND external_id = %s LIMIT 1"
-)
-
-
-def activity_get_for_app_event(*, user_id: str, activity_type: str, external_id: str) -> UserActivity | None:
-    if not external_id:
-        return None
-    # raw(): on the webhook hot path; the columns left out (the embedding) are deferred fields.
-    rows = UserActivity.objects.raw(_ACTIVITY_BY_EXTERNAL_ID_SQL, [user_id, activity_type, external_id])
-    return next(iter(rows), None)
 
 
 def activity_delete(*, activity: UserActivity) -> None:
@@ -230,7 +192,10 @@ def activity_apply_app_event(
     A weigh-in is also the profile's current weight, unless staff verified that field. The caller
     holds the user's profile row lock and recomputes the goals on `goal_metrics`.
     """
-    existing = activity_get_for_app_event(user_id=profile.user_id, activity_type=activity_type, external_id=external_id)
+    context = activity_event_context_get(
+        user_id=profile.user_id, activity_type=activity_type, external_id=external_id, occurred_at=occurred_at
+    )
+    existing = context.existing
     if existing is not None and existing.source_updated_at and occurred_at < existing.source_updated_at:
         return AppliedEvent(
             result_status="stale",
@@ -242,13 +207,7 @@ def activity_apply_app_event(
         )
     if operation == "delete":
         return _activity_delete_from_app(existing=existing, external_id=external_id)
-    if (
-        external_id
-        and existing is None
-        and activity_deleted_after(
-            user_id=profile.user_id, activity_type=activity_type, external_id=external_id, occurred_at=occurred_at
-        )
-    ):
+    if external_id and existing is None and context.deleted_later:
         return AppliedEvent(
             result_status="stale",
             data={"activityId": None, "externalId": external_id},
@@ -271,6 +230,10 @@ def activity_apply_app_event(
         payload=redact_pii_data(payload),
         columns=columns,
     )
+    deferred = []
+    if created:
+        activity.pk = context.new_id
+        deferred.append(activity_insert_statement(activity))
     metrics = {c for c, v in columns.items() if v is not None} | {c for c, v in old.items() if v is not None}
     conflicts: list = []
     changes = audit_changes(old, {c: v for c, v in columns.items() if v is not None or c in old})
@@ -293,6 +256,7 @@ def activity_apply_app_event(
         entity_id=str(activity.pk),
         goal_metrics=metrics,
         embed=activity_type not in NOT_EMBEDDED_TYPES,
+        deferred_writes=deferred,
     )
 
 

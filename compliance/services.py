@@ -4,16 +4,14 @@ from __future__ import annotations
 
 import datetime as dt
 import decimal
-import json
 from typing import Any
-
-from django.core.serializers.json import DjangoJSONEncoder
-from django.db import connection
 
 from compliance.models import AuditLog
 from compliance.pii import redact_pii_data
+from compliance.queries import audit_insert, audit_insert_statement
 from yahealthy_crm.actors import ActorType
 from yahealthy_crm.request_context import request_id_var
+from yahealthy_crm.sql import Statement
 
 
 def _jsonable(value: Any) -> Any:
@@ -34,7 +32,7 @@ def audit_changes(old: dict[str, Any], new: dict[str, Any]) -> dict[str, dict[st
     return redact_pii_data(changed)
 
 
-def audit_record(
+def audit_row_build(
     *,
     actor_type: ActorType | str,
     actor_id: str = "",
@@ -44,8 +42,8 @@ def audit_record(
     user_id: str = "",
     changes: dict[str, Any] | None = None,
 ) -> AuditLog:
-    """Append one audit row. Call inside the same transaction as the write it describes."""
-    row = AuditLog(
+    """The audit row to append (not saved): `audit_record` inserts it now, a hot path may defer it."""
+    return AuditLog(
         actor_type=actor_type,
         actor_id=str(actor_id)[:128],
         action=action,
@@ -55,24 +53,14 @@ def audit_record(
         changes=redact_pii_data({k: _jsonable(v) for k, v in (changes or {}).items()}),
         request_id=request_id_var.get(),
     )
-    # Raw INSERT: every write of the CRM appends here (each webhook too); the ORM's insert
-    # compilation costs more than the insert itself.
-    with connection.cursor() as cursor:
-        cursor.execute(
-            f"INSERT INTO {AuditLog._meta.db_table} "  # noqa: S608 - the table name is a constant
-            "(actor_type, actor_id, action, entity_type, entity_id, user_id, changes, request_id, created_at) "
-            "VALUES (%s, %s, %s, %s, %s, %s, %s::jsonb, %s, now()) RETURNING id, created_at",
-            [
-                row.actor_type,
-                row.actor_id,
-                row.action,
-                row.entity_type,
-                row.entity_id,
-                row.user_id,
-                json.dumps(row.changes, cls=DjangoJSONEncoder),
-                row.request_id,
-            ],
-        )
-        row.pk, row.created_at = cursor.fetchone()
-    row._state.adding, row._state.db = False, connection.alias
-    return row
+
+
+def audit_record(**fields: Any) -> AuditLog:
+    """Append one audit row (see `audit_row_build` for the fields). Call inside the same transaction
+    as the write it describes."""
+    return audit_insert(audit_row_build(**fields))
+
+
+def audit_record_statement(**fields: Any) -> Statement:
+    """The INSERT of one audit row, to run together with the write it describes (sync hot path)."""
+    return audit_insert_statement(audit_row_build(**fields))

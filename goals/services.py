@@ -296,11 +296,6 @@ def _weight_progress(goal: HealthGoal, logs: list[tuple[dt.datetime, Decimal]]) 
     return min(max(fraction * 100, Decimal(0)), Decimal(100)).quantize(Decimal("0.01"))
 
 
-_ACTIVE_GOALS_ON_METRICS_SQL = (
-    f"SELECT * FROM {HealthGoal._meta.db_table} WHERE user_id = %s AND status = %s AND metric = ANY(%s)"  # noqa: S608
-)
-
-
 def goal_progress_update_for_activity(*, user_id: str, metrics: set[str], today: dt.date | None = None) -> list[dict]:
     """Recompute progress and streaks of the user's active goals on `metrics` from activity data.
 
@@ -312,8 +307,8 @@ def goal_progress_update_for_activity(*, user_id: str, metrics: set[str], today:
     metrics = metrics & GOAL_METRICS
     if not metrics:
         return []
-    # raw(): asked on every app activity event (webhook hot path), usually to find no goal.
-    goals = list(HealthGoal.objects.raw(_ACTIVE_GOALS_ON_METRICS_SQL, [user_id, GoalStatus.ACTIVE, list(metrics)]))
+    # The sync engine calls this only when the user has active goals on these metrics.
+    goals = list(HealthGoal.objects.filter(user_id=user_id, status=GoalStatus.ACTIVE, metric__in=metrics))
     if not goals:
         return []
     today = today or timezone.localdate()

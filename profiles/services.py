@@ -6,7 +6,7 @@ import datetime as dt
 from decimal import Decimal
 from typing import Any
 
-from django.db import IntegrityError, connection, transaction
+from django.db import IntegrityError, transaction
 from django.utils import timezone
 from rest_framework import status
 
@@ -15,11 +15,13 @@ from compliance.selectors import user_is_erased
 from compliance.services import audit_changes, audit_record
 from profiles.error_codes import ProfileErrorCode
 from profiles.models import HEALTH_PROFILE_FIELDS, CrmUserProfile
+from profiles.queries import last_active_statement, profile_locked_get
 from profiles.selectors import profile_consent_payload, profile_tier_payload
 from sync.app_events import APP_ACTOR_ID, AppliedEvent
 from sync.outbox import outbox_record, outbox_record_many
 from yahealthy_crm.actors import ActorType
 from yahealthy_crm.errors import ApplicationError, ErrorCode
+from yahealthy_crm.sql import Statement
 
 # Fields a REST caller may write (engagement_tier: service and staff only, checked by the view).
 PROFILE_WRITABLE_FIELDS = (
@@ -176,16 +178,13 @@ def profile_update(*, user_id: str, actor_type: str, actor_id: str, fields: dict
 # --- App events (sync engine) ---------------------------------------------------------------------
 
 
-_PROFILE_FOR_UPDATE_SQL = f"SELECT * FROM {CrmUserProfile._meta.db_table} WHERE user_id = %s FOR UPDATE"  # noqa: S608
-
-
 def profile_get_or_create_for_app(*, user_id: str) -> tuple[CrmUserProfile, bool]:
     """The profile of `user_id`, locked for the caller's transaction; created (and audited) if new.
 
     The lock serialises events of one user, so ordering checks and goal streaks see a stable state.
     """
-    # raw(): every inbound webhook takes this lock; the ORM's query building would double its cost.
-    profile = next(iter(CrmUserProfile.objects.raw(_PROFILE_FOR_UPDATE_SQL, [user_id])), None)
+    # Raw SQL: every inbound webhook takes this lock; the ORM's query building would double its cost.
+    profile = profile_locked_get(user_id=user_id)
     if profile is not None:
         return profile, False
     # get_or_create copes with a concurrent first event for the same user (unique user_id).
@@ -271,18 +270,15 @@ def profile_fields_apply_from_app(
     return changes, conflicts, stale
 
 
-def profile_touch_last_active(*, profile: CrmUserProfile, occurred_at: dt.datetime) -> bool:
-    """Move last_active_at forward (never back: an old event replayed late is not new activity)."""
+def profile_last_active_touch(*, profile: CrmUserProfile, occurred_at: dt.datetime) -> Statement | None:
+    """Move last_active_at forward (never back: an old event replayed late is not new activity).
+
+    Returns the UPDATE for the caller to run with its other writes (None: nothing to move).
+    """
     if profile.last_active_at is not None and profile.last_active_at >= occurred_at:
-        return False
+        return None
     profile.last_active_at = occurred_at
-    with connection.cursor() as cursor:  # one UPDATE per webhook: raw SQL, and never moves back
-        cursor.execute(
-            f"UPDATE {CrmUserProfile._meta.db_table} SET last_active_at = %s "  # noqa: S608
-            "WHERE id = %s AND (last_active_at IS NULL OR last_active_at < %s)",
-            [occurred_at, profile.pk, occurred_at],
-        )
-    return True
+    return last_active_statement(profile_id=profile.pk, occurred_at=occurred_at)
 
 
 def profile_apply_app_event(*, profile: CrmUserProfile, fields: dict, occurred_at: dt.datetime) -> AppliedEvent:

@@ -9,6 +9,8 @@ from __future__ import annotations
 import datetime as dt
 from dataclasses import dataclass, field
 
+from yahealthy_crm.sql import Statement
+
 APP_ACTOR_ID = "app_webhook"
 
 
@@ -22,6 +24,9 @@ class AppliedEvent:
     # Activities only: the goal metrics whose progress the event may change (None: none to recompute).
     goal_metrics: set[str] | None = None
     embed: bool = False  # a new or changed activity text to embed after commit
+    # Writes the domain left to the sync engine, which runs them in one statement with its own
+    # bookkeeping (or earlier, before anything reads their rows).
+    deferred_writes: list[Statement] = field(default_factory=list)
 
 
 def stale_conflict(*, entity_type: str, external_id: str, stored_at: dt.datetime | None) -> dict:

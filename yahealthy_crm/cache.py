@@ -111,3 +111,24 @@ class PostgresCache(DatabaseCache):
             [self._encode(new_value), cache_key, timezone.now()],
         )
         return new_value
+
+    def incr_or_add(self, key, delta: int, timeout, version=None) -> int:
+        """Add `delta` to an integer counter, creating it (with `timeout`) when absent or expired.
+
+        One statement where django-ratelimit's add-then-incr takes two (rate limits count every
+        webhook). A live entry that is not an integer is replaced by `delta`.
+        """
+        cache_key = self.make_and_validate_key(key, version=version)
+        timeout = self.get_backend_timeout(timeout)
+        expires = NEVER_EXPIRES if timeout is None else dt.datetime.fromtimestamp(timeout, tz=dt.UTC)
+        now = timezone.now()
+        live = "c.expires > %s AND left(c.value, 1) = %s"
+        row = self._write(
+            "INSERT INTO {table} AS c (cache_key, value, expires) SELECT %s, %s, %s{from_async} "
+            f"ON CONFLICT (cache_key) DO UPDATE SET "
+            f"value = CASE WHEN {live} THEN %s || (substr(c.value, 2)::bigint + %s) ELSE EXCLUDED.value END, "
+            f"expires = CASE WHEN {live} THEN c.expires ELSE EXCLUDED.expires END "
+            "RETURNING c.value",
+            [cache_key, self._encode(int(delta)), expires, now, INT_PREFIX, INT_PREFIX, delta, now, INT_PREFIX],
+        )
+        return int(row[0][1:])

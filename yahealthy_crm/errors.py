@@ -10,6 +10,8 @@ import math
 
 from django.core.exceptions import PermissionDenied as DjangoPermissionDenied
 from django.core.exceptions import RequestDataTooBig
+from django.db import InterfaceError
+from django.db import OperationalError as DatabaseOperationalError
 from django.http import Http404, JsonResponse
 from django.views import defaults
 from django_ratelimit.exceptions import Ratelimited
@@ -33,6 +35,7 @@ class ErrorCode:
     UNSUPPORTED_MEDIA_TYPE = "unsupported_media_type"
     UNPROCESSABLE = "unprocessable_entity"
     RATE_LIMITED = "rate_limited"
+    SERVICE_UNAVAILABLE = "service_unavailable"
     INTERNAL_ERROR = "internal_error"
 
 
@@ -120,6 +123,15 @@ def api_exception_handler(exc, context):
         detail = exc.detail if isinstance(exc.detail, str) else str(exc.detail)
         return Response(error_body(code, str(detail)), status=exc.status_code, headers=headers)
 
+    if isinstance(exc, InterfaceError | DatabaseOperationalError):
+        # A dropped database connection (no per-request health check: CONN_HEALTH_CHECKS is off).
+        # Django closes the unusable connection when the request ends; the next request reconnects.
+        logger.warning("database unavailable: %s", exc)
+        return Response(
+            error_body(ErrorCode.SERVICE_UNAVAILABLE, "The database is briefly unavailable; retry in a second."),
+            status=status.HTTP_503_SERVICE_UNAVAILABLE,
+            headers={"Retry-After": "1"},
+        )
     logger.exception("unhandled API error", exc_info=exc)
     return Response(
         error_body(ErrorCode.INTERNAL_ERROR, "Something went wrong on our side; it has been logged."),

@@ -84,7 +84,9 @@ else:
     DATABASES = {"default": environ.Env.db_url_config(embedded_database_url(VAR_DIR / "pgdata"))}
 DATABASES["default"]["ENGINE"] = "django.db.backends.postgresql"
 DATABASES["default"]["CONN_MAX_AGE"] = env.int("DATABASE_CONN_MAX_AGE", default=60)
-DATABASES["default"]["CONN_HEALTH_CHECKS"] = True
+# No SELECT 1 before each request: a dropped connection fails that one request with a 503
+# (yahealthy_crm/errors.py) and is replaced when the request ends.
+DATABASES["default"]["CONN_HEALTH_CHECKS"] = False
 DATABASES["default"].setdefault("TEST", {})["NAME"] = env("DATABASE_TEST_NAME", default=None)
 DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
 

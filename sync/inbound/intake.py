@@ -18,31 +18,34 @@ from dataclasses import dataclass
 from typing import Any
 
 from django.conf import settings
-from django.db import OperationalError, connection, transaction
+from django.db import OperationalError, transaction
 from django.utils import timezone
+from psycopg import errors as psycopg_errors
 from rest_framework import status
 from standardwebhooks import Webhook
 from standardwebhooks.webhooks import WebhookVerificationError
 
 from activities.services import activity_apply_app_event, activity_embeddings_schedule
 from compliance.pii import redact_pii, redact_pii_data
-from compliance.selectors import user_is_erased
-from compliance.services import audit_record
+from compliance.selectors import user_id_hash, user_is_erased
+from compliance.services import audit_record_statement
 from goals.services import (
     GoalMetricMismatchError,
     GoalNotFoundError,
     goal_apply_app_event,
     goal_progress_update_for_activity,
 )
-from profiles.services import profile_apply_app_event, profile_get_or_create_for_app, profile_touch_last_active
+from profiles.services import profile_apply_app_event, profile_get_or_create_for_app, profile_last_active_touch
 from sync.app_events import APP_ACTOR_ID, AppliedEvent
 from sync.error_codes import SyncErrorCode
+from sync.inbound.queries import event_claim, event_finish_statement
 from sync.inbound.schemas import ACTIVITY_ENTITY_TYPES, EventEnvelopeSerializer, payload_serializer_for
 from sync.models import SyncDirection, SyncEvent, SyncStatus
 from sync.outbox import request_hash_compute
 from yahealthy_crm.actors import ActorType
 from yahealthy_crm.errors import ApplicationError
 from yahealthy_crm.ratelimit import WEBHOOK_RATE, rate_limit_enforce
+from yahealthy_crm.sql import statements_run
 
 logger = logging.getLogger(__name__)
 
@@ -109,13 +112,25 @@ def _text(value: Any, limit: int) -> str:
     return value[:limit] if isinstance(value, str) else ""
 
 
+def _user_erased_error() -> ApplicationError:
+    return ApplicationError(
+        "This user was erased under GDPR; the CRM no longer accepts their data.",
+        code=SyncErrorCode.USER_ERASED,
+        status_code=status.HTTP_410_GONE,
+    )
+
+
 def _event_reject(
     *, data: dict, request_hash: str, error: ApplicationError, idempotency_key: str = ""
 ) -> ApplicationError:
     """Record a rejected event (status failed) and return the error to raise.
 
     Rejections do not reserve the idempotency key: the app can fix the event and send it again.
+    An erased user's event is answered 410 and nothing of it is stored.
     """
+    user_id = data.get("userId")
+    if isinstance(user_id, str) and user_id and user_is_erased(user_id=user_id):
+        return _user_erased_error()
     body = {
         "status": "error",
         "error": {"code": error.code, "message": error.message, "details": error.details},
@@ -204,12 +219,7 @@ def webhook_event_ingest(
     user_id = data.get("userId")
     if request is not None and isinstance(user_id, str) and user_id:
         rate_limit_enforce(request, group="sync.webhook", key_value=user_id[:64], rate=WEBHOOK_RATE)
-    if isinstance(user_id, str) and user_id and user_is_erased(user_id=user_id):
-        raise ApplicationError(
-            "This user was erased under GDPR; the CRM no longer accepts their data.",
-            code=SyncErrorCode.USER_ERASED,
-            status_code=status.HTTP_410_GONE,
-        )
+    # An erased user is answered 410 by the claim (valid events) or by _event_reject (invalid ones).
 
     request_hash = request_hash_compute(data)
     envelope = EventEnvelopeSerializer(
@@ -270,82 +280,86 @@ def webhook_event_ingest(
         ) from exc
 
 
-def _event_claim(*, event: dict, data: dict, occurred_at: dt.datetime, idempotency_key: str, request_hash: str):
-    """INSERT the event row unless its key exists; returns the new id or None. Waits for in-flight twins."""
-    with connection.cursor() as cursor:
-        try:
-            # set_config(..., true) is SET LOCAL lock_timeout inside the statement (one round trip
-            # less): the row is produced, and the setting in force, before the key's lock is waited on.
-            cursor.execute(
-                """
-                INSERT INTO crm_sync_events (direction, user_id, entity_type, operation, external_id,
-                    idempotency_key, request_hash, status, attempts, error, conflicts, payload,
-                    occurred_at, webhook_id, created_at, updated_at)
-                SELECT %s, %s, %s, %s, %s, %s, %s, %s, 1, '', '[]'::jsonb, %s::jsonb, %s, '', now(), now()
-                FROM (SELECT set_config('lock_timeout', %s, true)) AS in_flight_wait
-                ON CONFLICT (idempotency_key) DO NOTHING
-                RETURNING id
-                """,
-                [
-                    SyncDirection.INBOUND,
-                    event["userId"],
-                    event["entityType"],
-                    event["operation"],
-                    event["externalId"],
-                    idempotency_key,
-                    request_hash,
-                    SyncStatus.PROCESSING,
-                    json.dumps(redact_pii_data(data)),
-                    occurred_at,
-                    IN_FLIGHT_WAIT,
-                ],
-            )
-        except OperationalError as exc:
-            raise ApplicationError(
-                "A request with this Idempotency-Key is still being processed; retry shortly.",
-                code=SyncErrorCode.IDEMPOTENCY_KEY_IN_FLIGHT,
-                status_code=status.HTTP_409_CONFLICT,
-            ) from exc
-        row = cursor.fetchone()
-    # lock_timeout stays set for the rest of this short transaction: any lock held longer than
-    # IN_FLIGHT_WAIT by a twin request is better answered with 409 than waited for.
-    return row[0] if row else None
+def _lock_wait_error(exc: OperationalError) -> ApplicationError:
+    """409 for a lock not granted within IN_FLIGHT_WAIT (anything else is re-raised by the caller)."""
+    return ApplicationError(
+        "A request with this Idempotency-Key, or another change to this user's data (e.g. a GDPR "
+        "erase), is still being processed; retry shortly.",
+        code=SyncErrorCode.IDEMPOTENCY_KEY_IN_FLIGHT,
+        status_code=status.HTTP_409_CONFLICT,
+    )
+
+
+def _is_lock_timeout(exc: OperationalError) -> bool:
+    return isinstance(exc.__cause__, psycopg_errors.LockNotAvailable)
 
 
 def _event_claim_and_apply(
     *, data, event, payload_serializer, occurred_at, idempotency_key, request_hash
 ) -> WebhookResult:
-    with transaction.atomic():
-        event_id = _event_claim(
-            event=event,
-            data=data,
-            occurred_at=occurred_at,
-            idempotency_key=idempotency_key,
-            request_hash=request_hash,
-        )
-        if event_id is None:
-            return _event_replay(idempotency_key=idempotency_key, request_hash=request_hash)
-        profile, _ = profile_get_or_create_for_app(user_id=event["userId"])
-        applied = _event_apply(
-            profile=profile, event=event, payload_serializer=payload_serializer, occurred_at=occurred_at
-        )
-        applied.data["syncEventId"] = event_id
-        applied.data["conflicts"] = applied.conflicts
-        response = {
-            "status": "accepted",
-            "idempotencyKey": idempotency_key,
-            "result": {"status": applied.result_status, "data": applied.data},
-        }
-        response_json = json.dumps(response, default=str)
-        response = json.loads(response_json)
-        _event_finish(
+    """Claim, apply and finish in one transaction. For an activity event of a known user with no
+    active goals on its metrics: claim + context + one final write statement."""
+    try:
+        with transaction.atomic():
+            claim = event_claim(
+                user_id=event["userId"],
+                user_id_hash=user_id_hash(user_id=event["userId"]),
+                entity_type=event["entityType"],
+                operation=event["operation"],
+                external_id=event["externalId"],
+                idempotency_key=idempotency_key,
+                request_hash=request_hash,
+                payload=redact_pii_data(data),
+                occurred_at=occurred_at,
+                lock_wait=IN_FLIGHT_WAIT,
+            )
+            if claim.user_erased:
+                raise _user_erased_error()
+            if claim.event_id is None:
+                return _event_replay(idempotency_key=idempotency_key, request_hash=request_hash)
+            profile = claim.profile or profile_get_or_create_for_app(user_id=event["userId"])[0]
+            applied = _event_apply(
+                profile=profile,
+                event=event,
+                payload_serializer=payload_serializer,
+                occurred_at=occurred_at,
+                active_goal_metrics=claim.active_goal_metrics,
+            )
+            response = _event_finish(
+                event=event, event_id=claim.event_id, idempotency_key=idempotency_key, applied=applied
+            )
+            if applied.embed:
+                transaction.on_commit(activity_embeddings_schedule)
+    except OperationalError as exc:
+        # lock_timeout (IN_FLIGHT_WAIT) is in force from the claim to the commit.
+        if _is_lock_timeout(exc):
+            raise _lock_wait_error(exc) from exc
+        raise
+    return WebhookResult(status.HTTP_202_ACCEPTED, response)
+
+
+def _event_finish(*, event: dict, event_id: int, idempotency_key: str, applied: AppliedEvent) -> dict:
+    """One statement: the domain's deferred writes, the audit row and the stored 202 response."""
+    applied.data["syncEventId"] = event_id
+    applied.data["conflicts"] = applied.conflicts
+    response = {
+        "status": "accepted",
+        "idempotencyKey": idempotency_key,
+        "result": {"status": applied.result_status, "data": applied.data},
+    }
+    response_json = json.dumps(response, default=str)
+    writes = [
+        *applied.deferred_writes,
+        event_finish_statement(
             event_id=event_id,
             outcome=SyncStatus.SUCCESS if applied.result_status == "success" else SyncStatus.STALE,
             conflicts=applied.conflicts,
             response_json=response_json,
-        )
-        if applied.result_status == "success":
-            audit_record(
+        ),
+    ]
+    if applied.result_status == "success":
+        writes.append(
+            audit_record_statement(
                 actor_type=ActorType.APP,
                 actor_id=APP_ACTOR_ID,
                 action=f"{event['entityType']}.{event['operation']}",
@@ -354,22 +368,9 @@ def _event_claim_and_apply(
                 user_id=event["userId"],
                 changes={**applied.changes, "syncEventId": event_id},
             )
-        if applied.embed:
-            transaction.on_commit(activity_embeddings_schedule)
-    return WebhookResult(status.HTTP_202_ACCEPTED, response)
-
-
-def _event_finish(*, event_id: int, outcome: str, conflicts: list, response_json: str) -> None:
-    """Store the outcome and the 202 response a replay returns (raw SQL: once per webhook)."""
-    with connection.cursor() as cursor:
-        cursor.execute(
-            """
-            UPDATE crm_sync_events SET status = %s, conflicts = %s::jsonb, response_body = %s::jsonb,
-                response_status = %s, processed_at = now(), updated_at = now()
-            WHERE id = %s
-            """,
-            [outcome, json.dumps(conflicts, default=str), response_json, status.HTTP_202_ACCEPTED, event_id],
         )
+    statements_run(writes)
+    return json.loads(response_json)
 
 
 def _event_replay(*, idempotency_key: str, request_hash: str) -> WebhookResult:
@@ -390,7 +391,9 @@ def _event_replay(*, idempotency_key: str, request_hash: str) -> WebhookResult:
     return WebhookResult(stored.response_status or status.HTTP_202_ACCEPTED, stored.response_body, replayed=True)
 
 
-def _event_apply(*, profile, event: dict, payload_serializer, occurred_at) -> AppliedEvent:
+def _event_apply(
+    *, profile, event: dict, payload_serializer, occurred_at, active_goal_metrics: frozenset[str]
+) -> AppliedEvent:
     """Dispatch to the domain that owns the entity; activities then refresh the goals they feed."""
     entity_type = event["entityType"]
     if entity_type == "profile":
@@ -418,11 +421,18 @@ def _event_apply(*, profile, event: dict, payload_serializer, occurred_at) -> Ap
             payload=event["payload"],
         )
         if applied.goal_metrics is not None:
-            applied.data["goals"] = goal_progress_update_for_activity(
-                user_id=profile.user_id, metrics=applied.goal_metrics
-            )
+            applied.data["goals"] = []
+            if applied.goal_metrics & active_goal_metrics:
+                # Progress is recomputed from the stored activities: the new row must be there first.
+                statements_run(applied.deferred_writes)
+                applied.deferred_writes = []
+                applied.data["goals"] = goal_progress_update_for_activity(
+                    user_id=profile.user_id, metrics=applied.goal_metrics
+                )
     else:  # the envelope serializer already refused it
         raise AssertionError(entity_type)
     if applied.result_status == "success":
-        profile_touch_last_active(profile=profile, occurred_at=occurred_at)
+        touch = profile_last_active_touch(profile=profile, occurred_at=occurred_at)
+        if touch is not None:
+            applied.deferred_writes.append(touch)
     return applied

@@ -72,3 +72,14 @@ def test_shared_cache_increments_in_one_statement_and_keeps_other_values_intact(
     cache.set("gone", 1, -1)
     with pytest.raises(ValueError, match="not found"):
         cache.incr("gone")
+
+
+@pytest.mark.django_db
+def test_a_rate_counter_is_created_or_incremented_in_one_statement(django_assert_num_queries):
+    with django_assert_num_queries(1):
+        assert cache.incr_or_add("rl:counter", 3, 60) == 3
+    with django_assert_num_queries(1):
+        assert cache.incr_or_add("rl:counter", 2, 60) == 5
+    cache.set("rl:stale", 7, -1)  # expired: starts again from the delta
+    assert cache.incr_or_add("rl:stale", 1, 60) == 1
+    assert cache.get("rl:counter") == 5

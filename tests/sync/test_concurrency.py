@@ -128,3 +128,52 @@ def test_a_twin_still_in_flight_past_the_wait_is_answered_409_and_nothing_is_sto
     assert "retry shortly" in response.json()["error"]["message"]
     assert not SyncEvent.objects.exists()
     assert not UserActivity.objects.exists()
+
+
+@pytest.mark.django_db(transaction=True)
+def test_a_profile_locked_past_the_wait_after_the_claim_is_answered_409_and_nothing_is_stored(
+    client, monkeypatch, celery_eager
+):
+    """E.g. a GDPR erase holding the user's row: the event's claim waits IN_FLIGHT_WAIT, then 409."""
+    from django.db import connections, transaction
+
+    import sync.inbound.intake
+    from profiles.models import CrmUserProfile
+    from tests.factories import ProfileFactory
+
+    monkeypatch.setattr(sync.inbound.intake, "IN_FLIGHT_WAIT", "300ms")
+    ProfileFactory(user_id="user_locked")
+    body = json.dumps(
+        event(user_id="user_locked", external_id="food_locked", payload={"food_name": "Soup", "calories": 200})
+    )
+    holding, release = threading.Event(), threading.Event()
+
+    def erase_holding_the_profile_row():
+        with transaction.atomic():
+            CrmUserProfile.objects.select_for_update().get(user_id="user_locked")
+            holding.set()
+            release.wait(10)
+        connections.close_all()
+
+    eraser = threading.Thread(target=erase_holding_the_profile_row)
+    eraser.start()
+    try:
+        assert holding.wait(10)
+        response = client.post(
+            URL, data=body, content_type="application/json", headers={**signed_headers(body), "Idempotency-Key": "k1"}
+        )
+    finally:
+        release.set()
+        eraser.join()
+
+    assert response.status_code == 409, response.content
+    assert response.json()["error"]["code"] == "idempotency_key_in_flight"
+    assert "GDPR erase" in response.json()["error"]["message"]
+    assert not SyncEvent.objects.exists()
+    assert not UserActivity.objects.exists()
+    # the same event once the row is free again: applied
+    retry = client.post(
+        URL, data=body, content_type="application/json", headers={**signed_headers(body), "Idempotency-Key": "k1"}
+    )
+    assert retry.status_code == 202
+    assert UserActivity.objects.filter(external_id="food_locked").count() == 1

@@ -4,12 +4,14 @@ import datetime as dt
 import json
 import uuid
 
+import psycopg
 import pytest
+from django.db import connection
 from django.utils import timezone
 
 from activities.models import UserActivity
 from sync.models import SyncEvent
-from tests.support import rate_window_seconds_left
+from tests.support import database_url, rate_window_seconds_left
 from tests.sync.support import URL, event, signed_headers
 
 pytestmark = pytest.mark.django_db
@@ -131,3 +133,23 @@ def test_rate_limit_is_100_per_minute_per_user(post_event, rate_limit_clock):
     assert other_user.json()["result"]["status"] == "success"
     assert UserActivity.objects.filter(user_id=busy).count() == 100
     assert UserActivity.objects.filter(user_id=calm).count() == 1
+
+
+@pytest.mark.django_db(transaction=True)
+def test_a_dropped_database_connection_is_a_503_to_retry_not_a_500(post_event):
+    with connection.cursor() as cursor:
+        cursor.execute("SELECT pg_backend_pid()")
+        pid = cursor.fetchone()[0]
+    with psycopg.connect(database_url(), autocommit=True) as admin:
+        admin.execute("SELECT pg_terminate_backend(%s)", [pid])
+    body = event(external_id="food_after_drop", payload={"food_name": "Tea", "calories": 2})
+
+    response = post_event(body, key="k_drop")
+
+    assert response.status_code == 503
+    assert response.headers["Retry-After"] == "1"
+    assert response.json()["error"]["code"] == "service_unavailable"
+    # A server closes the unusable connection when the request ends (the test client does not).
+    connection.close()
+    assert post_event(body, key="k_drop").status_code == 202
+    assert UserActivity.objects.filter(external_id="food_after_drop").count() == 1

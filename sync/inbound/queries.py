@@ -1,0 +1,116 @@
+"""Raw SQL of the inbound sync hot path: each statement a named function (tests/sync/test_queries.py).
+
+The claim statement answers everything the engine needs before it applies an event: the claimed
+row (or nothing: the key exists), whether the user was erased, the user's profile locked for the
+transaction, and the metrics of the user's active goals. Table and column names come from the
+models' `_meta`.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+from dataclasses import dataclass
+
+from django.db import connection
+
+from compliance.models import ErasureTombstone
+from goals.models import GoalStatus, HealthGoal
+from profiles.models import CrmUserProfile
+from profiles.queries import PROFILE_COLUMNS, PROFILE_TABLE, profile_from_row
+from sync.models import SyncDirection, SyncEvent, SyncStatus
+from yahealthy_crm.sql import Statement
+
+_EVENTS = SyncEvent._meta.db_table
+EVENT_CLAIM_SQL = f"""
+    WITH in_flight_wait AS MATERIALIZED (SELECT set_config('lock_timeout', %(lock_wait)s, true) AS lock_wait),
+    erased AS MATERIALIZED (
+        SELECT EXISTS (
+            SELECT 1 FROM {ErasureTombstone._meta.db_table} WHERE user_id_hash = %(user_id_hash)s
+        ) AS erased
+    ),
+    claim AS (
+        INSERT INTO {_EVENTS} (direction, user_id, entity_type, operation, external_id, idempotency_key,
+            request_hash, status, attempts, error, conflicts, payload, occurred_at, webhook_id,
+            created_at, updated_at)
+        SELECT %(direction)s, %(user_id)s, %(entity_type)s, %(operation)s, %(external_id)s,
+            %(idempotency_key)s, %(request_hash)s, %(status)s, 1, '', '[]'::jsonb, %(payload)s::jsonb,
+            %(occurred_at)s, '', now(), now()
+        FROM in_flight_wait, erased
+        WHERE NOT erased.erased
+        ON CONFLICT (idempotency_key) DO NOTHING
+        RETURNING id
+    )
+    SELECT (SELECT id FROM claim), (SELECT erased FROM erased),
+        (SELECT coalesce(array_agg(DISTINCT g.metric), '{{}}') FROM {HealthGoal._meta.db_table} g
+            WHERE g.user_id = %(user_id)s AND g.status = %(goal_active)s),
+        p.*
+    FROM (SELECT 1) AS one
+    LEFT JOIN LATERAL (
+        SELECT {PROFILE_COLUMNS} FROM {PROFILE_TABLE}
+        WHERE user_id = %(user_id)s AND EXISTS (SELECT 1 FROM claim)
+        FOR UPDATE
+    ) p ON true
+"""  # noqa: S608 - names from the models
+_EVENT_FINISH_SQL = (
+    f"UPDATE {_EVENTS} SET status = %s, conflicts = %s::jsonb, response_body = %s::jsonb, "  # noqa: S608
+    "response_status = %s, processed_at = now(), updated_at = now() WHERE id = %s RETURNING id"
+)
+
+
+@dataclass(frozen=True)
+class EventClaim:
+    event_id: int | None  # None: the key exists already (a replay) or the user was erased
+    user_erased: bool
+    profile: CrmUserProfile | None  # locked until the transaction ends; None: a new user (or no claim)
+    active_goal_metrics: frozenset[str]
+
+
+def event_claim(
+    *,
+    user_id: str,
+    user_id_hash: str,
+    entity_type: str,
+    operation: str,
+    external_id: str,
+    idempotency_key: str,
+    request_hash: str,
+    payload: dict,
+    occurred_at: dt.datetime,
+    lock_wait: str,
+) -> EventClaim:
+    """Claim the idempotency key and lock the user's profile, in one statement.
+
+    `lock_wait` becomes the transaction's lock_timeout before any lock is waited on: a twin request
+    holding the key, or anything holding the profile row (a GDPR erase), raises OperationalError
+    (lock_not_available) after that long instead of blocking.
+    """
+    with connection.cursor() as cursor:
+        cursor.execute(
+            EVENT_CLAIM_SQL,
+            {
+                "lock_wait": lock_wait,
+                "user_id_hash": user_id_hash,
+                "direction": SyncDirection.INBOUND,
+                "user_id": user_id,
+                "entity_type": entity_type,
+                "operation": operation,
+                "external_id": external_id,
+                "idempotency_key": idempotency_key,
+                "request_hash": request_hash,
+                "status": SyncStatus.PROCESSING,
+                "payload": json.dumps(payload),
+                "occurred_at": occurred_at,
+                "goal_active": GoalStatus.ACTIVE,
+            },
+        )
+        event_id, erased, goal_metrics, *profile_values = cursor.fetchone()
+    profile = profile_from_row(profile_values) if profile_values[0] is not None else None
+    return EventClaim(
+        event_id=event_id, user_erased=erased, profile=profile, active_goal_metrics=frozenset(goal_metrics)
+    )
+
+
+def event_finish_statement(*, event_id: int, outcome: str, conflicts: list, response_json: str) -> Statement:
+    """Store the outcome and the 202 response a replay returns."""
+    return Statement(_EVENT_FINISH_SQL, [outcome, json.dumps(conflicts, default=str), response_json, 202, event_id])

@@ -1,0 +1,79 @@
+"""The statement budget of the webhook hot path: a food_log create for a known user.
+
+Counted on a real transaction (`transactional_db`), so after-commit work (the embedding sweep flag in
+the shared cache) is counted too. Without Redis the rate-limit counter and the sweep flag are
+statements on the PostgreSQL cache; with Redis they are not SQL at all.
+"""
+
+import json
+
+import pytest
+from django.core.cache import cache
+from django.db import connection
+from django.test.utils import CaptureQueriesContext
+
+from activities.models import UserActivity
+from goals.models import HealthGoal
+from tests.factories import GoalFactory, ProfileFactory
+from tests.support import require_redis
+from tests.sync.support import URL, event, signed_headers
+
+pytestmark = pytest.mark.django_db(transaction=True)
+
+BUDGET_WITHOUT_REDIS = 5  # rate limit, claim + profile lock, activity context, final write, sweep flag
+BUDGET_SQL_WITH_REDIS = 3  # claim + profile lock, activity context, final write
+
+
+def _post_counted(client, body: dict, key: str):
+    text = json.dumps(body)
+    with CaptureQueriesContext(connection) as queries:
+        response = client.post(
+            URL, data=text, content_type="application/json", headers={**signed_headers(text), "Idempotency-Key": key}
+        )
+    # BEGIN/COMMIT are transaction control, not statements of the budget.
+    return response, [q["sql"] for q in queries.captured_queries if q["sql"] not in ("BEGIN", "COMMIT")]
+
+
+def _food_log(external_id: str) -> dict:
+    return event(user_id="budget_user", external_id=external_id, payload={"food_name": "Oats", "calories": 350})
+
+
+def test_a_food_log_create_for_a_known_user_takes_five_statements(client):
+    ProfileFactory(user_id="budget_user")
+    cache.clear()
+    _post_counted(client, _food_log("warm_up"), "k_warm_up")  # the rate-limit window's row exists now
+
+    response, statements = _post_counted(client, _food_log("f_1"), "k_1")
+
+    assert response.status_code == 202, response.json()
+    assert response.json()["result"]["data"]["created"] is True
+    assert len(statements) <= BUDGET_WITHOUT_REDIS, "\n\n".join(s[:90] for s in statements)
+    assert UserActivity.objects.filter(user_id="budget_user").count() == 2
+
+
+def test_with_redis_the_same_create_takes_three_sql_statements(client, settings):
+    require_redis()
+    settings.CACHES = {
+        "default": {"BACKEND": "django.core.cache.backends.redis.RedisCache", "LOCATION": "redis://127.0.0.1:6379/13"}
+    }
+    ProfileFactory(user_id="budget_user")
+
+    response, statements = _post_counted(client, _food_log("f_1"), "k_redis_1")
+
+    assert response.status_code == 202, response.json()
+    assert len(statements) <= BUDGET_SQL_WITH_REDIS, "\n\n".join(statements)
+
+
+def test_an_active_goal_on_the_metric_costs_its_recomputation_and_nothing_else(client):
+    profile = ProfileFactory(user_id="budget_user")
+    GoalFactory(user=profile, goal_type="nutrition", metric="calories_kcal", goal_value=2000, goal_unit="kcal")
+    cache.clear()
+    _post_counted(client, _food_log("warm_up"), "k_warm_up")
+
+    response, statements = _post_counted(client, _food_log("f_1"), "k_1")
+
+    assert response.status_code == 202
+    assert response.json()["result"]["data"]["goals"][0]["metric"] == "calories_kcal"
+    assert HealthGoal.objects.get().progress_pct > 0
+    # + the activity insert run early, the goals, the daily totals, the goal's update
+    assert len(statements) <= BUDGET_WITHOUT_REDIS + 4, "\n\n".join(statements)
