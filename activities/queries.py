@@ -6,7 +6,7 @@ from __future__ import annotations
 import datetime as dt
 from dataclasses import dataclass
 
-from django.db import connection
+from django.db import connection, transaction
 
 from activities.models import UserActivity
 from sync.models import SyncDirection, SyncEvent, SyncStatus
@@ -74,3 +74,97 @@ def activity_insert_statement(activity: UserActivity) -> Statement:
         ACTIVITY_INSERT_SQL,
         [f.get_db_prep_save(f.pre_save(activity, add=True), connection) for f in _INSERTED_FIELDS],
     )
+
+
+# --- Vectors (pgvector) ------------------------------------------------------------------------
+
+VECTOR_SEARCH_TABLES = frozenset({"crm_user_activities", "crm_coaching_sessions"})
+
+
+def vector_literal(vector: list[float]) -> str:
+    """pgvector's text form of a vector, for raw SQL (`%s::vector`)."""
+    return "[" + ",".join(f"{value:.7g}" for value in vector) + "]"
+
+
+def vector_search_exact(
+    *, table: str, user_id: str, vector: list[float], limit: int, max_rows: int
+) -> list[tuple[int, float]] | None:
+    """Exact nearest rows of a user with at most `max_rows` vectors, else None.
+
+    One pass: an index-only scan of the (user_id) INCLUDE (id, embedding) index reads at most
+    max_rows + 1 of this user's vectors and turns each into its distance at once (so only ids and
+    distances are counted and sorted). `+ 0` keeps the planner from ordering by the HNSW index
+    (approximate, and it would walk everyone's vectors).
+    """
+    if table not in VECTOR_SEARCH_TABLES:
+        raise ValueError(f"no vector search on {table}")
+    literal = vector_literal(vector)
+    with connection.cursor() as cursor:
+        cursor.execute(
+            f"""
+            SELECT id, distance, count(*) OVER () AS candidates FROM (
+                SELECT id, (embedding <=> %s::vector) + 0 AS distance
+                FROM {table} WHERE user_id = %s AND embedding IS NOT NULL LIMIT %s
+            ) mine
+            ORDER BY distance, id LIMIT %s
+            """,  # noqa: S608 - table is one of VECTOR_SEARCH_TABLES
+            [literal, user_id, max_rows + 1, limit],
+        )
+        rows = cursor.fetchall()
+    if rows and rows[0][2] > max_rows:
+        return None
+    return [(row_id, float(distance)) for row_id, distance, _ in rows]
+
+
+def vector_search_hnsw(
+    *,
+    table: str,
+    user_id: str,
+    vector: list[float],
+    limit: int,
+    ef_search: int,
+    max_scan_tuples: int,
+    explain: bool = False,
+):
+    """(id, distance) of the user's rows nearest to `vector` on the HNSW index (or its EXPLAIN)."""
+    if table not in VECTOR_SEARCH_TABLES:
+        raise ValueError(f"no vector search on {table}")
+    literal = vector_literal(vector)
+    with transaction.atomic(), connection.cursor() as cursor:
+        cursor.execute("SET LOCAL hnsw.iterative_scan = relaxed_order")
+        cursor.execute("SELECT set_config('hnsw.ef_search', %s, true)", [str(max(ef_search, limit))])
+        cursor.execute("SELECT set_config('hnsw.max_scan_tuples', %s, true)", [str(max_scan_tuples)])
+        sql = f"""
+            WITH nearest AS MATERIALIZED (
+                SELECT id, embedding <=> %s::vector AS distance
+                FROM {table}
+                WHERE user_id = %s AND embedding IS NOT NULL
+                ORDER BY embedding <=> %s::vector
+                LIMIT %s
+            )
+            SELECT id, distance FROM nearest ORDER BY distance, id
+            """  # noqa: S608 - table is one of VECTOR_SEARCH_TABLES
+        cursor.execute(("EXPLAIN " if explain else "") + sql, [literal, user_id, literal, limit])
+        if explain:
+            return "\n".join(row[0] for row in cursor.fetchall())
+        return [(row_id, float(distance)) for row_id, distance in cursor.fetchall()]
+
+
+def embeddings_store(model, batch, vectors, *, check_updated: bool) -> int:
+    """One UPDATE for the whole batch; rows embedded or changed meanwhile are left alone."""
+    table = model._meta.db_table
+    unchanged = " AND t.updated_at = v.updated_at" if check_updated else ""
+    with connection.cursor() as cursor:
+        cursor.execute(
+            f"""
+            UPDATE {table} AS t SET embedding = v.embedding::vector
+            FROM unnest(%s::bigint[], %s::text[], %s::timestamptz[]) AS v(id, embedding, updated_at)
+            WHERE t.id = v.id AND t.embedding IS NULL{unchanged}
+            """,  # noqa: S608 - table and clause are constants
+            [
+                [row.pk for row in batch],
+                [vector_literal(vector) for vector in vectors],
+                [getattr(row, "updated_at", None) or row.created_at for row in batch],
+            ],
+        )
+        return cursor.rowcount

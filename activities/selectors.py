@@ -6,11 +6,11 @@ import datetime as dt
 from dataclasses import dataclass
 from decimal import Decimal
 
-from django.db import connection, transaction
 from django.db.models import Count, Max, Q, QuerySet, Sum
 from django.utils import timezone
 
 from activities.models import ActivityType, UserActivity
+from activities.queries import vector_search_exact, vector_search_hnsw
 
 NUTRIENTS = ("calories_kcal", "protein_g", "carbs_g", "fat_g")
 # Activities that count as engagement (an app open alone does not make a user engaged).
@@ -183,7 +183,6 @@ def weight_trend_get(*, user_id: str, days: int = 30, today: dt.date | None = No
 
 # --- Semantic search (pgvector) --------------------------------------------------------------------
 # Tables with a user_id column and an HNSW cosine index on `embedding` (activities, coaching sessions).
-VECTOR_SEARCH_TABLES = frozenset({"crm_user_activities", "crm_coaching_sessions"})
 # pgvector's default. A larger ef_search also raises the planner's cost of the HNSW path, which then
 # loses to a sequential scan for users whose rows are a large share of a small table.
 VECTOR_SEARCH_EF = 40
@@ -193,11 +192,6 @@ VECTOR_SEARCH_MAX_SCAN_TUPLES = 40000
 # table, so the HNSW walk with a user filter must visit ~k / share tuples and loses recall
 # (bench/coach.py: 2000 rows per user of 300k, HNSW + relaxed iterative scan gave recall@10 0.64).
 VECTOR_SEARCH_EXACT_MAX_ROWS = 20000
-
-
-def vector_literal(vector: list[float]) -> str:
-    """pgvector's text form of a vector, for raw SQL (`%s::vector`)."""
-    return "[" + ",".join(f"{value:.7g}" for value in vector) + "]"
 
 
 def vector_search_by_user(
@@ -211,71 +205,32 @@ def vector_search_by_user(
     user are found (up to `hnsw.max_scan_tuples`), so the filter does not starve the result; the outer
     ORDER BY restores exact order among what was found.
     """
-    exact = _vector_search_exact(table=table, user_id=user_id, vector=vector, limit=limit)
+    exact = vector_search_exact(
+        table=table, user_id=user_id, vector=vector, limit=limit, max_rows=VECTOR_SEARCH_EXACT_MAX_ROWS
+    )
     if exact is not None:
         return exact
-    return _vector_search_run(table=table, user_id=user_id, vector=vector, limit=limit, ef_search=ef_search)
-
-
-def _vector_search_exact(
-    *, table: str, user_id: str, vector: list[float], limit: int
-) -> list[tuple[int, float]] | None:
-    """Exact nearest rows of a user with at most VECTOR_SEARCH_EXACT_MAX_ROWS vectors, else None.
-
-    One pass: an index-only scan of the (user_id) INCLUDE (id, embedding) index reads at most
-    MAX + 1 of this user's vectors and turns each into its distance at once (so only ids and
-    distances are counted and sorted). `+ 0` keeps the planner from ordering by the HNSW index
-    (approximate, and it would walk everyone's vectors).
-    """
-    if table not in VECTOR_SEARCH_TABLES:
-        raise ValueError(f"no vector search on {table}")
-    literal = vector_literal(vector)
-    with connection.cursor() as cursor:
-        cursor.execute(
-            f"""
-            SELECT id, distance, count(*) OVER () AS candidates FROM (
-                SELECT id, (embedding <=> %s::vector) + 0 AS distance
-                FROM {table} WHERE user_id = %s AND embedding IS NOT NULL LIMIT %s
-            ) mine
-            ORDER BY distance, id LIMIT %s
-            """,  # noqa: S608 - table is one of VECTOR_SEARCH_TABLES
-            [literal, user_id, VECTOR_SEARCH_EXACT_MAX_ROWS + 1, limit],
-        )
-        rows = cursor.fetchall()
-    if rows and rows[0][2] > VECTOR_SEARCH_EXACT_MAX_ROWS:
-        return None
-    return [(row_id, float(distance)) for row_id, distance, _ in rows]
+    return vector_search_hnsw(
+        table=table,
+        user_id=user_id,
+        vector=vector,
+        limit=limit,
+        ef_search=ef_search,
+        max_scan_tuples=VECTOR_SEARCH_MAX_SCAN_TUPLES,
+    )
 
 
 def vector_search_plan(*, table: str, user_id: str, vector: list[float], limit: int = 10) -> str:
     """EXPLAIN of the HNSW query `vector_search_by_user` runs for large users (tests, debugging)."""
-    return _vector_search_run(table=table, user_id=user_id, vector=vector, limit=limit, explain=True)
-
-
-def _vector_search_run(
-    *, table: str, user_id: str, vector: list[float], limit: int, ef_search: int = VECTOR_SEARCH_EF, explain=False
-):
-    if table not in VECTOR_SEARCH_TABLES:
-        raise ValueError(f"no vector search on {table}")
-    literal = vector_literal(vector)
-    with transaction.atomic(), connection.cursor() as cursor:
-        cursor.execute("SET LOCAL hnsw.iterative_scan = relaxed_order")
-        cursor.execute("SELECT set_config('hnsw.ef_search', %s, true)", [str(max(ef_search, limit))])
-        cursor.execute("SELECT set_config('hnsw.max_scan_tuples', %s, true)", [str(VECTOR_SEARCH_MAX_SCAN_TUPLES)])
-        sql = f"""
-            WITH nearest AS MATERIALIZED (
-                SELECT id, embedding <=> %s::vector AS distance
-                FROM {table}
-                WHERE user_id = %s AND embedding IS NOT NULL
-                ORDER BY embedding <=> %s::vector
-                LIMIT %s
-            )
-            SELECT id, distance FROM nearest ORDER BY distance, id
-            """  # noqa: S608 - table is one of VECTOR_SEARCH_TABLES
-        cursor.execute(("EXPLAIN " if explain else "") + sql, [literal, user_id, literal, limit])
-        if explain:
-            return "\n".join(row[0] for row in cursor.fetchall())
-        return [(row_id, float(distance)) for row_id, distance in cursor.fetchall()]
+    return vector_search_hnsw(
+        table=table,
+        user_id=user_id,
+        vector=vector,
+        limit=limit,
+        ef_search=VECTOR_SEARCH_EF,
+        max_scan_tuples=VECTOR_SEARCH_MAX_SCAN_TUPLES,
+        explain=True,
+    )
 
 
 def activity_text(activity: UserActivity) -> str:

@@ -8,14 +8,13 @@ from collections.abc import Callable
 from typing import Any
 
 from django.core.cache import cache
-from django.db import connection
 from django.db.models import QuerySet
 from django.utils import timezone
 
 from activities.embeddings import embed_texts
 from activities.models import EMBEDDING_PENDING, NOT_EMBEDDED_TYPES, ActivitySource, ActivityType, UserActivity
-from activities.queries import activity_event_context_get, activity_insert_statement
-from activities.selectors import activity_text, vector_literal
+from activities.queries import activity_event_context_get, activity_insert_statement, embeddings_store
+from activities.selectors import activity_text
 from compliance.pii import redact_pii_data
 from compliance.services import audit_changes
 from profiles.models import CrmUserProfile
@@ -106,29 +105,9 @@ def embeddings_backfill(
             return done
         last_id = batch[-1].pk
         vectors = embed_texts([to_text(row) for row in batch])
-        done += _embeddings_store(queryset.model, batch, vectors, check_updated=check_updated)
+        done += embeddings_store(queryset.model, batch, vectors, check_updated=check_updated)
         if on_batch is not None:
             on_batch(len(batch))
-
-
-def _embeddings_store(model, batch, vectors, *, check_updated: bool) -> int:
-    """One UPDATE for the whole batch; rows embedded or changed meanwhile are left alone."""
-    table = model._meta.db_table
-    unchanged = " AND t.updated_at = v.updated_at" if check_updated else ""
-    with connection.cursor() as cursor:
-        cursor.execute(
-            f"""
-            UPDATE {table} AS t SET embedding = v.embedding::vector
-            FROM unnest(%s::bigint[], %s::text[], %s::timestamptz[]) AS v(id, embedding, updated_at)
-            WHERE t.id = v.id AND t.embedding IS NULL{unchanged}
-            """,  # noqa: S608 - table and clause are constants
-            [
-                [row.pk for row in batch],
-                [vector_literal(vector) for vector in vectors],
-                [getattr(row, "updated_at", None) or row.created_at for row in batch],
-            ],
-        )
-        return cursor.rowcount
 
 
 # Events arriving within this many seconds share one embedding sweep (one task, one batch).
