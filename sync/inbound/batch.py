@@ -1,0 +1,641 @@
+"""Batch intake of app events (`POST /api/crm/webhooks/app-events`): one signed request, up to 500 events.
+
+Each event is decided under exactly the rules of the single-event webhook (sync.inbound.intake):
+rate limit, tombstone, envelope and payload validation, idempotency, ordering, ownership. The
+request as a whole fails only when its envelope does (size, signature, JSON, `events`); every event
+gets its own result, in input order, and a bad event never fails its neighbours.
+
+Applied set-based: the common events (activity creates and updates other than weigh-ins) cost a
+constant number of statements per batch, whatever the number of events:
+claim (1 INSERT) -> missing profiles (1 INSERT) -> profile locks (1 SELECT ... FOR UPDATE) ->
+stored activities (1 SELECT) -> "deleted later" facts (1 SELECT) -> new activities (1 INSERT) ->
+replaced activities (1 UPDATE) -> active goals? (1 SELECT) -> last_active_at (1 UPDATE) ->
+audit (1 INSERT) -> outcomes and stored responses (1 UPDATE); plus 1 SELECT for tombstones before,
+1 INSERT for rejected events and 1 SELECT for stored responses of replayed keys when there are any.
+Goal progress is recomputed per user who has active goals on the metrics the batch touched (after
+all of the batch's events: each event's `goals` shows the state after the batch). Profile and goal
+events, activity deletes (and every event of an activity the batch also deletes) and weigh-ins
+(which also set the profile's weight under its provenance rules) go through the domains' apply
+functions one by one, in a savepoint each, inside the same transaction.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+import uuid
+from collections import defaultdict
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from typing import Any
+
+from django.db import OperationalError, transaction
+from django.utils import timezone
+from rest_framework import status
+
+from activities.app_event_rules import (
+    activity_deleted_later_applied,
+    activity_event_deleted_later,
+    activity_event_is_stale,
+    activity_stale_applied,
+    activity_success_applied,
+    activity_values_from_app,
+)
+from activities.models import ActivityType, UserActivity
+from activities.services import ACTIVITY_COLUMNS, activity_apply_app_event, activity_embeddings_schedule
+from compliance.pii import redact_pii, redact_pii_data
+from compliance.selectors import user_id_hash
+from compliance.services import audit_row_build
+from goals.services import (
+    GoalMetricMismatchError,
+    GoalNotFoundError,
+    goal_apply_app_event,
+    goal_progress_update_for_activity,
+)
+from profiles.services import profile_apply_app_event
+from sync.app_events import APP_ACTOR_ID, AppliedEvent
+from sync.error_codes import SyncErrorCode
+from sync.inbound.batch_queries import (
+    activities_by_external_id,
+    activities_deleted_at,
+    activities_insert,
+    activities_replace,
+    audit_rows_insert,
+    profiles_insert_missing,
+    profiles_last_active_forward,
+    profiles_lock,
+    sync_events_by_key,
+    sync_events_claim,
+    sync_events_delete,
+    sync_events_finish,
+    sync_events_insert,
+    tombstones_find,
+    users_active_goal_metrics,
+)
+from sync.inbound.intake import (
+    IN_FLIGHT_WAIT,
+    _body_parse,
+    _idempotency_key_default,
+    _is_lock_timeout,
+    _signed_time,
+    _user_erased_error,
+    _validation_error,
+    webhook_signature_verify,
+)
+from sync.inbound.schemas import ACTIVITY_ENTITY_TYPES, EventEnvelopeSerializer, payload_serializer_for
+from sync.models import SyncDirection, SyncEvent, SyncStatus
+from sync.outbox import request_hash_compute
+from yahealthy_crm.actors import ActorType
+from yahealthy_crm.errors import ApplicationError, RateLimitedError
+from yahealthy_crm.ratelimit import WEBHOOK_RATE, rate_limit_take
+from yahealthy_crm.sql import statements_run
+
+MAX_BATCH_EVENTS = 500
+MAX_BATCH_BODY_BYTES = 1024 * 1024
+RATE_LIMIT_GROUP = "sync.webhook"  # the single endpoint's group: both count against one limit
+# Activity events applied set-based; weigh-ins also move the profile's weight (per event).
+SET_BASED_TYPES = ACTIVITY_ENTITY_TYPES - {ActivityType.WEIGHT_LOG}
+SET_BASED_OPERATIONS = ("create", "update")
+TOO_LARGE_MESSAGE = (
+    f"A batch may carry at most {MAX_BATCH_EVENTS} events in a body of at most "
+    f"{MAX_BATCH_BODY_BYTES // (1024 * 1024)} MiB ({MAX_BATCH_BODY_BYTES} bytes); split it."
+)
+
+
+@dataclass(frozen=True)
+class BatchResult:
+    status_code: int
+    body: dict
+    retry_after_s: int = 0  # > 0 when some events were rate limited
+
+
+@dataclass
+class _Item:
+    """One event of the batch on its way through the pipeline."""
+
+    index: int
+    data: dict | None  # the event as sent, without its idempotencyKey (None: not an object)
+    key: str = ""
+    user_id: str = ""
+    event: dict = field(default_factory=dict)  # validated envelope
+    payload_serializer: Any = None
+    occurred_at: dt.datetime | None = None
+    request_hash: str = ""
+    result: dict | None = None  # the item of the answer, once decided
+    event_id: int | None = None
+    applied: AppliedEvent | None = None
+    rejection: ApplicationError | None = None  # a domain refused it after the claim (goal events)
+    activity: UserActivity | None = None  # the row a set-based event wrote (id known after the INSERT)
+
+    @property
+    def entity_key(self) -> tuple[str, str, str]:
+        return (self.event["userId"], self.event["entityType"], self.event["externalId"])
+
+
+def batch_body_size_check(*, size: int) -> None:
+    if size > MAX_BATCH_BODY_BYTES:
+        raise ApplicationError(
+            TOO_LARGE_MESSAGE,
+            code=SyncErrorCode.PAYLOAD_TOO_LARGE,
+            status_code=status.HTTP_413_REQUEST_ENTITY_TOO_LARGE,
+        )
+
+
+def _error_item(item: _Item, error: ApplicationError) -> dict:
+    return {
+        "status": "error",
+        "idempotencyKey": item.key or None,
+        "statusCode": error.status_code,
+        "error": {"code": error.code, "message": error.message, "details": error.details},
+    }
+
+
+def _rejected_row(item: _Item, error: ApplicationError) -> SyncEvent:
+    """The `failed` event a 422 leaves (as the single endpoint's `_event_reject`): the key stays free."""
+    data = item.data or {}
+    body = {"status": "error", "error": {"code": error.code, "message": error.message, "details": error.details}}
+
+    def text(value: Any, limit: int) -> str:
+        return value[:limit] if isinstance(value, str) else ""
+
+    return SyncEvent(
+        direction=SyncDirection.INBOUND,
+        user_id=text(data.get("userId"), 64),
+        entity_type=text(data.get("entityType"), 32),
+        operation=text(data.get("operation"), 16),
+        external_id=text(data.get("externalId"), 128),
+        idempotency_key=f"rejected:{uuid.uuid4().hex}",
+        request_hash=item.request_hash,
+        status=SyncStatus.FAILED,
+        attempts=1,
+        error=redact_pii(json.dumps({"idempotencyKey": item.key, **body["error"]}, default=str)),
+        payload=redact_pii_data(data),
+        response_body=redact_pii_data(json.loads(json.dumps(body, default=str))),
+        response_status=error.status_code,
+        processed_at=timezone.now(),
+    )
+
+
+# --- Envelope -------------------------------------------------------------------------------------
+
+
+def _events_parse(body: bytes) -> list:
+    data = _body_parse(body)
+    events = data.get("events")
+    if not isinstance(events, list):
+        raise _validation_error(
+            {"events": ["Required: a list of events (each an app event with an optional idempotencyKey)."]},
+            "The batch must be a JSON object with an `events` list.",
+        )
+    if len(events) > MAX_BATCH_EVENTS:
+        raise ApplicationError(
+            TOO_LARGE_MESSAGE,
+            code=SyncErrorCode.PAYLOAD_TOO_LARGE,
+            status_code=status.HTTP_413_REQUEST_ENTITY_TOO_LARGE,
+            details={"events": len(events), "maxEvents": MAX_BATCH_EVENTS, "maxBytes": MAX_BATCH_BODY_BYTES},
+        )
+    return events
+
+
+def webhook_batch_ingest(*, body: bytes, headers: Mapping[str, str], request=None) -> BatchResult:
+    """Verify the batch, decide and apply each event; the 200 body with one result per event."""
+    batch_body_size_check(size=len(body))
+    webhook_signature_verify(body=body, headers=headers)
+    events = _events_parse(body)
+    webhook_id = headers.get("webhook-id", "")
+    items = [_item_start(index, raw) for index, raw in enumerate(events)]
+    retry_after = _rate_limit(items, request=request)
+    _tombstones_check(items)
+    rejected = [_validate(item, headers=headers, webhook_id=webhook_id) for item in items if item.result is None]
+    claimers, twins = _claimers_and_twins(items)
+    if claimers or any(rejected):
+        try:
+            with transaction.atomic():
+                sync_events_insert(events=[row for row in rejected if row is not None])
+                if claimers:
+                    _claim_and_apply(claimers)
+        except OperationalError as exc:
+            # lock_timeout (IN_FLIGHT_WAIT) is in force from the claim to the commit.
+            if not _is_lock_timeout(exc):
+                raise
+            raise ApplicationError(
+                "Another request holds one of these idempotency keys, or one of these users' rows (e.g. a "
+                f"GDPR erase), and has not committed within {IN_FLIGHT_WAIT}; nothing of this batch was "
+                "applied. Retry shortly.",
+                code=SyncErrorCode.IDEMPOTENCY_KEY_IN_FLIGHT,
+                status_code=status.HTTP_409_CONFLICT,
+            ) from exc
+    for twin, first in twins:
+        twin.result = _twin_result(twin, first)
+    results = [item.result for item in items]
+    return BatchResult(status.HTTP_200_OK, _answer(results), retry_after_s=retry_after)
+
+
+def _answer(results: list[dict]) -> dict:
+    accepted = [r for r in results if r["status"] == "accepted"]
+    return {
+        "status": "processed",
+        "counts": {
+            "events": len(results),
+            "accepted": len(accepted),
+            "replayed": sum(1 for r in accepted if r.get("replayed")),
+            "rejected": len(results) - len(accepted),
+        },
+        "results": results,
+    }
+
+
+def _item_start(index: int, raw: Any) -> _Item:
+    if not isinstance(raw, dict):
+        item = _Item(index=index, data=None)
+        item.result = _error_item(item, _validation_error({"event": ["Each event must be a JSON object."]}))
+        return item
+    data = {name: value for name, value in raw.items() if name != "idempotencyKey"}
+    item = _Item(index=index, data=data, request_hash=request_hash_compute(data))
+    key = raw.get("idempotencyKey")
+    if key is not None and not isinstance(key, str):
+        item.result = _error_item(item, _validation_error({"idempotencyKey": ["Must be a string."]}))
+    item.key = key.strip() if isinstance(key, str) else ""
+    user_id = data.get("userId")
+    item.user_id = user_id[:64] if isinstance(user_id, str) else ""
+    return item
+
+
+def _rate_limit(items: list[_Item], *, request) -> int:
+    """100 events/min per user, counted per event on the single endpoint's counter; returns Retry-After."""
+    if request is None:
+        return 0
+    by_user: dict[str, list[_Item]] = defaultdict(list)
+    for item in items:
+        if item.user_id:  # as the single endpoint: every event naming a user counts, valid or not
+            by_user[item.user_id].append(item)
+    longest = 0
+    for user_id, user_items in by_user.items():
+        grant = rate_limit_take(group=RATE_LIMIT_GROUP, key_value=user_id, rate=WEBHOOK_RATE, count=len(user_items))
+        for item in user_items[grant.allowed :]:  # the user's events past the limit, in input order
+            if item.result is None:
+                item.result = _error_item(item, RateLimitedError(retry_after_s=grant.retry_after_s))
+                longest = max(longest, grant.retry_after_s)
+    return longest
+
+
+def _tombstones_check(items: list[_Item]) -> None:
+    """Events of GDPR-erased users are refused (410 class) and nothing of them is stored."""
+    hashes = {
+        item.user_id: user_id_hash(user_id=item.user_id) for item in items if item.result is None and item.user_id
+    }
+    if not hashes:
+        return
+    erased = tombstones_find(user_id_hashes=sorted(set(hashes.values())))
+    for item in items:
+        if item.result is None and item.user_id and hashes[item.user_id] in erased:
+            item.result = _error_item(item, _user_erased_error())
+
+
+def _validate(item: _Item, *, headers: Mapping[str, str], webhook_id: str) -> SyncEvent | None:
+    """Envelope and payload as the single endpoint checks them; returns the failed row to record."""
+    message_key = f"webhook:{webhook_id}:{item.index}" if webhook_id else ""
+    envelope = EventEnvelopeSerializer(data=item.data, context={"derived_external_id": item.key or message_key})
+    if not envelope.is_valid():
+        return _reject(item, _validation_error(envelope.errors))
+    event = envelope.validated_data
+    serializer = payload_serializer_for(event["entityType"], event["operation"], event["payload"])
+    if serializer is not None and not serializer.is_valid():
+        return _reject(item, _validation_error({"payload": serializer.errors}))
+    if not item.key:
+        item.key = (
+            _idempotency_key_default(event=event, data=item.data, headers=headers)
+            if event["occurredAt"]
+            else message_key
+        )
+    if len(item.key) > 255:
+        return _reject(item, _validation_error({"idempotencyKey": ["At most 255 characters."]}))
+    item.event, item.payload_serializer = event, serializer
+    item.occurred_at = event["occurredAt"] or _signed_time(headers)
+    return None
+
+
+def _reject(item: _Item, error: ApplicationError) -> SyncEvent:
+    item.result = _error_item(item, error)
+    return _rejected_row(item, error)
+
+
+def _claimers_and_twins(items: list[_Item]) -> tuple[list[_Item], list[tuple[_Item, _Item]]]:
+    """The first event (input order) of each key claims it; a later one with its key is its twin."""
+    first: dict[str, _Item] = {}
+    twins = []
+    for item in items:
+        if item.result is not None:
+            continue
+        if item.key in first:
+            twins.append((item, first[item.key]))
+        else:
+            first[item.key] = item
+    return list(first.values()), twins
+
+
+def _twin_result(twin: _Item, first: _Item) -> dict:
+    """The same key twice in one batch: a replay of the first, or `idempotency_key_reused`."""
+    if twin.request_hash != first.request_hash:
+        return _error_item(twin, _key_reused(twin.key, first.event_id))
+    if first.result["status"] == "accepted":
+        return {**first.result, "replayed": True}
+    return first.result
+
+
+def _key_reused(key: str, event_id: int | None) -> ApplicationError:
+    return ApplicationError(
+        "This Idempotency-Key was already used with a different request body.",
+        code=SyncErrorCode.IDEMPOTENCY_KEY_REUSED,
+        status_code=status.HTTP_422_UNPROCESSABLE_ENTITY,
+        details={"idempotencyKey": key, "syncEventId": event_id},
+    )
+
+
+# --- Claim and apply (one transaction) ------------------------------------------------------------
+
+
+def _claim_and_apply(claimers: list[_Item]) -> None:
+    rows = [
+        SyncEvent(
+            direction=SyncDirection.INBOUND,
+            user_id=item.event["userId"],
+            entity_type=item.event["entityType"],
+            operation=item.event["operation"],
+            external_id=item.event["externalId"],
+            idempotency_key=item.key,
+            request_hash=item.request_hash,
+            status=SyncStatus.PROCESSING,
+            attempts=1,
+            payload=redact_pii_data(item.data),
+            occurred_at=item.occurred_at,
+        )
+        for item in claimers
+    ]
+    claimed = sync_events_claim(events=rows, lock_timeout=IN_FLIGHT_WAIT)
+    new = [item for item in claimers if item.key in claimed]
+    _replays([item for item in claimers if item.key not in claimed])
+    if not new:
+        return
+    for item in new:
+        item.event_id = claimed[item.key]
+    user_ids = sorted({item.event["userId"] for item in new})
+    created = profiles_insert_missing(user_id_hashes={user_id: user_id_hash(user_id=user_id) for user_id in user_ids})
+    profiles = profiles_lock(user_ids=user_ids)
+    new = _erased_meanwhile(new, profiles)
+    if not new:
+        return
+    # Per user in occurredAt order (input order for ties), as if each had arrived on its own.
+    ordered = sorted(new, key=lambda item: (item.event["userId"], item.occurred_at, item.index))
+    per_event_keys = {item.entity_key for item in ordered if not _set_based_kind(item)}
+    set_based, per_event = [], []
+    for item in ordered:
+        if _set_based_kind(item) and item.entity_key not in per_event_keys:
+            set_based.append(item)
+        else:
+            per_event.append(item)
+    for item in per_event:
+        _apply_one(item, profiles[item.event["userId"]])
+    _apply_activities(set_based)
+    _goal_progress(ordered)
+    _finish(new, created=created)
+
+
+def _erased_meanwhile(items: list[_Item], profiles: dict) -> list[_Item]:
+    """A user without a profile once the rows are locked was erased after the tombstone check (the
+    erase deletes the profile and leaves a tombstone): their events answer 410 and store nothing."""
+    gone = [item for item in items if item.event["userId"] not in profiles]
+    if gone:
+        sync_events_delete(ids=[item.event_id for item in gone])
+        for item in gone:
+            item.result = _error_item(item, _user_erased_error())
+    return [item for item in items if item.event["userId"] in profiles]
+
+
+def _set_based_kind(item: _Item) -> bool:
+    return item.event["entityType"] in SET_BASED_TYPES and item.event["operation"] in SET_BASED_OPERATIONS
+
+
+def _replays(items: list[_Item]) -> None:
+    """Keys stored by earlier requests: the stored first response (replayed), or why not."""
+    if not items:
+        return
+    stored = sync_events_by_key(keys=[item.key for item in items])
+    for item in items:
+        row = stored[item.key]
+        item.event_id = row.pk
+        if row.request_hash != item.request_hash:
+            item.result = _error_item(item, _key_reused(item.key, row.pk))
+        elif row.status == SyncStatus.PROCESSING or row.response_body is None:
+            item.result = _error_item(
+                item,
+                ApplicationError(
+                    "A request with this Idempotency-Key is still being processed; retry shortly.",
+                    code=SyncErrorCode.IDEMPOTENCY_KEY_IN_FLIGHT,
+                    status_code=status.HTTP_409_CONFLICT,
+                ),
+            )
+        else:
+            item.result = {**row.response_body, "replayed": True}
+
+
+def _apply_one(item: _Item, profile) -> None:
+    """A less common event through its domain's apply function, in a savepoint of its own."""
+    event, serializer = item.event, item.payload_serializer
+    try:
+        with transaction.atomic():
+            if event["entityType"] == "profile":
+                applied = profile_apply_app_event(
+                    profile=profile, fields=serializer.profile_fields(), occurred_at=item.occurred_at
+                )
+            elif event["entityType"] == "goal":
+                applied = goal_apply_app_event(
+                    user=profile,
+                    operation=event["operation"],
+                    external_id=event["externalId"],
+                    data=dict(serializer.validated_data) if serializer is not None else {},
+                    occurred_at=item.occurred_at,
+                )
+            else:
+                is_delete = event["operation"] == "delete"
+                applied = activity_apply_app_event(
+                    profile=profile,
+                    activity_type=event["entityType"],
+                    operation=event["operation"],
+                    external_id=event["externalId"],
+                    occurred_at=item.occurred_at,
+                    columns={} if is_delete else serializer.columns(),
+                    logged_date=None if is_delete else serializer.validated_data.get("date"),
+                    payload=event["payload"],
+                )
+            # Writes the domain left to its caller: run now, later events of the batch may read their rows.
+            statements_run(applied.deferred_writes)
+            applied.deferred_writes = []
+    except GoalNotFoundError as exc:
+        item.rejection = ApplicationError(
+            f"No goal with externalId '{exc}' for this user; send a create first.",
+            code=SyncErrorCode.ENTITY_NOT_FOUND,
+            status_code=status.HTTP_422_UNPROCESSABLE_ENTITY,
+            details={"externalId": [f"Unknown goal '{exc}'."]},
+        )
+        return
+    except GoalMetricMismatchError as exc:
+        item.rejection = _validation_error({"payload": {"metric": [str(exc)]}})
+        return
+    item.applied = applied
+
+
+def _apply_activities(items: list[_Item]) -> None:
+    """Activity creates/updates, decided in order against the stored rows read at once, written at once."""
+    if not items:
+        return
+    keys = sorted({item.entity_key for item in items if item.event["externalId"]})
+    stored = activities_by_external_id(keys=keys)
+    deleted_at = activities_deleted_at(keys=[key for key in keys if key not in stored])
+    current: dict[tuple[str, str, str], UserActivity] = dict(stored)
+    inserted: list[UserActivity] = []
+    replaced: dict[int, UserActivity] = {}  # stored rows an event of the batch overwrites
+    for item in items:  # per user in occurredAt order
+        event, key = item.event, item.entity_key
+        external_id = event["externalId"]
+        row = current.get(key) if external_id else None
+        if row is not None and activity_event_is_stale(stored_at=row.source_updated_at, occurred_at=item.occurred_at):
+            item.applied = activity_stale_applied(
+                activity_type=event["entityType"],
+                external_id=external_id,
+                activity_id=row.pk,
+                stored_at=row.source_updated_at,
+            )
+            item.activity = row
+            continue
+        if (
+            row is None
+            and external_id
+            and activity_event_deleted_later(deleted_at=deleted_at.get(key), occurred_at=item.occurred_at)
+        ):
+            item.applied = activity_deleted_later_applied(activity_type=event["entityType"], external_id=external_id)
+            continue
+        columns = item.payload_serializer.columns()
+        values = activity_values_from_app(
+            occurred_at=item.occurred_at,
+            logged_date=item.payload_serializer.validated_data.get("date"),
+            payload=event["payload"],
+            columns=columns,
+        )
+        created = row is None
+        old = {} if created else {column: getattr(row, column) for column in ACTIVITY_COLUMNS}
+        if created:
+            row = UserActivity(user_id=event["userId"], activity_type=event["entityType"], external_id=external_id)
+            inserted.append(row)
+            if external_id:
+                current[key] = row
+        elif row.pk is not None:
+            replaced[row.pk] = row
+        for name, value in values.items():
+            setattr(row, name, value)
+        item.applied = activity_success_applied(
+            activity_type=event["entityType"],
+            external_id=external_id,
+            logged_date=values["logged_date"],
+            created=created,
+            old=old,
+            columns=columns,
+        )
+        item.activity = row
+    for row, pk in zip(inserted, activities_insert(activities=inserted), strict=True):
+        row.pk = pk
+    activities_replace(activities=list(replaced.values()))
+    for item in items:
+        if item.activity is not None:
+            item.applied.data["activityId"] = item.activity.pk
+            item.applied.entity_id = str(item.activity.pk)
+
+
+def _goal_progress(items: list[_Item]) -> None:
+    """Recompute goals once per user with active goals on the metrics the batch touched."""
+    touched: dict[str, set[str]] = defaultdict(set)
+    for item in items:
+        if item.applied is not None and item.applied.goal_metrics is not None:
+            touched[item.event["userId"]] |= item.applied.goal_metrics
+    metrics = sorted(set().union(*touched.values())) if touched else []
+    with_goals = users_active_goal_metrics(user_ids=sorted(touched), metrics=metrics)
+    progress = {
+        user_id: goal_progress_update_for_activity(user_id=user_id, metrics=touched[user_id] & goal_metrics)
+        for user_id, goal_metrics in with_goals.items()
+    }
+    for item in items:
+        applied = item.applied
+        if applied is not None and applied.goal_metrics is not None:
+            goals = progress.get(item.event["userId"], [])
+            applied.data["goals"] = [goal for goal in goals if goal["metric"] in applied.goal_metrics]
+
+
+def _finish(items: list[_Item], *, created: dict[str, int]) -> None:
+    """Outcomes, stored responses, audit rows and last_active_at of the claimed events: one statement each."""
+    audit = [
+        audit_row_build(
+            actor_type=ActorType.APP,
+            actor_id=APP_ACTOR_ID,
+            action="profile.created",
+            entity_type="profile",
+            entity_id=profile_id,
+            user_id=user_id,
+            changes={"user_id": {"old": None, "new": user_id}},
+        )
+        for user_id, profile_id in sorted(created.items())
+    ]
+    outcomes: list[SyncEvent] = []
+    last_active: dict[str, dt.datetime] = {}
+    embed = False
+    for item in items:
+        if item.rejection is not None:
+            error = item.rejection
+            item.result = _error_item(item, error)
+            row = _rejected_row(item, error)
+            outcomes.append(row)
+            continue
+        applied, event = item.applied, item.event
+        applied.data["syncEventId"] = item.event_id
+        applied.data["conflicts"] = applied.conflicts
+        response = json.loads(
+            json.dumps(
+                {
+                    "status": "accepted",
+                    "idempotencyKey": item.key,
+                    "result": {"status": applied.result_status, "data": applied.data},
+                },
+                default=str,
+            )
+        )
+        item.result = {**response, "replayed": False}
+        success = applied.result_status == "success"
+        outcomes.append(
+            SyncEvent(
+                idempotency_key=item.key,
+                status=SyncStatus.SUCCESS if success else SyncStatus.STALE,
+                error="",
+                conflicts=json.loads(json.dumps(applied.conflicts, default=str)),
+                response_body=response,
+                response_status=status.HTTP_202_ACCEPTED,
+            )
+        )
+        if success:
+            user_id = event["userId"]
+            last_active[user_id] = max(item.occurred_at, last_active.get(user_id, item.occurred_at))
+            audit.append(
+                audit_row_build(
+                    actor_type=ActorType.APP,
+                    actor_id=APP_ACTOR_ID,
+                    action=f"{event['entityType']}.{event['operation']}",
+                    entity_type=event["entityType"],
+                    entity_id=applied.entity_id,
+                    user_id=user_id,
+                    changes={**applied.changes, "syncEventId": item.event_id},
+                )
+            )
+            embed = embed or applied.embed
+    profiles_last_active_forward(user_ids=list(last_active), times=list(last_active.values()))
+    audit_rows_insert(rows=audit)
+    sync_events_finish(ids=[item.event_id for item in items], events=outcomes)
+    if embed:
+        transaction.on_commit(activity_embeddings_schedule)
