@@ -1,6 +1,6 @@
 """The rules of applying an app's activity event, as pure functions (no database access).
 
-`activities.services.activity_apply_app_event` applies one event at a time; the batch intake
+`activities.services.activity_apply_app_event` applies one event at a time with them; the batch intake
 (`sync.inbound.batch`) reads the stored rows of a whole batch at once and decides each event with
 these functions, then writes the rows set-based. The rules (same as the single-event path):
 - an event older than the stored activity's last applied event is stale (the newer data is kept);
@@ -15,8 +15,7 @@ from typing import Any
 
 from django.utils import timezone
 
-from activities.models import NOT_EMBEDDED_TYPES, ActivitySource
-from activities.services import ACTIVITY_COLUMNS
+from activities.models import ACTIVITY_COLUMNS, NOT_EMBEDDED_TYPES, ActivitySource
 from compliance.pii import redact_pii_data
 from compliance.services import audit_changes
 from sync.app_events import AppliedEvent, stale_conflict

@@ -142,3 +142,18 @@ class UserActivity(models.Model):
 
     def __str__(self) -> str:
         return f"{self.activity_type} {self.external_id or self.pk}"
+
+
+# Typed columns an app event may fill (everything else stays in `payload`).
+ACTIVITY_COLUMNS = (
+    "calories_kcal",
+    "protein_g",
+    "carbs_g",
+    "fat_g",
+    "water_ml",
+    "weight_kg",
+    "sleep_hours",
+    "exercise_minutes",
+    "calories_burned_kcal",
+    "steps",
+)

@@ -9,69 +9,30 @@ from typing import Any
 
 from django.core.cache import cache
 from django.db.models import QuerySet
-from django.utils import timezone
 
+from activities.app_event_rules import (
+    activity_deleted_later_applied,
+    activity_event_is_stale,
+    activity_stale_applied,
+    activity_success_applied,
+    activity_values_from_app,
+)
 from activities.embeddings import embed_texts
-from activities.models import EMBEDDING_PENDING, NOT_EMBEDDED_TYPES, ActivitySource, ActivityType, UserActivity
+from activities.models import (
+    ACTIVITY_COLUMNS,
+    EMBEDDING_PENDING,
+    ActivityType,
+    UserActivity,
+)
 from activities.queries import activity_event_context_get, activity_insert_statement, embeddings_store
 from activities.selectors import activity_text
-from compliance.pii import redact_pii_data
 from compliance.services import audit_changes
 from profiles.models import CrmUserProfile
 from profiles.services import profile_fields_apply_from_app
-from sync.app_events import AppliedEvent, stale_conflict
+from sync.app_events import AppliedEvent
 from yahealthy_crm.queue import task_enqueue
 
 logger = logging.getLogger(__name__)
-
-# Typed columns an app event may fill (everything else stays in `payload`).
-ACTIVITY_COLUMNS = (
-    "calories_kcal",
-    "protein_g",
-    "carbs_g",
-    "fat_g",
-    "water_ml",
-    "weight_kg",
-    "sleep_hours",
-    "exercise_minutes",
-    "calories_burned_kcal",
-    "steps",
-)
-
-
-def activity_upsert_from_app(
-    *,
-    user: CrmUserProfile,
-    existing: UserActivity | None,
-    activity_type: str,
-    external_id: str,
-    occurred_at: dt.datetime,
-    logged_date: dt.date,
-    payload: dict[str, Any],
-    columns: dict[str, Any],
-) -> tuple[UserActivity, bool]:
-    """Replace `existing` (saved now; the app wins for activities), or build the app's new activity
-    `external_id` (not saved: the caller inserts it with `activity_insert_statement`).
-
-    The caller looked `existing` up and checked ordering (`source_updated_at`) while holding the
-    user's profile row lock, so no other event of this user can insert the same activity meanwhile.
-    """
-    values = {
-        "source": ActivitySource.APP,
-        "occurred_at": occurred_at,
-        "logged_date": logged_date,
-        "payload": payload,
-        "source_updated_at": occurred_at,
-        "embedding": None,  # recomputed after commit from the new text
-        **{column: columns.get(column) for column in ACTIVITY_COLUMNS},
-    }
-    if existing is None:
-        activity = UserActivity(user=user, activity_type=activity_type, external_id=external_id, **values)
-        return activity, True
-    for name, value in values.items():
-        setattr(existing, name, value)
-    existing.save(update_fields=[*values, "updated_at"])
-    return existing, False
 
 
 def activity_delete(*, activity: UserActivity) -> None:
@@ -163,80 +124,55 @@ def activity_apply_app_event(
     logged_date: dt.date | None,
     payload: dict[str, Any],
 ) -> AppliedEvent:
-    """Apply an app's activity event (create/update/delete) under the ordering rules.
+    """Apply one app activity event (create/update/delete) under the rules of
+    `activities.app_event_rules` (the batch intake applies the same rules set-based).
 
-    - An event older than the stored activity's last applied event is stale (kept newer).
-    - A create whose activity the app deleted with a newer event is stale (deleted later).
-    - Otherwise the app wins: the row is created or replaced; a delete removes it.
-    A weigh-in is also the profile's current weight, unless staff verified that field. The caller
-    holds the user's profile row lock and recomputes the goals on `goal_metrics`.
+    A new row is left to the caller as a deferred INSERT; a replaced row is saved now. A weigh-in is
+    also the profile's current weight, unless staff verified that field. The caller holds the
+    user's profile row lock and recomputes the goals on `goal_metrics`.
     """
     context = activity_event_context_get(
         user_id=profile.user_id, activity_type=activity_type, external_id=external_id, occurred_at=occurred_at
     )
     existing = context.existing
-    if existing is not None and existing.source_updated_at and occurred_at < existing.source_updated_at:
-        return AppliedEvent(
-            result_status="stale",
-            data={"activityId": existing.pk, "externalId": external_id},
-            conflicts=[
-                stale_conflict(entity_type=activity_type, external_id=external_id, stored_at=existing.source_updated_at)
-            ],
-            entity_id=str(existing.pk),
+    stored_at = existing.source_updated_at if existing is not None else None
+    if activity_event_is_stale(stored_at=stored_at, occurred_at=occurred_at):
+        return activity_stale_applied(
+            activity_type=activity_type, external_id=external_id, activity_id=existing.pk, stored_at=stored_at
         )
     if operation == "delete":
         return _activity_delete_from_app(existing=existing, external_id=external_id)
     if external_id and existing is None and context.deleted_later:
-        return AppliedEvent(
-            result_status="stale",
-            data={"activityId": None, "externalId": external_id},
-            conflicts=[
-                {
-                    **stale_conflict(entity_type=activity_type, external_id=external_id, stored_at=None),
-                    "reason": "deleted_later",
-                }
-            ],
-        )
-    logged_date = logged_date or timezone.localdate(occurred_at)
+        return activity_deleted_later_applied(activity_type=activity_type, external_id=external_id)
+    values = activity_values_from_app(
+        occurred_at=occurred_at, logged_date=logged_date, payload=payload, columns=columns
+    )
     old = {c: getattr(existing, c) for c in ACTIVITY_COLUMNS} if existing else {}
-    activity, created = activity_upsert_from_app(
-        user=profile,
-        existing=existing,
+    applied = activity_success_applied(
         activity_type=activity_type,
         external_id=external_id,
-        occurred_at=occurred_at,
-        logged_date=logged_date,
-        payload=redact_pii_data(payload),
+        logged_date=values["logged_date"],
+        created=existing is None,
+        old=old,
         columns=columns,
     )
-    deferred = []
-    if created:
-        activity.pk = context.new_id
-        deferred.append(activity_insert_statement(activity))
-    metrics = {c for c, v in columns.items() if v is not None} | {c for c, v in old.items() if v is not None}
-    conflicts: list = []
-    changes = audit_changes(old, {c: v for c, v in columns.items() if v is not None or c in old})
+    if existing is None:
+        activity = UserActivity(
+            pk=context.new_id, user=profile, activity_type=activity_type, external_id=external_id, **values
+        )
+        applied.deferred_writes.append(activity_insert_statement(activity))
+    else:
+        activity = existing
+        for name, value in values.items():
+            setattr(activity, name, value)
+        activity.save(update_fields=[*values, "updated_at"])
+    applied.data["activityId"], applied.entity_id = activity.pk, str(activity.pk)
     if activity_type == ActivityType.WEIGHT_LOG:
-        profile_changes, conflicts, _ = profile_fields_apply_from_app(
+        profile_changes, applied.conflicts, _ = profile_fields_apply_from_app(
             profile=profile, fields={"current_weight_kg": columns["weight_kg"]}, occurred_at=occurred_at
         )
-        changes.update({f"profile.{k}": v for k, v in profile_changes.items()})
-    return AppliedEvent(
-        result_status="success",
-        data={
-            "activityId": activity.pk,
-            "activityType": activity_type,
-            "externalId": external_id,
-            "loggedDate": logged_date.isoformat(),
-            "created": created,
-        },
-        changes=changes,
-        conflicts=conflicts,
-        entity_id=str(activity.pk),
-        goal_metrics=metrics,
-        embed=activity_type not in NOT_EMBEDDED_TYPES,
-        deferred_writes=deferred,
-    )
+        applied.changes.update({f"profile.{k}": v for k, v in profile_changes.items()})
+    return applied
 
 
 def _activity_delete_from_app(*, existing: UserActivity | None, external_id: str) -> AppliedEvent:

@@ -41,8 +41,8 @@ from activities.app_event_rules import (
     activity_success_applied,
     activity_values_from_app,
 )
-from activities.models import ActivityType, UserActivity
-from activities.services import ACTIVITY_COLUMNS, activity_apply_app_event, activity_embeddings_schedule
+from activities.models import ACTIVITY_COLUMNS, ActivityType, UserActivity
+from activities.services import activity_apply_app_event, activity_embeddings_schedule
 from compliance.pii import redact_pii, redact_pii_data
 from compliance.selectors import user_id_hash
 from compliance.services import audit_row_build
