@@ -59,6 +59,18 @@ class PostgresCache(DatabaseCache):
                 cursor.execute(f"DELETE FROM {table} WHERE expires <= %s", [timezone.now()])  # noqa: S608
         return row
 
+    def _write_many(self, sql: str, params: list) -> list:
+        """`_write` for a statement that returns many rows; `{from_async_join}` joins the CTE."""
+        db = router.db_for_write(self.cache_model_class)
+        conn = connections[db]
+        own_transaction = not conn.in_atomic_block
+        sql = sql.format(
+            table=conn.ops.quote_name(self._table), from_async_join=" CROSS JOIN _async" if own_transaction else ""
+        )
+        with conn.cursor() as cursor:
+            cursor.execute((ASYNC_COMMIT_CTE if own_transaction else "") + sql, params)
+            return cursor.fetchall()
+
     def get_many(self, keys, version=None):
         key_map = {self.make_and_validate_key(key, version=version): key for key in keys}
         if not key_map:
@@ -118,17 +130,37 @@ class PostgresCache(DatabaseCache):
         One statement where django-ratelimit's add-then-incr takes two (rate limits count every
         webhook). A live entry that is not an integer is replaced by `delta`.
         """
-        cache_key = self.make_and_validate_key(key, version=version)
+        return self.incr_or_add_many({key: delta}, timeout, version=version)[key]
+
+    def incr_or_add_many(self, deltas: dict, timeout, version=None) -> dict:
+        """`incr_or_add` for many counters in one statement: {key: delta} -> {key: new total}."""
+        if not deltas:
+            return {}
+        cache_keys = {self.make_and_validate_key(key, version=version): key for key in deltas}
         timeout = self.get_backend_timeout(timeout)
         expires = NEVER_EXPIRES if timeout is None else dt.datetime.fromtimestamp(timeout, tz=dt.UTC)
         now = timezone.now()
         live = "c.expires > %s AND left(c.value, 1) = %s"
-        row = self._write(
-            "INSERT INTO {table} AS c (cache_key, value, expires) SELECT %s, %s, %s{from_async} "
+        # ORDER BY: concurrent batches lock their counter rows in the same order (no deadlock).
+        rows = self._write_many(  # the template has no user input: keys and values are parameters
+            "INSERT INTO {table} AS c (cache_key, value, expires) "  # noqa: S608
+            "SELECT v.cache_key, %s || v.delta, %s FROM unnest(%s::text[], %s::bigint[]) AS v(cache_key, delta)"
+            "{from_async_join} ORDER BY v.cache_key "
             f"ON CONFLICT (cache_key) DO UPDATE SET "
-            f"value = CASE WHEN {live} THEN %s || (substr(c.value, 2)::bigint + %s) ELSE EXCLUDED.value END, "
+            f"value = CASE WHEN {live} THEN %s || (substr(c.value, 2)::bigint + substr(EXCLUDED.value, 2)::bigint) "
+            "ELSE EXCLUDED.value END, "
             f"expires = CASE WHEN {live} THEN c.expires ELSE EXCLUDED.expires END "
-            "RETURNING c.value",
-            [cache_key, self._encode(int(delta)), expires, now, INT_PREFIX, INT_PREFIX, delta, now, INT_PREFIX],
+            "RETURNING c.cache_key, c.value",
+            [
+                INT_PREFIX,
+                expires,
+                list(cache_keys),
+                [int(deltas[key]) for key in cache_keys.values()],
+                now,
+                INT_PREFIX,
+                INT_PREFIX,
+                now,
+                INT_PREFIX,
+            ],
         )
-        return int(row[0][1:])
+        return {cache_keys[cache_key]: int(value[1:]) for cache_key, value in rows}

@@ -2,8 +2,8 @@
 
 Limits are keyed by the user the request is about, so one user's burst never throttles another.
 Counting uses django-ratelimit's own cache key and fixed window (so every counter of a group is the
-same one django-ratelimit would keep), with one cache write per count: `PostgresCache.incr_or_add`
-without Redis, add-then-incr with it. The batch webhook counts several events at once.
+same one django-ratelimit would keep), with one cache write per call: `PostgresCache.incr_or_add_many`
+without Redis (every key of a batch in one statement), add-then-incr with it.
 """
 
 from __future__ import annotations
@@ -29,20 +29,35 @@ class RateGrant:
 
 def rate_limit_take(*, group: str, key_value: str, rate: str, count: int = 1) -> RateGrant:
     """Count `count` units (requests, events) for `key_value`; how many of them the limit allows."""
+    return rate_limit_take_many(group=group, rate=rate, counts={key_value: count})[key_value]
+
+
+def rate_limit_take_many(*, group: str, rate: str, counts: dict[str, int]) -> dict[str, RateGrant]:
+    """`rate_limit_take` for many keys at once (the batch webhook: its users' events), one cache write."""
     # django-ratelimit's helpers (pinned version): the same key and window as its decorator uses.
     limit, period = ratelimit_core._split_rate(rate)
-    window = ratelimit_core._get_window(key_value, period)
-    cache_key = ratelimit_core._make_cache_key(group, window, rate, key_value, ratelimit_core.ALL)
+    now = int(ratelimit_core.time.time())
+    windows = {value: ratelimit_core._get_window(value, period) for value in counts}
+    cache_keys = {
+        value: ratelimit_core._make_cache_key(group, windows[value], rate, value, ratelimit_core.ALL)
+        for value in counts
+    }
     cache = caches[getattr(settings, "RATELIMIT_USE_CACHE", "default")]
     timeout = period + ratelimit_core.EXPIRATION_FUDGE
-    if hasattr(cache, "incr_or_add"):
-        total = cache.incr_or_add(cache_key, count, timeout)
-    elif cache.add(cache_key, count, timeout):
-        total = count
+    if hasattr(cache, "incr_or_add_many"):
+        totals = cache.incr_or_add_many({cache_keys[value]: count for value, count in counts.items()}, timeout)
     else:
-        total = cache.incr(cache_key, count)
-    allowed = max(0, min(count, limit - (total - count)))
-    return RateGrant(allowed=allowed, retry_after_s=max(window - int(ratelimit_core.time.time()), 1))
+        totals = {}
+        for value, count in counts.items():
+            key = cache_keys[value]
+            totals[key] = count if cache.add(key, count, timeout) else cache.incr(key, count)
+    grants = {}
+    for value, count in counts.items():
+        total = totals[cache_keys[value]]
+        grants[value] = RateGrant(
+            allowed=max(0, min(count, limit - (total - count))), retry_after_s=max(windows[value] - now, 1)
+        )
+    return grants
 
 
 def rate_limit_enforce(request, *, group: str, key_value: str, rate: str) -> None:

@@ -31,7 +31,7 @@ from typing import Any
 
 from django.db import OperationalError, transaction
 from django.utils import timezone
-from rest_framework import status
+from rest_framework import serializers, status
 
 from activities.app_event_rules import (
     activity_deleted_later_applied,
@@ -82,12 +82,12 @@ from sync.inbound.intake import (
     _validation_error,
     webhook_signature_verify,
 )
-from sync.inbound.schemas import ACTIVITY_ENTITY_TYPES, EventEnvelopeSerializer, payload_serializer_for
+from sync.inbound.schemas import ACTIVITY_ENTITY_TYPES, EventValidator
 from sync.models import SyncDirection, SyncEvent, SyncStatus
 from sync.outbox import request_hash_compute
 from yahealthy_crm.actors import ActorType
 from yahealthy_crm.errors import ApplicationError, RateLimitedError
-from yahealthy_crm.ratelimit import WEBHOOK_RATE, rate_limit_take
+from yahealthy_crm.ratelimit import WEBHOOK_RATE, rate_limit_take_many
 from yahealthy_crm.sql import statements_run
 
 MAX_BATCH_EVENTS = 500
@@ -206,7 +206,12 @@ def webhook_batch_ingest(*, body: bytes, headers: Mapping[str, str], request=Non
     items = [_item_start(index, raw) for index, raw in enumerate(events)]
     retry_after = _rate_limit(items, request=request)
     _tombstones_check(items)
-    rejected = [_validate(item, headers=headers, webhook_id=webhook_id) for item in items if item.result is None]
+    validator = EventValidator()
+    rejected = [
+        _validate(item, validator=validator, headers=headers, webhook_id=webhook_id)
+        for item in items
+        if item.result is None
+    ]
     claimers, twins = _claimers_and_twins(items)
     if claimers or any(rejected):
         try:
@@ -270,8 +275,11 @@ def _rate_limit(items: list[_Item], *, request) -> int:
         if item.user_id:  # as the single endpoint: every event naming a user counts, valid or not
             by_user[item.user_id].append(item)
     longest = 0
+    grants = rate_limit_take_many(
+        group=RATE_LIMIT_GROUP, rate=WEBHOOK_RATE, counts={user_id: len(events) for user_id, events in by_user.items()}
+    )
     for user_id, user_items in by_user.items():
-        grant = rate_limit_take(group=RATE_LIMIT_GROUP, key_value=user_id, rate=WEBHOOK_RATE, count=len(user_items))
+        grant = grants[user_id]
         for item in user_items[grant.allowed :]:  # the user's events past the limit, in input order
             if item.result is None:
                 item.result = _error_item(item, RateLimitedError(retry_after_s=grant.retry_after_s))
@@ -292,16 +300,15 @@ def _tombstones_check(items: list[_Item]) -> None:
             item.result = _error_item(item, _user_erased_error())
 
 
-def _validate(item: _Item, *, headers: Mapping[str, str], webhook_id: str) -> SyncEvent | None:
+def _validate(
+    item: _Item, *, validator: EventValidator, headers: Mapping[str, str], webhook_id: str
+) -> SyncEvent | None:
     """Envelope and payload as the single endpoint checks them; returns the failed row to record."""
     message_key = f"webhook:{webhook_id}:{item.index}" if webhook_id else ""
-    envelope = EventEnvelopeSerializer(data=item.data, context={"derived_external_id": item.key or message_key})
-    if not envelope.is_valid():
-        return _reject(item, _validation_error(envelope.errors))
-    event = envelope.validated_data
-    serializer = payload_serializer_for(event["entityType"], event["operation"], event["payload"])
-    if serializer is not None and not serializer.is_valid():
-        return _reject(item, _validation_error({"payload": serializer.errors}))
+    try:
+        event, serializer = validator.validate(item.data, derived_external_id=item.key or message_key)
+    except serializers.ValidationError as exc:
+        return _reject(item, _validation_error(exc.detail))
     if not item.key:
         item.key = (
             _idempotency_key_default(event=event, data=item.data, headers=headers)

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import datetime as dt
 import json
+from decimal import Decimal
 
 from django.core.serializers.json import DjangoJSONEncoder
 from django.db import connection
@@ -29,7 +30,14 @@ def _array_type(field) -> str:
 def _param(field, value):
     if isinstance(field, JSONField):
         return None if value is None else json.dumps(value, cls=DjangoJSONEncoder)
+    if value is None or type(value) in _PASSED_AS_IS:
+        # What get_db_prep_save returns unchanged on PostgreSQL (psycopg adapts it); skipping the
+        # call matters at 500 rows x 20 columns per statement.
+        return value
     return field.get_db_prep_save(value, connection)
+
+
+_PASSED_AS_IS = frozenset({str, int, bool, float, Decimal, dt.date, dt.datetime})
 
 
 def _cast(field, expression: str) -> str:

@@ -21,7 +21,7 @@ from django.conf import settings
 from django.db import OperationalError, transaction
 from django.utils import timezone
 from psycopg import errors as psycopg_errors
-from rest_framework import status
+from rest_framework import serializers, status
 from standardwebhooks import Webhook
 from standardwebhooks.webhooks import WebhookVerificationError
 
@@ -39,7 +39,7 @@ from profiles.services import profile_apply_app_event, profile_get_or_create_for
 from sync.app_events import APP_ACTOR_ID, AppliedEvent
 from sync.error_codes import SyncErrorCode
 from sync.inbound.queries import event_claim, event_finish_statement
-from sync.inbound.schemas import ACTIVITY_ENTITY_TYPES, EventEnvelopeSerializer, payload_serializer_for
+from sync.inbound.schemas import ACTIVITY_ENTITY_TYPES, EventValidator
 from sync.models import SyncDirection, SyncEvent, SyncStatus
 from sync.outbox import request_hash_compute
 from yahealthy_crm.actors import ActorType
@@ -222,26 +222,17 @@ def webhook_event_ingest(
     # An erased user is answered 410 by the claim (valid events) or by _event_reject (invalid ones).
 
     request_hash = request_hash_compute(data)
-    envelope = EventEnvelopeSerializer(
-        data=data,
-        context={"derived_external_id": idempotency_key or _webhook_message_key(headers)},
-    )
-    if not envelope.is_valid():
+    try:
+        event, payload_serializer = EventValidator().validate(
+            data, derived_external_id=idempotency_key or _webhook_message_key(headers)
+        )
+    except serializers.ValidationError as exc:
         raise _event_reject(
             data=data,
             request_hash=request_hash,
-            error=_validation_error(envelope.errors),
+            error=_validation_error(exc.detail),
             idempotency_key=idempotency_key,
-        )
-    event = envelope.validated_data
-    payload_serializer = payload_serializer_for(event["entityType"], event["operation"], event["payload"])
-    if payload_serializer is not None and not payload_serializer.is_valid():
-        raise _event_reject(
-            data=data,
-            request_hash=request_hash,
-            error=_validation_error({"payload": payload_serializer.errors}),
-            idempotency_key=idempotency_key,
-        )
+        ) from exc
     occurred_at = event["occurredAt"] or _signed_time(headers)
     idempotency_key = idempotency_key or _idempotency_key_default(event=event, data=data, headers=headers)
     if len(idempotency_key) > 255:

@@ -6,6 +6,7 @@ The serializers only validate and normalise; `sync.services` applies the result.
 from __future__ import annotations
 
 import datetime as dt
+from dataclasses import dataclass
 from decimal import Decimal
 
 from django.utils import timezone
@@ -87,36 +88,44 @@ class EventEnvelopeSerializer(serializers.Serializer):
                     ]
                 }
             )
-        if attrs["entityType"] in EXTERNAL_ID_REQUIRED and not attrs["externalId"]:
-            attrs["externalId"] = self._external_id_derive(attrs)
         return attrs
 
-    def _external_id_derive(self, attrs: dict) -> str:
-        """A create without externalId is named by its idempotency key (the seed never sends one).
 
-        The same key always names the same record, so a later update or delete sends that key as
-        externalId. `derived_external_id` (context) is the Idempotency-Key, else `webhook:<webhook-id>`.
-        """
-        candidate = self.context.get("derived_external_id", "")
-        if attrs["operation"] == "create" and candidate and len(candidate) <= EXTERNAL_ID_MAX_LENGTH:
-            return candidate
-        if attrs["operation"] == "create":
-            message = (
-                f"Send externalId (or an Idempotency-Key of at most {EXTERNAL_ID_MAX_LENGTH} characters, "
-                "which then names the record)."
-            )
-        else:
-            message = (
-                f"Required to {attrs['operation']} a {attrs['entityType']}: send the externalId of its create "
-                "(for a create sent without one, its Idempotency-Key)."
-            )
-        raise serializers.ValidationError({"externalId": [message]})
+def external_id_derive(event: dict, *, candidate: str) -> None:
+    """A create without externalId is named by its idempotency key (the seed never sends one).
+
+    The same key always names the same record, so a later update or delete sends that key as
+    externalId. `candidate` is the Idempotency-Key, else `webhook:<webhook-id>` (batch:
+    `webhook:<webhook-id>:<index>`). Sets event["externalId"] or raises a ValidationError saying
+    what to send.
+    """
+    if event["entityType"] not in EXTERNAL_ID_REQUIRED or event["externalId"]:
+        return
+    if event["operation"] == "create" and candidate and len(candidate) <= EXTERNAL_ID_MAX_LENGTH:
+        event["externalId"] = candidate
+        return
+    if event["operation"] == "create":
+        message = (
+            f"Send externalId (or an Idempotency-Key of at most {EXTERNAL_ID_MAX_LENGTH} characters, "
+            "which then names the record)."
+        )
+    else:
+        message = (
+            f"Required to {event['operation']} a {event['entityType']}: send the externalId of its create "
+            "(for a create sent without one, its Idempotency-Key)."
+        )
+    raise serializers.ValidationError({"externalId": [message]})
 
 
 class _PayloadSerializer(serializers.Serializer):
     """Base: unknown payload keys are kept in the stored payload but never reach typed columns."""
 
     def columns(self) -> dict:
+        return self.columns_from(self.validated_data)
+
+    @staticmethod
+    def columns_from(data: dict) -> dict:
+        """The typed activity columns the validated payload fills."""
         return {}
 
 
@@ -132,8 +141,8 @@ class FoodLogPayloadSerializer(_LogPayloadSerializer):
     carbs = serializers.FloatField(**_in_range("carbs_g"), required=False, allow_null=True)
     fat = serializers.FloatField(**_in_range("fat_g"), required=False, allow_null=True)
 
-    def columns(self) -> dict:
-        data = self.validated_data
+    @staticmethod
+    def columns_from(data: dict) -> dict:
         return {
             "calories_kcal": _dec(data["calories"]),
             "protein_g": _dec(data.get("protein")),
@@ -148,8 +157,8 @@ class ExercisePayloadSerializer(_LogPayloadSerializer):
     calories_burned = serializers.FloatField(**_in_range("calories_burned_kcal"), required=False, allow_null=True)
     steps = serializers.IntegerField(**_in_range("steps"), required=False, allow_null=True)
 
-    def columns(self) -> dict:
-        data = self.validated_data
+    @staticmethod
+    def columns_from(data: dict) -> dict:
         return {
             "exercise_minutes": data["duration_minutes"],
             "calories_burned_kcal": _dec(data.get("calories_burned")),
@@ -160,23 +169,26 @@ class ExercisePayloadSerializer(_LogPayloadSerializer):
 class WeightLogPayloadSerializer(_LogPayloadSerializer):
     weight_kg = serializers.FloatField(**_in_range("weight_kg"))
 
-    def columns(self) -> dict:
-        return {"weight_kg": _dec(self.validated_data["weight_kg"])}
+    @staticmethod
+    def columns_from(data: dict) -> dict:
+        return {"weight_kg": _dec(data["weight_kg"])}
 
 
 class WaterLogPayloadSerializer(_LogPayloadSerializer):
     amount_ml = serializers.IntegerField(**_in_range("water_ml"))
 
-    def columns(self) -> dict:
-        return {"water_ml": self.validated_data["amount_ml"]}
+    @staticmethod
+    def columns_from(data: dict) -> dict:
+        return {"water_ml": data["amount_ml"]}
 
 
 class SleepLogPayloadSerializer(_LogPayloadSerializer):
     hours = serializers.FloatField(**_in_range("sleep_hours"))
     quality = serializers.CharField(max_length=32, required=False, allow_blank=True)
 
-    def columns(self) -> dict:
-        return {"sleep_hours": _dec(self.validated_data["hours"], 2)}
+    @staticmethod
+    def columns_from(data: dict) -> dict:
+        return {"sleep_hours": _dec(data["hours"], 2)}
 
 
 class MilestonePayloadSerializer(_LogPayloadSerializer):
@@ -201,7 +213,11 @@ class ProfilePayloadSerializer(_PayloadSerializer):
     phone = serializers.RegexField(r"^\+?[\d\s().-]{7,20}$", required=False, allow_blank=True)
 
     def profile_fields(self) -> dict:
-        data = dict(self.validated_data)
+        return self.profile_fields_from(self.validated_data)
+
+    @staticmethod
+    def profile_fields_from(validated: dict) -> dict:
+        data = dict(validated)
         for name in ("height_cm", "current_weight_kg"):
             if name in data:
                 data[name] = _dec(data[name])
@@ -284,3 +300,44 @@ def payload_serializer_for(entity_type: str, operation: str, payload: dict) -> _
     """The payload validator for this event, None when the operation carries no payload (delete)."""
     serializer_class = PAYLOAD_SERIALIZERS.get((entity_type, operation))
     return serializer_class(data=payload) if serializer_class else None
+
+
+@dataclass(frozen=True)
+class ValidatedPayload:
+    """A payload that passed its serializer: the validated values and what they mean."""
+
+    serializer_class: type[_PayloadSerializer]
+    validated_data: dict
+
+    def columns(self) -> dict:
+        return self.serializer_class.columns_from(self.validated_data)
+
+    def profile_fields(self) -> dict:
+        return self.serializer_class.profile_fields_from(self.validated_data)
+
+
+class EventValidator:
+    """Validates app events (envelope, externalId rule, payload) with one serializer instance per
+    kind, reused for every event of a request: DRF copies a serializer's fields for each new
+    instance, which costs more than validating a small event."""
+
+    def __init__(self) -> None:
+        self._envelope = EventEnvelopeSerializer()
+        self._payloads: dict[type, _PayloadSerializer] = {}
+
+    def validate(self, data: dict, *, derived_external_id: str) -> tuple[dict, ValidatedPayload | None]:
+        """The validated envelope and payload; raises ValidationError with the fields' errors
+        (payload errors under "payload")."""
+        event = self._envelope.run_validation(data)
+        external_id_derive(event, candidate=derived_external_id)
+        serializer_class = PAYLOAD_SERIALIZERS.get((event["entityType"], event["operation"]))
+        if serializer_class is None:  # no payload (delete)
+            return event, None
+        serializer = self._payloads.get(serializer_class)
+        if serializer is None:
+            serializer = self._payloads[serializer_class] = serializer_class()
+        try:
+            validated = serializer.run_validation(event["payload"])
+        except serializers.ValidationError as exc:
+            raise serializers.ValidationError({"payload": exc.detail}) from exc
+        return event, ValidatedPayload(serializer_class, dict(validated))

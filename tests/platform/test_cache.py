@@ -83,3 +83,14 @@ def test_a_rate_counter_is_created_or_incremented_in_one_statement(django_assert
     cache.set("rl:stale", 7, -1)  # expired: starts again from the delta
     assert cache.incr_or_add("rl:stale", 1, 60) == 1
     assert cache.get("rl:counter") == 5
+
+
+@pytest.mark.django_db
+def test_many_rate_counters_are_created_or_incremented_in_one_statement(django_assert_num_queries):
+    cache.incr_or_add("rl:a", 5, 60)
+
+    with django_assert_num_queries(1):
+        totals = cache.incr_or_add_many({"rl:a": 2, "rl:b": 3, "rl:c": 1}, 60)
+
+    assert totals == {"rl:a": 7, "rl:b": 3, "rl:c": 1}
+    assert cache.get_many(["rl:a", "rl:b", "rl:c"]) == {"rl:a": 7, "rl:b": 3, "rl:c": 1}

@@ -380,8 +380,8 @@ def _statements(post_batch, events) -> tuple[list[str], list[str]]:
         response = post_batch(events)
     assert response.json()["counts"]["accepted"] == len(events)
     # The test runs inside a transaction, so transaction.atomic() becomes SAVEPOINT / RELEASE
-    # SAVEPOINT here (BEGIN/COMMIT outside tests): left out. So are the rate-limit counters
-    # (crm_cache: one or two statements per distinct user without Redis, counted separately).
+    # SAVEPOINT here (BEGIN/COMMIT outside tests): left out. The rate-limit counters (crm_cache)
+    # are counted separately.
     statements = [q["sql"] for q in captured.captured_queries if "SAVEPOINT" not in q["sql"]]
     return [s for s in statements if "crm_cache" not in s], [s for s in statements if "crm_cache" in s]
 
@@ -394,9 +394,8 @@ def test_a_food_log_batch_costs_a_constant_number_of_statements(post_batch):
     # tombstones, claim, missing profiles, profile locks, stored activities, deleted-later facts,
     # activity INSERT, activity UPDATE, active goals?, last_active_at, audit INSERT, outcomes UPDATE
     assert len(large) == len(small) == 12, "\n".join(s[:100] for s in large)
-    # Rate-limit counters: per distinct user (10 here), not per event (add, or add + incr).
-    assert len(large_cache) <= 20
-    assert len(small_cache) <= 20
+    # Rate-limit counters: every user of the batch in one upsert (no Redis), not one per user or event.
+    assert len(large_cache) == len(small_cache) == 1
 
 
 def test_the_openapi_example_is_really_signed_and_documented(client):
