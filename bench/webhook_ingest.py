@@ -368,6 +368,12 @@ def main() -> int:
     parser.add_argument("--threads", type=int, default=2, help="wrk threads (wrk -t; divides --connections)")
     parser.add_argument("--users", type=int, default=5000, help="distinct userIds (rate limit is per user)")
     parser.add_argument("--batch-size", type=int, default=500, help="events per batch request")
+    parser.add_argument(
+        "--batch-connections",
+        type=int,
+        default=4,
+        help="connections for the batch target (a high-volume sender sends a few large requests at a time)",
+    )
     parser.add_argument("--new-users", action="store_true", help="users unknown to the CRM (first events)")
     parser.add_argument(
         "--targets", default="bare,insert,single,batch", help="comma-separated subset of bare,insert,single,batch"
@@ -381,6 +387,8 @@ def main() -> int:
         parser.error(f"unknown targets: {', '.join(sorted(unknown))}")
     if args.connections % args.threads:
         parser.error("--connections must be a multiple of --threads")
+    if args.batch_connections % args.threads:
+        parser.error("--batch-connections must be a multiple of --threads")
     if not shutil.which("wrk"):
         parser.error("wrk is not installed")
 
@@ -436,6 +444,10 @@ def main() -> int:
             notes.append("PostgreSQL CPU: the server's processes are not visible on this machine (n/a)")
         for target in targets:
             per_request = args.batch_size if target == "batch" else 1
+            run_wrk = {
+                "connections": args.batch_connections if target == "batch" else args.connections,
+                "threads": args.threads,
+            }
             prefix = work_dir / f"{target}.requests"
             if target == "batch":
                 status, text = _probe_batch(factory, port)
@@ -451,10 +463,12 @@ def main() -> int:
             if target == "single" and "bare" in results:
                 warm_rate = results["bare"]["rps"]  # no endpoint outruns the bare view
             elif target == "batch":
-                warm_rate = max(4 * args.connections / max(args.warmup, 1), 1)
+                warm_rate = max(4 * run_wrk["connections"] / max(args.warmup, 1), 1)
             else:
                 warm_rate = REFERENCE_RATE_GUESS if target in ("bare", "insert") else 1000
-            factory.write(target, math.ceil(warm_rate * args.warmup * 1.5) + args.connections, prefix, args.threads)
+            factory.write(
+                target, math.ceil(warm_rate * args.warmup * 1.5) + run_wrk["connections"], prefix, args.threads
+            )
             warm = _wrk(port, prefix, seconds=args.warmup, log=work_dir / f"{target}.warmup.log", **run_wrk)
             # The warm-up runs colder than the measured window: size with headroom over its rate.
             ceiling = warm["rps"] * 2
@@ -462,7 +476,7 @@ def main() -> int:
                 ceiling = max(ceiling, REFERENCE_RATE_GUESS)
             elif target == "single" and "bare" in results:
                 ceiling = max(warm["rps"], results["bare"]["rps"])
-            count = math.ceil(ceiling * args.seconds * 1.5) + args.connections
+            count = math.ceil(ceiling * args.seconds * 1.5) + run_wrk["connections"]
             approx_bytes = len(factory.raw(target, datetime.now(UTC))) + 16
             if count * approx_bytes > args.max_file_mb * 2**20:
                 count = args.max_file_mb * 2**20 // approx_bytes
@@ -558,7 +572,8 @@ def _print_summary(results: dict[str, dict], notes: list[str], args) -> None:
     workers, threads = os.environ.get("WEB_CONCURRENCY", "3"), os.environ.get("WEB_THREADS", "4")
     print(
         f"\ngunicorn (gunicorn.conf.py): {workers} gthread workers x {threads} threads; {os.cpu_count()} CPUs; "
-        f"wrk {args.connections} connections in {args.threads} threads; {args.seconds:g} s per target after "
+        f"wrk {args.connections} connections ({args.batch_connections} for batch) in {args.threads} threads; "
+        f"{args.seconds:g} s per target after "
         f"{args.warmup:g} s warm-up; {'new' if args.new_users else 'known'} users ({args.users}); "
         f"batch size {args.batch_size}"
     )
@@ -584,7 +599,8 @@ def _print_summary(results: dict[str, dict], notes: list[str], args) -> None:
                 f"{results[target]['events']})"
             )
     print(
-        f"\n_{date.today().isoformat()}, {args.seconds:g} s per target, {args.connections} connections, "
+        f"\n_{date.today().isoformat()}, {args.seconds:g} s per target, {args.connections} connections "
+        f"({args.batch_connections} for batch), "
         f"{'new' if args.new_users else 'known'} users_\n"
     )
     print(
