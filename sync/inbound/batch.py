@@ -82,7 +82,7 @@ from sync.inbound.intake import (
     _validation_error,
     webhook_signature_verify,
 )
-from sync.inbound.schemas import ACTIVITY_ENTITY_TYPES, EventValidator
+from sync.inbound.schemas import ACTIVITY_ENTITY_TYPES, EventValidator, event_validator_get
 from sync.models import SyncDirection, SyncEvent, SyncStatus
 from sync.outbox import request_hash_compute
 from yahealthy_crm.actors import ActorType
@@ -206,7 +206,7 @@ def webhook_batch_ingest(*, body: bytes, headers: Mapping[str, str], request=Non
     items = [_item_start(index, raw) for index, raw in enumerate(events)]
     retry_after = _rate_limit(items, request=request)
     _tombstones_check(items)
-    validator = EventValidator()
+    validator = event_validator_get()
     rejected = [
         _validate(item, validator=validator, headers=headers, webhook_id=webhook_id)
         for item in items

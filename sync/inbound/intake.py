@@ -39,7 +39,7 @@ from profiles.services import profile_apply_app_event, profile_get_or_create_for
 from sync.app_events import APP_ACTOR_ID, AppliedEvent
 from sync.error_codes import SyncErrorCode
 from sync.inbound.queries import event_claim, event_finish_statement
-from sync.inbound.schemas import ACTIVITY_ENTITY_TYPES, EventValidator
+from sync.inbound.schemas import ACTIVITY_ENTITY_TYPES, event_validator_get
 from sync.models import SyncDirection, SyncEvent, SyncStatus
 from sync.outbox import request_hash_compute
 from yahealthy_crm.actors import ActorType
@@ -223,7 +223,7 @@ def webhook_event_ingest(
 
     request_hash = request_hash_compute(data)
     try:
-        event, payload_serializer = EventValidator().validate(
+        event, payload_serializer = event_validator_get().validate(
             data, derived_external_id=idempotency_key or _webhook_message_key(headers)
         )
     except serializers.ValidationError as exc:

@@ -6,6 +6,7 @@ The serializers only validate and normalise; `sync.services` applies the result.
 from __future__ import annotations
 
 import datetime as dt
+import threading
 from dataclasses import dataclass
 from decimal import Decimal
 
@@ -341,3 +342,16 @@ class EventValidator:
         except serializers.ValidationError as exc:
             raise serializers.ValidationError({"payload": exc.detail}) from exc
         return event, ValidatedPayload(serializer_class, dict(validated))
+
+
+_thread_validators = threading.local()
+
+
+def event_validator_get() -> EventValidator:
+    """This thread's EventValidator, built once: the single endpoint validates one event per request,
+    and building the serializers costs more than using them. Per thread, because a validating
+    serializer keeps per-call state (gunicorn runs requests in threads)."""
+    validator = getattr(_thread_validators, "validator", None)
+    if validator is None:
+        validator = _thread_validators.validator = EventValidator()
+    return validator
