@@ -8,10 +8,9 @@ from typing import Any
 
 from compliance.models import AuditLog
 from compliance.pii import redact_pii_data
-from compliance.queries import audit_insert, audit_insert_statement
+from compliance.queries import audit_insert
 from yahealthy_crm.actors import ActorType
 from yahealthy_crm.request_context import request_id_var
-from yahealthy_crm.sql import Statement
 
 
 def _jsonable(value: Any) -> Any:
@@ -59,8 +58,3 @@ def audit_record(**fields: Any) -> AuditLog:
     """Append one audit row (see `audit_row_build` for the fields). Call inside the same transaction
     as the write it describes."""
     return audit_insert(audit_row_build(**fields))
-
-
-def audit_record_statement(**fields: Any) -> Statement:
-    """The INSERT of one audit row, to run together with the write it describes (sync hot path)."""
-    return audit_insert_statement(audit_row_build(**fields))

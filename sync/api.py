@@ -32,15 +32,17 @@ class WebhookAcceptedSerializer(serializers.Serializer):
     result = WebhookResultSerializer()
 
 
-class AppEventWebhookApi(APIView):
-    """POST /api/crm/webhooks/app-event: one app event, signed per Standard Webhooks."""
-
+class _SignedWebhookApi(APIView):
     # The Standard Webhooks signature is the authentication; no session, no CSRF.
     authentication_classes: list = []
     permission_classes: list = []
     throttle_classes: list = []
     parser_classes: list = []  # the raw body is verified before it is parsed
     renderer_classes = [JSONRenderer]
+
+
+class AppEventWebhookApi(_SignedWebhookApi):
+    """POST /api/crm/webhooks/app-event: one app event, signed per Standard Webhooks."""
 
     @extend_schema(
         operation_id="webhook_app_event",
@@ -166,14 +168,8 @@ BATCH_EXAMPLE_SIGNED_WITH = (
 )
 
 
-class AppEventsBatchWebhookApi(APIView):
+class AppEventsBatchWebhookApi(_SignedWebhookApi):
     """POST /api/crm/webhooks/app-events: up to 500 app events in one request, signed per Standard Webhooks."""
-
-    authentication_classes: list = []
-    permission_classes: list = []
-    throttle_classes: list = []
-    parser_classes: list = []  # the raw body is verified before it is parsed
-    renderer_classes = [JSONRenderer]
 
     @extend_schema(
         operation_id="webhook_app_events_batch",

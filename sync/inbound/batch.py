@@ -80,6 +80,7 @@ from sync.inbound.intake import (
     _signed_time,
     _user_erased_error,
     _validation_error,
+    app_event_audit_row,
     webhook_signature_verify,
 )
 from sync.inbound.schemas import ACTIVITY_ENTITY_TYPES, EventValidator, event_validator_get
@@ -629,17 +630,7 @@ def _finish(items: list[_Item], *, created: dict[str, int]) -> None:
         if success:
             user_id = event["userId"]
             last_active[user_id] = max(item.occurred_at, last_active.get(user_id, item.occurred_at))
-            audit.append(
-                audit_row_build(
-                    actor_type=ActorType.APP,
-                    actor_id=APP_ACTOR_ID,
-                    action=f"{event['entityType']}.{event['operation']}",
-                    entity_type=event["entityType"],
-                    entity_id=applied.entity_id,
-                    user_id=user_id,
-                    changes={**applied.changes, "syncEventId": item.event_id},
-                )
-            )
+            audit.append(app_event_audit_row(event=event, applied=applied, event_id=item.event_id))
             embed = embed or applied.embed
     profiles_last_active_forward(user_ids=list(last_active), times=list(last_active.values()))
     audit_rows_insert(rows=audit)

@@ -27,8 +27,9 @@ from standardwebhooks.webhooks import WebhookVerificationError
 
 from activities.services import activity_apply_app_event, activity_embeddings_schedule
 from compliance.pii import redact_pii, redact_pii_data
+from compliance.queries import audit_insert_statement
 from compliance.selectors import user_id_hash, user_is_erased
-from compliance.services import audit_record_statement
+from compliance.services import audit_row_build
 from goals.services import (
     GoalMetricMismatchError,
     GoalNotFoundError,
@@ -329,6 +330,19 @@ def _event_claim_and_apply(
     return WebhookResult(status.HTTP_202_ACCEPTED, response)
 
 
+def app_event_audit_row(*, event: dict, applied: AppliedEvent, event_id: int):
+    """The audit row of an applied app event (actor `app`), for the single and the batch intake."""
+    return audit_row_build(
+        actor_type=ActorType.APP,
+        actor_id=APP_ACTOR_ID,
+        action=f"{event['entityType']}.{event['operation']}",
+        entity_type=event["entityType"],
+        entity_id=applied.entity_id,
+        user_id=event["userId"],
+        changes={**applied.changes, "syncEventId": event_id},
+    )
+
+
 def _event_finish(*, event: dict, event_id: int, idempotency_key: str, applied: AppliedEvent) -> dict:
     """One statement: the domain's deferred writes, the audit row and the stored 202 response."""
     applied.data["syncEventId"] = event_id
@@ -349,17 +363,7 @@ def _event_finish(*, event: dict, event_id: int, idempotency_key: str, applied: 
         ),
     ]
     if applied.result_status == "success":
-        writes.append(
-            audit_record_statement(
-                actor_type=ActorType.APP,
-                actor_id=APP_ACTOR_ID,
-                action=f"{event['entityType']}.{event['operation']}",
-                entity_type=event["entityType"],
-                entity_id=applied.entity_id,
-                user_id=event["userId"],
-                changes={**applied.changes, "syncEventId": event_id},
-            )
-        )
+        writes.append(audit_insert_statement(app_event_audit_row(event=event, applied=applied, event_id=event_id)))
     statements_run(writes)
     return json.loads(response_json)
 
