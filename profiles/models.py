@@ -12,6 +12,34 @@ class EngagementTier(models.TextChoices):
 TIER_ORDER = [EngagementTier.BRONZE, EngagementTier.SILVER, EngagementTier.GOLD, EngagementTier.PLATINUM]
 
 
+class LifecycleStage(models.TextChoices):
+    """Amplitude/PostHog-style lifecycle (definitions in docs/retention.md, computed daily)."""
+
+    NEW = "new"
+    CURRENT = "current"
+    RESURRECTED = "resurrected"
+    DORMANT = "dormant"
+
+
+class ChurnBand(models.TextChoices):
+    LOW = "low"
+    MEDIUM = "medium"
+    HIGH = "high"
+
+
+# The one home of the churn bands: low < 0.5 <= medium < 0.75 <= high.
+CHURN_BAND_MEDIUM_FROM = 0.5
+CHURN_BAND_HIGH_FROM = 0.75
+
+
+def churn_band_for(risk: float) -> ChurnBand:
+    if risk >= CHURN_BAND_HIGH_FROM:
+        return ChurnBand.HIGH
+    if risk >= CHURN_BAND_MEDIUM_FROM:
+        return ChurnBand.MEDIUM
+    return ChurnBand.LOW
+
+
 class ActivityLevel(models.TextChoices):
     SEDENTARY = "sedentary"
     LIGHT = "light"
@@ -45,6 +73,9 @@ class CrmUserProfile(models.Model):
     churn_risk = models.DecimalField(max_digits=4, decimal_places=3, default=0)
     churn_factors = models.JSONField(default=dict, blank=True)
     churn_assessed_at = models.DateTimeField(null=True, blank=True)
+    churn_band = models.CharField(max_length=8, choices=ChurnBand.choices, default=ChurnBand.LOW)
+    lifecycle_stage = models.CharField(max_length=12, choices=LifecycleStage.choices, default=LifecycleStage.NEW)
+    lifecycle_changed_at = models.DateTimeField(null=True, blank=True)
     last_active_at = models.DateTimeField(null=True, blank=True, db_index=True)
     # Consent (design.md "Compliance"): AI processing granted unless the app says otherwise.
     consent_ai_processing = models.BooleanField(default=True)
@@ -66,6 +97,8 @@ class CrmUserProfile(models.Model):
         ordering = ["-created_at"]
         indexes = [
             models.Index(fields=["-churn_risk"], name="crm_profile_churn_risk_idx"),
+            models.Index(fields=["churn_band", "-churn_risk"], name="crm_profile_band_idx"),
+            models.Index(fields=["lifecycle_stage"], name="crm_profile_lifecycle_idx"),
             models.Index(fields=["-created_at"], name="crm_profile_created_idx"),
         ]
         constraints = [
