@@ -19,8 +19,9 @@ from typing import Any
 from django.utils import timezone
 
 from activities.selectors import engagement_signals_for_users, nutrition_summary_get
+from coaching.engagement import EngagementTierError, engagement_tier_for, engagement_tier_step
 from coaching.models import InsightType
-from coaching.retention import EngagementTierError, churn_risk_estimate, engagement_tier_for, engagement_tier_step
+from coaching.retention import churn_risk_estimate
 from coaching.services import insight_create
 from compliance.pii import redact_pii
 from goals.models import GOAL_TYPE_METRICS, GoalMetric, GoalStatus, GoalType, HealthGoal

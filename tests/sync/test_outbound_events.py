@@ -17,7 +17,8 @@ import pytest
 from django.db import connection
 from standardwebhooks import Webhook
 
-from coaching.retention import churn_assess_users, engagement_tier_step
+from coaching.engagement import engagement_tier_step
+from coaching.retention import churn_assess_users
 from coaching.services import insight_create, insight_dismiss
 from compliance.gdpr import gdpr_erase
 from compliance.selectors import user_id_hash
