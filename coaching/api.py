@@ -16,10 +16,25 @@ from rest_framework.views import APIView
 
 from coaching.coach import AskResult, coach_ask
 from coaching.error_codes import CoachingErrorCode
+from coaching.jobs import (
+    JOB_DAILY_INSIGHTS,
+    JOB_RETENTION_OUTCOMES,
+    JOB_WEEKLY_CHURN,
+    JobAlreadyRunningError,
+    JobTrigger,
+    job_run_abandon,
+    job_run_start,
+)
+from coaching.models import JobRun, RetentionActionSource, RetentionActionType
 from coaching.retention import user_metrics_get
+from coaching.retention_actions import retention_action_record, retention_outcomes_report
 from coaching.selectors import coaching_session_list, insight_get_for_user, insight_list_open
 from coaching.services import insight_dismiss
-from coaching.tasks import daily_insights_job, weekly_churn_assessment_job
+from coaching.tasks import (
+    daily_insights_job,
+    retention_outcomes_job,
+    weekly_churn_assessment_job,
+)
 from goals.api import GoalOutputSerializer
 from goals.selectors import goal_list_by_ids
 from profiles.selectors import profile_for_caller_get
@@ -40,7 +55,7 @@ from yahealthy_crm.api import (
 )
 from yahealthy_crm.auth import admin_key_check
 from yahealthy_crm.errors import ApplicationError, ErrorCode
-from yahealthy_crm.permissions import Caller, not_found_error
+from yahealthy_crm.permissions import Caller, IsServiceOrStaff, not_found_error
 from yahealthy_crm.ratelimit import AI_ASK_RATE, BULK_RATE, rate_limit_enforce
 
 MESSAGE_MAX_CHARS = 2000
@@ -368,7 +383,12 @@ class UserMetricsApi(APIView):
 
 # --- Job endpoints (seed: "Background Jobs"): operators trigger the Celery jobs with X-Admin-Key ---
 
-JOBS = {"daily-insights": daily_insights_job, "assess-churn": weekly_churn_assessment_job}
+JOBS = {
+    JOB_DAILY_INSIGHTS: daily_insights_job,
+    JOB_WEEKLY_CHURN: weekly_churn_assessment_job,
+    JOB_RETENTION_OUTCOMES: retention_outcomes_job,
+}
+ADMIN_KEY_PARAMETER = OpenApiParameter("X-Admin-Key", str, OpenApiParameter.HEADER, required=True)
 
 
 class JobTriggerView(APIView):
@@ -377,14 +397,25 @@ class JobTriggerView(APIView):
 
     @extend_schema(
         operation_id="jobs_trigger",
-        summary="Run a background job now (daily-insights or assess-churn)",
-        parameters=[OpenApiParameter("X-Admin-Key", str, OpenApiParameter.HEADER, required=True)],
+        summary="Run a background job now (daily-insights, assess-churn, retention-outcomes)",
+        description="Starts a JobRun (status `running`) and queues the task that executes it; `runId` is "
+        "for `GET /api/crm/jobs/<runId>`. While a run of the same job is going, a second trigger answers "
+        "409 `job_already_running` with the running run's id and queues nothing.",
+        parameters=[ADMIN_KEY_PARAMETER],
         request=None,
         responses={
             202: inline_serializer(
                 "JobAccepted",
-                {"status": serializers.CharField(), "job": serializers.CharField(), "taskId": serializers.CharField()},
-            )
+                {
+                    "status": serializers.CharField(),
+                    "job": serializers.CharField(),
+                    "taskId": serializers.CharField(),
+                    "runId": serializers.IntegerField(),
+                },
+            ),
+            401: ErrorSerializer,
+            404: ErrorSerializer,
+            409: OpenApiResponse(ErrorSerializer, description="The job is running (details.runId)."),
         },
     )
     def post(self, request, job: str):
@@ -397,5 +428,172 @@ class JobTriggerView(APIView):
                 code=ErrorCode.NOT_FOUND,
                 status_code=status.HTTP_404_NOT_FOUND,
             )
-        result = task.delay()
-        return Response({"status": "accepted", "job": job, "taskId": result.id}, status=status.HTTP_202_ACCEPTED)
+        try:
+            run = job_run_start(job=job, trigger=JobTrigger.API)
+        except JobAlreadyRunningError as exc:
+            run_id = exc.run.pk if exc.run else None
+            raise ApplicationError(
+                f"Job '{job}' is already running (run {run_id}); it was not started again.",
+                code=CoachingErrorCode.JOB_ALREADY_RUNNING,
+                status_code=status.HTTP_409_CONFLICT,
+                details={"runId": run_id},
+            ) from exc
+        try:
+            result = task.delay(run_id=run.pk)
+        except Exception as exc:
+            job_run_abandon(run=run, error=f"could not queue the task: {exc}")
+            raise
+        return Response(
+            {"status": "accepted", "job": job, "taskId": result.id, "runId": run.pk}, status=status.HTTP_202_ACCEPTED
+        )
+
+
+class JobRunSerializer(serializers.Serializer):
+    id = serializers.IntegerField()
+    job = serializers.CharField()
+    trigger = serializers.CharField()
+    status = serializers.CharField()
+    startedAt = IsoDateTimeField(source="started_at")
+    finishedAt = IsoDateTimeField(source="finished_at", allow_null=True)
+    considered = serializers.IntegerField()
+    processed = serializers.IntegerField()
+    skipped = serializers.IntegerField()
+    failed = serializers.IntegerField()
+    error = serializers.CharField()
+    details = serializers.JSONField()
+
+
+class JobRunView(APIView):
+    authentication_classes: list = []
+    permission_classes: list = []
+
+    @extend_schema(
+        operation_id="jobs_run_status",
+        summary="A job run's status and counts",
+        parameters=[ADMIN_KEY_PARAMETER],
+        responses={200: JobRunSerializer, 401: ErrorSerializer, 404: ErrorSerializer},
+        examples=[
+            OpenApiExample(
+                "Finished",
+                value={
+                    "id": 12,
+                    "job": "daily-insights",
+                    "trigger": "api",
+                    "status": "succeeded",
+                    "startedAt": "2026-01-05T06:00:00+00:00",
+                    "finishedAt": "2026-01-05T06:00:41+00:00",
+                    "considered": 120,
+                    "processed": 118,
+                    "skipped": 1,
+                    "failed": 1,
+                    "error": "",
+                    "details": {"failures": [{"userId": "user_9", "error": "..."}]},
+                },
+                response_only=True,
+            )
+        ],
+    )
+    def get(self, request, run_id: int):
+        admin_key_check(request)
+        run = JobRun.objects.filter(pk=run_id).first() if run_id <= MAX_ID else None
+        if run is None:
+            raise not_found_error("Job run not found.")
+        return Response(JobRunSerializer(run).data)
+
+
+# --- Retention actions and outcomes (docs/retention.md) -----------------------------------------------
+
+
+class RetentionActionInputSerializer(StrictSerializer):
+    actionType = serializers.ChoiceField(choices=RetentionActionType.choices)
+
+
+class RetentionActionSerializer(serializers.Serializer):
+    id = serializers.IntegerField()
+    userId = serializers.CharField(source="user_id")
+    actionType = serializers.CharField(source="action_type")
+    source = serializers.CharField()
+    actorId = serializers.CharField(source="actor_id")
+    insightId = serializers.IntegerField(source="insight_id", allow_null=True)
+    churnRisk = serializers.FloatField(source="churn_risk")
+    churnBand = serializers.CharField(source="churn_band")
+    drivers = serializers.JSONField()
+    createdAt = IsoDateTimeField(source="created_at")
+    outcomeDueAt = IsoDateTimeField(source="outcome_due_at")
+    returned = serializers.BooleanField(allow_null=True)
+    returnedAt = IsoDateTimeField(source="returned_at", allow_null=True)
+
+
+class RetentionActionCreateApi(APIView):
+    permission_classes = [IsServiceOrStaff]
+
+    @extend_schema(
+        operation_id="users_retention_actions_create",
+        summary="Record a retention action taken for a user (e.g. a staff call)",
+        description="Stored with the user's churn risk, band and drivers now; its outcome (did the user "
+        "come back within 14 days) is set by the daily outcomes job. `reminder` and `staff_call` reach "
+        "the user outside the app and need marketing consent (403 `marketing_consent_required`). Not for "
+        "end users (403).",
+        request=RetentionActionInputSerializer,
+        responses={
+            201: envelope_serializer("RetentionActionEnvelope", RetentionActionSerializer()),
+            **USER_ERRORS,
+            403: OpenApiResponse(ErrorSerializer, description="End user, or no marketing consent."),
+        },
+        examples=[OpenApiExample("Staff call", value={"actionType": "staff_call"}, request_only=True)],
+        tags=["engagement"],
+    )
+    def post(self, request, user_id: str):
+        caller: Caller = request.user
+        profile = profile_for_caller_get(caller=caller, user_id=user_id)
+        serializer = RetentionActionInputSerializer(data=request.data)
+        serializer.is_valid(raise_exception=True)
+        action = retention_action_record(
+            profile=profile,
+            action_type=serializer.validated_data["actionType"],
+            source=RetentionActionSource.STAFF,
+            actor_type=caller.actor_type,
+            actor_id=caller.actor_id,
+        )
+        return success(RetentionActionSerializer(action).data, http_status=status.HTTP_201_CREATED)
+
+
+class RetentionOutcomesApi(APIView):
+    permission_classes = [IsServiceOrStaff]
+
+    @extend_schema(
+        operation_id="retention_outcomes",
+        summary="Return rate per retention action type against untreated users of the same band",
+        description="Per action type (job and staff actions): actions, pending (window not over), decided, "
+        "returned (any activity within 14 days), return rate; `control`: users scored in the same band in "
+        "the same week who got no action, and how many of them came back within 14 days; `lift` = return "
+        "rate - control return rate. Not for end users (403).",
+        responses={200: OpenApiResponse(description="The report"), 401: ErrorSerializer, 403: ErrorSerializer},
+        examples=[
+            OpenApiExample(
+                "Report",
+                value={
+                    "status": "success",
+                    "data": {
+                        "windowDays": 14,
+                        "actionTypes": [
+                            {
+                                "actionType": "streak_restart",
+                                "actions": 40,
+                                "pending": 10,
+                                "decided": 30,
+                                "returned": 12,
+                                "returnRate": 0.4,
+                                "control": {"users": 200, "returned": 50, "returnRate": 0.25},
+                                "lift": 0.15,
+                            }
+                        ],
+                    },
+                },
+                response_only=True,
+            )
+        ],
+        tags=["engagement"],
+    )
+    def get(self, request):
+        return success(retention_outcomes_report())

@@ -10,7 +10,14 @@ from django.db import transaction
 
 from activities.embeddings import embed_texts
 from coaching.models import AiInsight, CoachingSession, CoachingStatus
-from coaching.providers import CoachUnavailableError, OfflineCoach, coach_provider_get
+from coaching.providers import (
+    CoachProvider,
+    CoachUnavailableError,
+    InsightDraft,
+    OfflineCoach,
+    RetentionProposal,
+    coach_provider_get,
+)
 from coaching.selectors import coach_context_retrieve, coach_facts_get
 from coaching.tools import ToolContext
 from compliance.pii import redact_pii
@@ -114,3 +121,37 @@ def coach_ask(*, profile: CrmUserProfile, message: str, requested_by: str = "") 
         fallback_reason=fallback_reason,
         model_seconds=model_seconds,
     )
+
+
+# --- The jobs' questions to the coach: the configured provider, the offline coach when it fails ---
+
+
+def coach_daily_insight(
+    *, facts: dict, summary: dict, provider: CoachProvider | None = None
+) -> tuple[InsightDraft, str]:
+    """Today's insight + recommendation from the user's numbers, and the fallback reason ("" if none)."""
+    provider = provider or coach_provider_get()
+    try:
+        draft, reason = provider.daily_insight(facts=facts, summary=summary), ""
+    except CoachUnavailableError as exc:
+        logger.warning("coach provider %s failed on a daily insight (%s); writing it offline", provider.name, exc)
+        draft, reason = OfflineCoach().daily_insight(facts=facts, summary=summary), exc.reason
+    draft.title, draft.body = redact_pii(draft.title)[:200], redact_pii(draft.body)
+    draft.recommendation = redact_pii(draft.recommendation)
+    return draft, reason
+
+
+def coach_retention_action(
+    *, facts: dict, churn: dict, goals: list[dict], allowed: list[str], provider: CoachProvider | None = None
+) -> tuple[RetentionProposal, str]:
+    """One retention action among `allowed` fitted to the churn drivers, and the fallback reason."""
+    provider = provider or coach_provider_get()
+    try:
+        proposal, reason = provider.retention_action(facts=facts, churn=churn, goals=goals, allowed=allowed), ""
+    except CoachUnavailableError as exc:
+        logger.warning("coach provider %s failed on a retention action (%s); choosing offline", provider.name, exc)
+        proposal = OfflineCoach().retention_action(facts=facts, churn=churn, goals=goals, allowed=allowed)
+        reason = exc.reason
+    proposal.title, proposal.body = redact_pii(proposal.title)[:200], redact_pii(proposal.body)
+    proposal.recommendation = redact_pii(proposal.recommendation)
+    return proposal, reason

@@ -3,3 +3,5 @@
 
 class CoachingErrorCode:
     AI_CONSENT_REQUIRED = "ai_consent_required"
+    MARKETING_CONSENT_REQUIRED = "marketing_consent_required"
+    JOB_ALREADY_RUNNING = "job_already_running"

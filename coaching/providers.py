@@ -16,6 +16,7 @@ from typing import Protocol
 
 from django.conf import settings
 
+from coaching.models import InsightType, RetentionActionType
 from coaching.selectors import RetrievedItem, goal_target_suggest
 from coaching.tools import ToolContext, registry
 from goals.models import GoalMetric
@@ -44,10 +45,42 @@ class CoachUnavailableError(Exception):
         self.reason = reason
 
 
+@dataclass
+class InsightDraft:
+    """The daily insight the coach writes from a user's numbers (one insight + one recommendation)."""
+
+    title: str
+    body: str
+    recommendation: str
+    insight_type: str
+    provider: str = ""
+    model: str = ""
+
+
+@dataclass
+class RetentionProposal:
+    """The one retention action the coach proposes for an at-risk user, with the in-app text."""
+
+    action_type: str
+    title: str
+    body: str
+    recommendation: str
+    provider: str = ""
+    model: str = ""
+
+
 class CoachProvider(Protocol):
     name: str
 
     def answer(self, *, ctx: ToolContext, message: str, facts: dict, retrieved: list[RetrievedItem]) -> CoachAnswer: ...
+
+    def daily_insight(self, *, facts: dict, summary: dict) -> InsightDraft:
+        """`facts`: coach_facts_get; `summary`: {"nutrition": the nutrition tool's result, "goals": [...]}."""
+        ...
+
+    def retention_action(self, *, facts: dict, churn: dict, goals: list[dict], allowed: list[str]) -> RetentionProposal:
+        """`churn`: risk, band, daysInactive, activities30d, drivers; the answer's type is one of `allowed`."""
+        ...
 
 
 # --- Offline ------------------------------------------------------------------------------------------
@@ -370,6 +403,182 @@ class OfflineCoach:
             )
         return [text]
 
+    # --- Jobs: the daily insight and the weekly retention action, written from the numbers given ---
+
+    def daily_insight(self, *, facts: dict, summary: dict) -> InsightDraft:
+        nutrition = summary["nutrition"]
+        averages, logged = nutrition["averagesPerLoggedDay"], nutrition["daysLogged"]
+        gaps = []
+        for goal in summary["goals"]:
+            current = _goal_current(goal["metric"], averages, facts)
+            if current is not None and goal["value"] and goal["metric"] != GoalMetric.WEIGHT_KG:
+                gaps.append((abs(current - goal["value"]) / goal["value"], goal, current))
+        if gaps:
+            gap, goal, current = max(gaps, key=lambda item: item[0])
+            metric = GoalMetric(goal["metric"])
+            label, per = _METRIC_LABEL[metric]
+            target = goal["value"]
+            if gap <= DAILY_ON_TRACK:
+                title = f"Your {label} is on track"
+                advice = f"Keep doing what works: you are within {DAILY_ON_TRACK:.0%} of your goal."
+            elif current < target:
+                title = f"Your {label} is below your goal"
+                advice = _TIPS[metric]
+            else:
+                title = f"Your {label} is above your goal"
+                advice = (
+                    f"Swap one snack a day to bring {label} back toward {_num(target)} {per}."
+                    if metric in _UNITS
+                    else f"Well done: you are past your {label} goal. Keep it steady."
+                )
+            return InsightDraft(
+                title=title,
+                body=f"Over the last 7 days your {label} averaged {_num(current)} {per} against a goal of "
+                f"{_num(target)} {per} ({_goal_days(metric, logged, facts)}).",
+                recommendation=advice,
+                insight_type="nutrition" if metric in _UNITS else _INSIGHT_TYPE.get(metric, "general"),
+                provider=self.name,
+                model="offline-planner-1",
+            )
+        metric = _PRIMARY_GOAL_METRIC.get(facts.get("primaryGoal"), GoalMetric.PROTEIN_G)
+        target = goal_target_suggest(metric=metric, averages=averages, facts=facts)
+        label, per = _METRIC_LABEL[metric]
+        if logged:
+            body = (
+                f"You logged food on {logged} of the last 7 days: about {_num(averages['calories_kcal'], 'kcal')} "
+                f"and {_num(averages['protein_g'], 'g')} of protein per logged day."
+            )
+            insight_type = "nutrition"
+            title = "Your week in food"
+        else:
+            body = (
+                f"No food logs this week, but you logged water on {facts['waterDaysLogged']} days, "
+                f"sleep on {facts['sleepNightsLogged']} nights and exercised on {facts['exerciseDays']} days."
+            )
+            insight_type = "general"
+            title = "Your week so far"
+        recommendation = (
+            f"Set a {label} goal of {_num(target.value)} {per} with your coach so you can track it. {_TIPS[metric]}"
+            if target
+            else _TIPS[metric]
+        )
+        if not logged:
+            recommendation = f"Log one meal a day so your coach can see your nutrition. {recommendation}"
+        return InsightDraft(
+            title=title,
+            body=body,
+            recommendation=recommendation,
+            insight_type=insight_type,
+            provider=self.name,
+            model="offline-planner-1",
+        )
+
+    def retention_action(self, *, facts: dict, churn: dict, goals: list[dict], allowed: list[str]) -> RetentionProposal:
+        action = retention_action_for_drivers(
+            churn=churn, goals=goals, tier=facts.get("engagementTier"), allowed=allowed
+        )
+        days = int(churn.get("daysInactive") or 0)
+        since = f"It has been {days} days since your last log" if days else "We have not seen you for a while"
+        if action == RetentionActionType.EASIER_GOAL:
+            goal = min(goals, key=lambda g: g["progressPct"]) if goals else None
+            if goal:
+                label, per = _METRIC_LABEL.get(goal["metric"], (goal["metric"].replace("_", " "), goal["unit"]))
+                easier = _easier_value(goal)
+                text = (
+                    f"Your {label} goal of {_num(goal['value'])} {per} is at {goal['progressPct']:.0f} %. "
+                    f"A smaller step is easier to keep."
+                )
+                tip = f"Try {_num(easier)} {per} for the next two weeks, then build up again."
+            else:
+                text, tip = "Big goals can feel far away.", "Pick one small daily target, such as one glass of water."
+            title = "A smaller goal to get going again"
+        elif action == RetentionActionType.STREAK_RESTART:
+            title = "Start a new streak today"
+            text = f"{since}. Every streak starts with day one."
+            tip = "Log one thing today (a glass of water counts) and again tomorrow."
+        elif action == RetentionActionType.REMINDER:
+            title = "A daily reminder to log"
+            text = f"{since}. A reminder at the time you usually log makes it easier to keep going."
+            tip = "We will send you one reminder a day for the next week; log one meal or one glass of water."
+        else:
+            title = "Our team would like to help"
+            text = f"{since}. A member of our team will get in touch to help you find a plan that fits."
+            tip = "Tell us what got in the way: we will adjust your goals with you."
+        return RetentionProposal(
+            action_type=action,
+            title=title,
+            body=text,
+            recommendation=tip,
+            provider=self.name,
+            model="offline-planner-1",
+        )
+
+
+DAILY_ON_TRACK = 0.05  # within 5 % of the goal counts as on track
+_FACT_KEY = {
+    GoalMetric.WATER_ML: "waterMlPerLoggedDay",
+    GoalMetric.SLEEP_HOURS: "sleepHoursPerLoggedNight",
+    GoalMetric.EXERCISE_MINUTES: "exerciseMinutesPerDay",
+    GoalMetric.STEPS: "stepsPerLoggedDay",
+}
+EASIER_GOAL_FACTOR = 0.75  # an easier goal is 75 % of the current one
+
+
+def _goal_current(metric: str, averages: dict, facts: dict) -> float | None:
+    """The 7-day number a goal's metric is compared with (nutrients: per logged day; habits: facts)."""
+    if metric in _UNITS:
+        return averages.get(metric)
+    key = _FACT_KEY.get(metric)
+    return facts.get(key) if key else None
+
+
+def _goal_days(metric: str, logged: int, facts: dict) -> str:
+    if metric in _UNITS:
+        return f"{logged} of 7 days logged"
+    if metric == GoalMetric.SLEEP_HOURS:
+        return f"{facts['sleepNightsLogged']} of 7 nights logged"
+    if metric == GoalMetric.WATER_ML:
+        return f"{facts['waterDaysLogged']} of 7 days logged"
+    return f"{facts.get('exerciseDays', 0)} active days of 7"
+
+
+def _easier_value(goal: dict) -> float:
+    step = 5 if goal["metric"] in _UNITS else 250 if goal["metric"] == GoalMetric.WATER_ML else 1
+    return max(round(goal["value"] * EASIER_GOAL_FACTOR / step) * step, step)
+
+
+# Which action answers which driver: the churn model's features named by what they measure.
+_DRIVER_ACTIONS: list[tuple[re.Pattern, str]] = [
+    (re.compile(r"goal", re.I), RetentionActionType.EASIER_GOAL),
+    (re.compile(r"(recen|inactiv|since|gap|streak|tenure)", re.I), RetentionActionType.STREAK_RESTART),
+    (re.compile(r"(frequen|trend|activit|volume|active_?days|regular|coach)", re.I), RetentionActionType.REMINDER),
+]
+STAFF_CALL_TIERS = ("gold", "platinum")
+
+
+def retention_action_for_drivers(*, churn: dict, goals: list[dict], tier: str | None, allowed: list[str]) -> str:
+    """The offline coach's choice among `allowed` (non-empty; ordered by preference of the caller).
+
+    A high-band user of a gold or platinum tier gets a staff call (worth a person's time); else the
+    strongest driver that pushes the risk up decides (goal progress: an easier goal; recency, gaps,
+    streaks: a streak restart; frequency and trend: a reminder); without drivers, a user with active
+    goals gets an easier goal and anyone else a streak restart. An action that is not allowed falls
+    through to the in-app ones.
+    """
+    if churn.get("band") == "high" and tier in STAFF_CALL_TIERS and RetentionActionType.STAFF_CALL in allowed:
+        return RetentionActionType.STAFF_CALL
+    wanted: list[str] = []
+    for driver in churn.get("drivers") or []:
+        if not isinstance(driver, dict) or (driver.get("contribution") or 0) <= 0:
+            continue
+        name = f"{driver.get('feature', '')} {driver.get('label', '')}"
+        wanted += [action for pattern, action in _DRIVER_ACTIONS if pattern.search(name)][:1]
+    wanted += [RetentionActionType.EASIER_GOAL] if goals else []
+    wanted += [RetentionActionType.STREAK_RESTART]
+    if RetentionActionType.EASIER_GOAL in wanted and not goals:
+        wanted = [a for a in wanted if a != RetentionActionType.EASIER_GOAL]
+    return next((action for action in wanted if action in allowed), allowed[0])
+
 
 # --- OpenAI -------------------------------------------------------------------------------------------
 
@@ -486,6 +695,76 @@ class OpenAICoach:
                     {"role": "tool", "tool_call_id": call.id, "content": json.dumps(outcome.result, default=str)}
                 )
         raise CoachUnavailableError("round_limit")  # unreachable: the last round returns or raises
+
+    # --- Jobs: one JSON-mode request each; any failure raises CoachUnavailableError (offline takes over) ---
+
+    def _json_answer(self, *, instructions: str, context: dict, keys: tuple[str, ...]) -> tuple[dict, str]:
+        response = self._create(
+            deadline=time.monotonic() + settings.COACH_TIMEOUT_S,
+            model=self.model,
+            messages=[
+                {"role": "system", "content": instructions},
+                {"role": "user", "content": "Data (aggregates only):\n" + json.dumps(context, default=str)},
+            ],
+            response_format={"type": "json_object"},
+        )
+        if not response.choices:
+            raise CoachUnavailableError("bad_response", "no choices")
+        try:
+            data = json.loads(response.choices[0].message.content or "")
+        except ValueError as exc:
+            raise CoachUnavailableError("bad_response", "not JSON") from exc
+        if not isinstance(data, dict) or any(not isinstance(data.get(k), str) or not data[k].strip() for k in keys):
+            raise CoachUnavailableError("bad_response", f"expected string fields {', '.join(keys)}")
+        return {k: data[k].strip() for k in keys}, response.model or self.model
+
+    def daily_insight(self, *, facts: dict, summary: dict) -> InsightDraft:
+        data, model = self._json_answer(
+            instructions=DAILY_INSIGHT_PROMPT,
+            context={"facts": facts, **summary},
+            keys=("title", "body", "recommendation", "insight_type"),
+        )
+        insight_type = data["insight_type"] if data["insight_type"] in InsightType.values else "general"
+        return InsightDraft(
+            title=data["title"][:200],
+            body=data["body"],
+            recommendation=data["recommendation"],
+            insight_type=insight_type,
+            provider=self.name,
+            model=model,
+        )
+
+    def retention_action(self, *, facts: dict, churn: dict, goals: list[dict], allowed: list[str]) -> RetentionProposal:
+        data, model = self._json_answer(
+            instructions=RETENTION_PROMPT.format(allowed=", ".join(allowed)),
+            context={"facts": facts, "churn": churn, "goals": goals, "allowedActions": allowed},
+            keys=("action_type", "title", "body", "recommendation"),
+        )
+        if data["action_type"] not in allowed:
+            raise CoachUnavailableError("bad_response", f"action {data['action_type']!r} is not allowed")
+        return RetentionProposal(
+            action_type=data["action_type"],
+            title=data["title"][:200],
+            body=data["body"],
+            recommendation=data["recommendation"],
+            provider=self.name,
+            model=model,
+        )
+
+
+DAILY_INSIGHT_PROMPT = """You are the YAHealthy nutrition and habit coach writing today's insight for one
+user from the numbers below (the last 7 days, active goals with progress). Answer with a JSON object:
+{"title": at most 80 characters, "body": one or two sentences quoting the user's real numbers,
+"recommendation": one concrete action for tomorrow, "insight_type": one of nutrition, activity,
+hydration, sleep, weight, engagement, general}. Never invent numbers; no medical diagnoses."""
+
+RETENTION_PROMPT = """You are the YAHealthy coach. The user below has been inactive and may stop using
+the app. Choose exactly ONE retention action from: {allowed}, fitted to the churn drivers (the
+features pushing the risk up, largest first), and write the in-app message. Action types:
+easier_goal (lower an active goal the user is far from), streak_restart (start again with one small
+log today), reminder (a daily reminder outside the app), staff_call (a person from our team calls).
+Answer with a JSON object: {{"action_type", "title" (at most 80 characters), "body" (one or two warm
+sentences quoting the real numbers), "recommendation" (one small concrete step)}}. Never invent numbers."""
 
 
 def coach_provider_get() -> CoachProvider:

@@ -1,4 +1,4 @@
-"""Writes of the coaching app: insights, the daily insights job, coaching-session embeddings."""
+"""Writes of the coaching app: insights and coaching-session embeddings (the daily job: daily_insights.py)."""
 
 from __future__ import annotations
 
@@ -9,24 +9,13 @@ from django.db import transaction
 from django.utils import timezone
 
 from activities.embeddings import embed_texts
-from activities.selectors import nutrition_summary_get
 from coaching.models import AiInsight, CoachingSession, InsightSource, InsightType
 from coaching.selectors import coaching_session_text, insight_payload
 from compliance.services import audit_record
-from goals.models import GoalMetric, GoalStatus, HealthGoal
-from profiles.models import TIER_ORDER, CrmUserProfile, EngagementTier
 from sync.outbox import outbox_record
 from yahealthy_crm.actors import ActorType
 
 logger = logging.getLogger(__name__)
-
-DAILY_INSIGHT_MIN_TIER = EngagementTier.SILVER
-NUTRIENT_LABELS = {
-    GoalMetric.CALORIES_KCAL: ("calories", "kcal", "calories_kcal"),
-    GoalMetric.PROTEIN_G: ("protein", "g", "protein_g"),
-    GoalMetric.CARBS_G: ("carbs", "g", "carbs_g"),
-    GoalMetric.FAT_G: ("fat", "g", "fat_g"),
-}
 
 
 def insight_create(
@@ -40,10 +29,14 @@ def insight_create(
     actor_type: str = ActorType.AI_ASSISTANT,
     actor_id: str = "",
     metadata: dict | None = None,
+    insight_date: dt.date | None = None,
 ) -> AiInsight:
+    """Store, audit and sync out an insight. A job's insight carries `insight_date`: one per user, source
+    and day (constraint crm_insight_one_per_job_day; a second one raises IntegrityError)."""
     with transaction.atomic():
         insight = AiInsight.objects.create(
             user_id=user_id,
+            insight_date=insight_date,
             title=title[:200],
             body=body,
             recommendation=recommendation,
@@ -69,77 +62,6 @@ def insight_create(
             data={"insight": insight_payload(insight)},
         )
     return insight
-
-
-def daily_insight_compose(*, user_id: str, today: dt.date) -> dict | None:
-    """One insight + one recommendation: the 7-day nutrition summary against active nutrition goals."""
-    summary = nutrition_summary_get(user_id=user_id, days=7, today=today)
-    if not summary.days_logged:
-        return None
-    goals = HealthGoal.objects.filter(user_id=user_id, status=GoalStatus.ACTIVE, metric__in=list(NUTRIENT_LABELS))
-    gaps = []
-    for goal in goals:
-        label, unit, key = NUTRIENT_LABELS[GoalMetric(goal.metric)]
-        average = summary.averages.get(key)
-        if average is not None:
-            gaps.append((abs(average - float(goal.goal_value)) / float(goal.goal_value), label, unit, average, goal))
-    if gaps:
-        _, label, unit, average, goal = max(gaps, key=lambda gap: gap[0])
-        direction = "below" if average < float(goal.goal_value) else "above"
-        return {
-            "title": f"Your {label} is {direction} your goal",
-            "body": (
-                f"Over the last 7 days you averaged {average:.0f} {unit} of {label} per logged day "
-                f"against a goal of {float(goal.goal_value):.0f} {unit} ({summary.days_logged} of 7 days logged)."
-            ),
-            "recommendation": (
-                f"Plan one meal a day that moves {label} toward {float(goal.goal_value):.0f} {unit}."
-                if direction == "below"
-                else f"Swap one snack a day to bring {label} back toward {float(goal.goal_value):.0f} {unit}."
-            ),
-            "insight_type": InsightType.NUTRITION,
-            "metadata": {"metric": goal.metric, "average": average, "goal": float(goal.goal_value)},
-        }
-    calories = summary.averages.get("calories_kcal") or 0
-    return {
-        "title": "Your week in food",
-        "body": f"You logged food on {summary.days_logged} of the last 7 days, about {calories:.0f} kcal a day.",
-        "recommendation": "Set a nutrition goal so your coach can track progress with you.",
-        "insight_type": InsightType.NUTRITION,
-        "metadata": {"daysLogged": summary.days_logged},
-    }
-
-
-def daily_insights_generate(*, now: dt.datetime | None = None) -> dict:
-    """Seed's daily job: engaged users (tier >= silver, active in the past day, AI consent) get one insight.
-
-    Safe to run twice a day: a user who already has today's daily insight is skipped.
-    """
-    now = now or timezone.now()
-    today = timezone.localdate(now)
-    eligible_tiers = TIER_ORDER[TIER_ORDER.index(DAILY_INSIGHT_MIN_TIER) :]
-    user_ids = list(
-        CrmUserProfile.objects.filter(
-            engagement_tier__in=eligible_tiers,
-            last_active_at__gte=now - dt.timedelta(days=1),
-            consent_ai_processing=True,
-        )
-        .exclude(insights__source=InsightSource.DAILY_JOB, insights__created_at__date=today)
-        .values_list("user_id", flat=True)
-    )
-    created = 0
-    for user_id in user_ids:
-        content = daily_insight_compose(user_id=user_id, today=today)
-        if content:
-            insight_create(
-                user_id=user_id,
-                source=InsightSource.DAILY_JOB,
-                actor_type=ActorType.SYSTEM,
-                actor_id="daily_insights",
-                **content,
-            )
-            created += 1
-    return {"eligible": len(user_ids), "created": created}
 
 
 def insight_dismiss(*, insight: AiInsight, actor_type: str, actor_id: str) -> AiInsight:

@@ -4,7 +4,14 @@ import yahealthy_crm.api  # noqa: F401 - registers the <user_id:...> path conver
 from coaching import api
 
 urlpatterns = [
+    path("jobs/<int:run_id>", api.JobRunView.as_view(), name="job-run"),
     path("jobs/<slug:job>", api.JobTriggerView.as_view(), name="job-trigger"),
+    path("retention/outcomes", api.RetentionOutcomesApi.as_view(), name="retention-outcomes"),
+    path(
+        "users/<user_id:user_id>/retention-actions",
+        api.RetentionActionCreateApi.as_view(),
+        name="user-retention-actions",
+    ),
     path("users/<user_id:user_id>/ask", api.AskApi.as_view(), name="user-ask"),
     path("users/<user_id:user_id>/insights", api.InsightListApi.as_view(), name="user-insights"),
     path(

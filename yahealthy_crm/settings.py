@@ -140,6 +140,16 @@ CELERY_BEAT_SCHEDULE = {
         "task": "sync.tasks.sync_outbound_requeue_stuck_task",
         "schedule": crontab(minute="*/5"),
     },
+    # Retention actions whose 14-day window ended get their outcome (docs/retention.md).
+    "retention-outcomes": {
+        "task": "coaching.tasks.retention_outcomes_job",
+        "schedule": crontab(hour=7, minute=0),
+    },
+    # Dead-letter syncs are flagged in admin and e-mailed to CRM_ALERT_EMAILS, once each.
+    "dead-letter-alerts": {
+        "task": "coaching.tasks.dead_letter_alerts_job",
+        "schedule": crontab(minute="*/15"),
+    },
 }
 
 # --- Auth, i18n, static -----------------------------------------------------------------------
@@ -205,6 +215,15 @@ EMBEDDING_DIMENSIONS = 384
 COACH_PROVIDER = env("COACH_PROVIDER", default="auto")
 COACH_MAX_RETRIES = env.int("COACH_MAX_RETRIES", default=2)
 COACH_RETRY_BACKOFF_S = env.float("COACH_RETRY_BACKOFF_S", default=0.5)
+# Staff alerts (docs/retention.md "Staff alerts"): comma-separated recipients; empty: flagged in admin only.
+CRM_ALERT_EMAILS = env.list("CRM_ALERT_EMAILS", default=[])
+# E-mail: EMAIL_URL (django-environ, e.g. smtp+tls://user:password@smtp.example.com:587), else
+# EMAIL_BACKEND (default: the console backend, which prints messages to the worker's log).
+if env("EMAIL_URL", default=""):
+    vars().update(env.email_url("EMAIL_URL"))
+else:
+    EMAIL_BACKEND = env("EMAIL_BACKEND", default="django.core.mail.backends.console.EmailBackend")
+DEFAULT_FROM_EMAIL = env("DEFAULT_FROM_EMAIL", default="YAHealthy CRM <crm@localhost>")
 # REST callers (design.md "Security model"): service API keys, end-user JWTs, staff sessions.
 REST_FRAMEWORK["DEFAULT_AUTHENTICATION_CLASSES"] = [
     "yahealthy_crm.auth.ServiceApiKeyAuthentication",
