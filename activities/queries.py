@@ -9,10 +9,12 @@ from dataclasses import dataclass
 from django.db import connection, transaction
 
 from activities.models import UserActivity
+from profiles.models import CrmUserProfile
 from sync.models import SyncDirection, SyncEvent, SyncStatus
 from yahealthy_crm.sql import Statement, model_from_row
 
 _TABLE = UserActivity._meta.db_table
+PROFILES_TABLE = CrmUserProfile._meta.db_table
 # Every column but the embedding (a 384-float vector nobody on the hot path reads).
 _LOADED_FIELDS = [f for f in UserActivity._meta.concrete_fields if f.name != "embedding"]
 _LOADED_COLUMNS = ", ".join(f"a.{f.column}" for f in _LOADED_FIELDS)
@@ -151,7 +153,8 @@ def vector_search_hnsw(
 
 
 def embeddings_store(model, batch, vectors, *, check_updated: bool) -> int:
-    """One UPDATE for the whole batch; rows embedded or changed meanwhile are left alone."""
+    """One UPDATE for the whole batch; rows embedded or changed meanwhile are left alone, and so are
+    rows of a user who withdrew AI consent meanwhile (the table has a `user_id` column)."""
     table = model._meta.db_table
     unchanged = " AND t.updated_at = v.updated_at" if check_updated else ""
     with connection.cursor() as cursor:
@@ -160,6 +163,9 @@ def embeddings_store(model, batch, vectors, *, check_updated: bool) -> int:
             UPDATE {table} AS t SET embedding = v.embedding::vector
             FROM unnest(%s::bigint[], %s::text[], %s::timestamptz[]) AS v(id, embedding, updated_at)
             WHERE t.id = v.id AND t.embedding IS NULL{unchanged}
+              AND EXISTS (
+                SELECT 1 FROM {PROFILES_TABLE} AS p WHERE p.user_id = t.user_id AND p.consent_ai_processing
+              )
             """,  # noqa: S608 - table and clause are constants
             [
                 [row.pk for row in batch],

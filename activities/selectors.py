@@ -23,9 +23,17 @@ def _round(value: Decimal | float | None, places: int = 1) -> float | None:
 
 def daily_totals_get(*, user_id: str, start: dt.date, end: dt.date) -> dict[dt.date, dict[str, float]]:
     """Per logged day between start and end (inclusive): summed nutrition, water, sleep and exercise."""
+    return daily_totals_for_users(user_ids=[user_id], start=start, end=end).get(user_id, {})
+
+
+def daily_totals_for_users(
+    *, user_ids: list[str], start: dt.date, end: dt.date
+) -> dict[str, dict[dt.date, dict[str, float]]]:
+    """`daily_totals_get` for many users in one grouped query: {user_id: {day: totals}} (users with
+    no logs in the range are absent)."""
     rows = (
-        UserActivity.objects.filter(user_id=user_id, logged_date__gte=start, logged_date__lte=end)
-        .values("logged_date")
+        UserActivity.objects.filter(user_id__in=user_ids, logged_date__gte=start, logged_date__lte=end)
+        .values("user_id", "logged_date")
         .annotate(
             calories_kcal=Sum("calories_kcal"),
             protein_g=Sum("protein_g"),
@@ -37,9 +45,13 @@ def daily_totals_get(*, user_id: str, start: dt.date, end: dt.date) -> dict[dt.d
             steps=Sum("steps"),
             food_logs=Count("id", filter=Q(activity_type=ActivityType.FOOD_LOG)),
         )
-        .order_by("logged_date")
+        .order_by("user_id", "logged_date")
     )
-    return {row.pop("logged_date"): row for row in rows}
+    totals: dict[str, dict[dt.date, dict[str, float]]] = {}
+    for row in rows:
+        user_id, day = row.pop("user_id"), row.pop("logged_date")
+        totals.setdefault(user_id, {})[day] = row
+    return totals
 
 
 @dataclass(frozen=True)
@@ -115,6 +127,44 @@ def engagement_signals_for_users(
     )
     found = {row.pop("user_id"): EngagementSignals(**row) for row in rows}
     empty = EngagementSignals(None, 0, 0, 0, 0)
+    return {user_id: found.get(user_id, empty) for user_id in user_ids}
+
+
+# Lifecycle windows (docs/retention.md "Lifecycle"): the recent window and the one before it.
+LIFECYCLE_WINDOW_DAYS = 14
+
+
+@dataclass(frozen=True)
+class LifecycleSignals:
+    """A user's engagement activity (ENGAGEMENT_TYPES, occurred_at <= now) in the lifecycle windows."""
+
+    active_recent: bool  # any in (now - 14d, now]
+    active_previous: bool  # any in (now - 28d, now - 14d]
+    active_before_recent: bool  # any at or before now - 14d (the previous window or earlier)
+
+
+def lifecycle_signals_for_users(*, user_ids: list[str], now: dt.datetime) -> dict[str, LifecycleSignals]:
+    """Lifecycle signals of many users in one grouped query (users without activity: all False)."""
+    recent_from = now - dt.timedelta(days=LIFECYCLE_WINDOW_DAYS)
+    previous_from = now - dt.timedelta(days=2 * LIFECYCLE_WINDOW_DAYS)
+    rows = (
+        UserActivity.objects.filter(user_id__in=user_ids, activity_type__in=ENGAGEMENT_TYPES, occurred_at__lte=now)
+        .values("user_id")
+        .annotate(
+            recent=Count("id", filter=Q(occurred_at__gt=recent_from)),
+            previous=Count("id", filter=Q(occurred_at__gt=previous_from, occurred_at__lte=recent_from)),
+            before_recent=Count("id", filter=Q(occurred_at__lte=recent_from)),
+        )
+    )
+    found = {
+        row["user_id"]: LifecycleSignals(
+            active_recent=row["recent"] > 0,
+            active_previous=row["previous"] > 0,
+            active_before_recent=row["before_recent"] > 0,
+        )
+        for row in rows
+    }
+    empty = LifecycleSignals(active_recent=False, active_previous=False, active_before_recent=False)
     return {user_id: found.get(user_id, empty) for user_id in user_ids}
 
 

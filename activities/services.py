@@ -9,6 +9,7 @@ from typing import Any
 
 from django.core.cache import cache
 from django.db.models import QuerySet
+from django.utils import timezone
 
 from activities.app_event_rules import (
     activity_deleted_later_applied,
@@ -28,6 +29,7 @@ from activities.queries import activity_event_context_get, activity_insert_state
 from activities.selectors import activity_text
 from compliance.services import audit_changes
 from profiles.models import CrmUserProfile
+from profiles.selectors import ai_consent_granted
 from profiles.services import profile_fields_apply_from_app
 from sync.app_events import AppliedEvent
 from yahealthy_crm.queue import task_enqueue
@@ -41,8 +43,25 @@ def activity_delete(*, activity: UserActivity) -> None:
 
 
 def activities_missing_embedding() -> QuerySet[UserActivity]:
-    """Activities that should have an embedding and have none (new, or changed since embedded)."""
-    return UserActivity.objects.filter(EMBEDDING_PENDING)
+    """Activities that should have an embedding and have none (new, or changed since embedded), of
+    users with AI consent only (design.md "AI coach": only users with AI consent are embedded).
+
+    The consent test is an EXISTS on the profile (its unique user_id index), not part of the partial
+    index `crm_activity_embed_pending_idx` (a migration, and an index cannot see another table): the
+    sweep still walks that index in id order. Rows of users without consent stay pending and are
+    skipped by every sweep; they are embedded if consent is granted again.
+    """
+    return UserActivity.objects.filter(EMBEDDING_PENDING).filter(ai_consent_granted())
+
+
+def activity_embeddings_drop(*, user_ids: list[str]) -> int:
+    """Remove the embeddings of these users' activities (AI consent withdrawn); returns the rows touched.
+
+    Every row of the users, not only those with an embedding, and `updated_at` moves: a sweep batch
+    embedding one of these rows concurrently either stored first (this UPDATE waits for its row lock,
+    then clears it) or finds the row changed (`embeddings_store` with check_updated skips it).
+    """
+    return UserActivity.objects.filter(user_id__in=user_ids).update(embedding=None, updated_at=timezone.now())
 
 
 def embeddings_backfill(

@@ -12,6 +12,7 @@ from activities.embeddings import embed_texts
 from coaching.models import AiInsight, CoachingSession, InsightSource, InsightType
 from coaching.selectors import coaching_session_text, insight_payload
 from compliance.services import audit_record
+from profiles.selectors import ai_consent_granted
 from sync.outbox import outbox_record
 from yahealthy_crm.actors import ActorType
 
@@ -91,9 +92,12 @@ def insight_dismiss(*, insight: AiInsight, actor_type: str, actor_id: str) -> Ai
 
 
 def coaching_session_embedding_refresh(*, session_id: int) -> bool:
-    """Compute and store a session's embedding. Safe to run twice; False when there is nothing to do."""
-    session = CoachingSession.objects.filter(pk=session_id).defer("embedding").first()
+    """Compute and store a session's embedding. Safe to run twice; False when there is nothing to do
+    (no such session, or its user has no AI consent: coaching/privacy.py)."""
+    consented = CoachingSession.objects.filter(pk=session_id).filter(ai_consent_granted())
+    session = consented.defer("embedding").first()
     if session is None:
         return False
     (vector,) = embed_texts([coaching_session_text(session)])
-    return bool(CoachingSession.objects.filter(pk=session_id).update(embedding=vector))
+    # Consent is checked again by the UPDATE: a withdrawal while the text was embedded wins.
+    return bool(consented.update(embedding=vector))

@@ -10,6 +10,7 @@ from celery import shared_task
 from coaching.alerts import dead_letter_alerts_raise
 from coaching.daily_insights import daily_insights_generate
 from coaching.jobs import (
+    JOB_DAILY_ENGAGEMENT,
     JOB_DAILY_INSIGHTS,
     JOB_RETENTION_OUTCOMES,
     JOB_WEEKLY_CHURN,
@@ -19,6 +20,7 @@ from coaching.jobs import (
     job_run,
     job_run_resume,
 )
+from coaching.lifecycle import engagement_daily_refresh
 from coaching.retention_actions import retention_outcomes_update, weekly_churn_run
 from coaching.services import coaching_session_embedding_refresh
 
@@ -67,3 +69,15 @@ def retention_outcomes_job(run_id: int | None = None) -> dict:
 def dead_letter_alerts_job() -> dict:
     """Every 15 minutes (not recorded as a JobRun: it is a cheap sweep, once per dead letter by its key)."""
     return {"raised": dead_letter_alerts_raise()}
+
+
+def _engagement(counts: JobCounts) -> None:
+    result = engagement_daily_refresh()
+    counts.considered, counts.processed = result.get("considered", 0), result.get("processed", 0)
+    counts.details = {k: v for k, v in result.items() if k not in ("considered", "processed")}
+
+
+@shared_task(name="coaching.tasks.daily_engagement_job", acks_late=True)
+def daily_engagement_job(run_id: int | None = None) -> dict:
+    """Daily 05:30: tiers, lifecycle stages, goal progress and streaks (coaching/lifecycle.py)."""
+    return _run(JOB_DAILY_ENGAGEMENT, _engagement, run_id)

@@ -58,3 +58,9 @@ def audit_record(**fields: Any) -> AuditLog:
     """Append one audit row (see `audit_row_build` for the fields). Call inside the same transaction
     as the write it describes."""
     return audit_insert(audit_row_build(**fields))
+
+
+def audit_record_many(rows: list[AuditLog]) -> list[AuditLog]:
+    """Append many audit rows (built with `audit_row_build`) in one INSERT: bulk jobs that change
+    many users at once keep one row per user without one statement per user."""
+    return AuditLog.objects.bulk_create(rows) if rows else []

@@ -11,7 +11,7 @@ from django.utils import timezone
 from rest_framework import status as http_status
 
 from activities.models import ActivityType, UserActivity
-from activities.selectors import daily_totals_get
+from activities.selectors import daily_totals_for_users, daily_totals_get
 from compliance.services import audit_changes, audit_record
 from goals.error_codes import GoalErrorCode
 from goals.models import GoalMetric, GoalSource, GoalStatus, HealthGoal
@@ -296,13 +296,54 @@ def _weight_progress(goal: HealthGoal, logs: list[tuple[dt.datetime, Decimal]]) 
     return min(max(fraction * 100, Decimal(0)), Decimal(100)).quantize(Decimal("0.01"))
 
 
-def goal_progress_update_for_activity(*, user_id: str, metrics: set[str], today: dt.date | None = None) -> list[dict]:
-    """Recompute progress and streaks of the user's active goals on `metrics` from activity data.
+def _goal_progress_apply(
+    goal: HealthGoal,
+    *,
+    totals: dict[dt.date, dict],
+    weight_logs: list[tuple[dt.datetime, Decimal]],
+    today: dt.date,
+) -> tuple[bool, dict]:
+    """The one home of the progress and streak rule: set `goal`'s progress and streak from its user's
+    daily totals (daily goals) or weigh-ins (weight goals). Returns (changed, summary); not saved.
 
     Weight goals: progress from the start weight towards the target, streak = consecutive days with
     a weigh-in. Daily goals (nutrition, water, sleep, activity): progress = the latest logged day's
-    total against the target (capped at 100), streak = consecutive days the target was met.
-    Recomputed from the data, so replays, updates and deletes all converge to the same numbers.
+    total against the target (capped at 100), streak = consecutive days the target was met, ending
+    today or yesterday (so a user who stopped logging has a broken streak: 0).
+    """
+    start_before = goal.start_value
+    if goal.metric == GoalMetric.WEIGHT_KG:
+        progress = _weight_progress(goal, weight_logs)
+        met_days = {timezone.localdate(when) for when, _ in weight_logs}
+    else:
+        days_with_data = sorted(day for day, row in totals.items() if row.get(goal.metric))
+        latest = totals[days_with_data[-1]][goal.metric] if days_with_data else None
+        progress = (
+            min(Decimal(str(latest)) / goal.goal_value * 100, Decimal(100)).quantize(Decimal("0.01"))
+            if latest
+            else Decimal(0)
+        )
+        met_days = {
+            day for day, row in totals.items() if _metric_met(goal.metric, row.get(goal.metric), goal.goal_value)
+        }
+    streak, last = _streak(met_days, today)
+    if progress is None:
+        progress = goal.progress_pct
+    new = {"progress_pct": progress, "streak_days": streak, "streak_last_date": last}
+    changed = {name: getattr(goal, name) for name in new} != new or goal.start_value != start_before
+    for name, value in new.items():
+        setattr(goal, name, value)
+    summary = {"goalId": goal.pk, "metric": goal.metric, "progressPct": float(progress), "streakDays": streak}
+    return changed, summary
+
+
+_PROGRESS_FIELDS = ["progress_pct", "streak_days", "streak_last_date", "start_value", "updated_at"]
+
+
+def goal_progress_update_for_activity(*, user_id: str, metrics: set[str], today: dt.date | None = None) -> list[dict]:
+    """Recompute progress and streaks of the user's active goals on `metrics` from activity data
+    (rule: `_goal_progress_apply`). Recomputed from the data, so replays, updates and deletes all
+    converge to the same numbers.
     """
     metrics = metrics & GOAL_METRICS
     if not metrics:
@@ -324,32 +365,48 @@ def goal_progress_update_for_activity(*, user_id: str, metrics: set[str], today:
         )
     updated = []
     for goal in goals:
-        start_before = goal.start_value
-        if goal.metric == GoalMetric.WEIGHT_KG:
-            progress = _weight_progress(goal, weight_logs)
-            met_days = {timezone.localdate(when) for when, _ in weight_logs}
-        else:
-            days_with_data = sorted(day for day, row in totals.items() if row.get(goal.metric))
-            latest = totals[days_with_data[-1]][goal.metric] if days_with_data else None
-            progress = (
-                min(Decimal(str(latest)) / goal.goal_value * 100, Decimal(100)).quantize(Decimal("0.01"))
-                if latest
-                else Decimal(0)
-            )
-            met_days = {
-                day for day, row in totals.items() if _metric_met(goal.metric, row.get(goal.metric), goal.goal_value)
-            }
-        streak, last = _streak(met_days, today)
-        if progress is None:
-            progress = goal.progress_pct
-        new = {"progress_pct": progress, "streak_days": streak, "streak_last_date": last}
-        old = {name: getattr(goal, name) for name in new}
-        if old != new or goal.start_value != start_before:
-            for name, value in new.items():
-                setattr(goal, name, value)
-            goal.save(update_fields=[*new, "start_value", "updated_at"])
-        updated.append({"goalId": goal.pk, "metric": goal.metric, "progressPct": float(progress), "streakDays": streak})
+        changed, summary = _goal_progress_apply(goal, totals=totals, weight_logs=weight_logs, today=today)
+        if changed:
+            goal.save(update_fields=_PROGRESS_FIELDS)
+        updated.append(summary)
     return updated
+
+
+def goals_progress_refresh_for_users(*, user_ids: list[str], today: dt.date | None = None) -> int:
+    """Recompute progress and streaks of every active goal of `user_ids` (the daily refresh), with the
+    same rule as `goal_progress_update_for_activity`, set-based: four queries whatever the number of
+    users (goals, daily totals, weigh-ins, one bulk UPDATE). Returns how many goals changed.
+    """
+    goals = list(HealthGoal.objects.filter(user_id__in=user_ids, status=GoalStatus.ACTIVE).order_by("id"))
+    if not goals:
+        return 0
+    today = today or timezone.localdate()
+    start = today - dt.timedelta(days=STREAK_LOOKBACK_DAYS)
+    daily_users = sorted({g.user_id for g in goals if g.metric != GoalMetric.WEIGHT_KG})
+    weight_users = sorted({g.user_id for g in goals if g.metric == GoalMetric.WEIGHT_KG})
+    totals = daily_totals_for_users(user_ids=daily_users, start=start, end=today) if daily_users else {}
+    weight_logs: dict[str, list[tuple[dt.datetime, Decimal]]] = {}
+    if weight_users:
+        rows = (
+            UserActivity.objects.filter(
+                user_id__in=weight_users, activity_type=ActivityType.WEIGHT_LOG, weight_kg__isnull=False
+            )
+            .order_by("user_id", "occurred_at", "id")
+            .values_list("user_id", "occurred_at", "weight_kg")
+        )
+        for user_id, occurred_at, weight in rows:
+            weight_logs.setdefault(user_id, []).append((occurred_at, weight))
+    changed_goals = []
+    for goal in goals:
+        changed, _ = _goal_progress_apply(
+            goal, totals=totals.get(goal.user_id, {}), weight_logs=weight_logs.get(goal.user_id, []), today=today
+        )
+        if changed:
+            goal.updated_at = timezone.now()
+            changed_goals.append(goal)
+    if changed_goals:
+        HealthGoal.objects.bulk_update(changed_goals, _PROGRESS_FIELDS)
+    return len(changed_goals)
 
 
 def goal_apply_app_event(

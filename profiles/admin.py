@@ -1,7 +1,6 @@
 """Profiles in admin: the churn list (changelist) and the user 360 view (change page)."""
 
 import datetime as dt
-from decimal import Decimal
 
 from django import forms
 from django.contrib import admin, messages
@@ -16,8 +15,7 @@ from compliance.gdpr import gdpr_erase
 from compliance.selectors import audit_log_for_user, user_is_erased
 from goals.models import HealthGoal
 from goals.selectors import nutrition_snapshot_get
-from profiles.models import CrmUserProfile
-from profiles.selectors import CHURN_HIGH_RISK
+from profiles.models import CHURN_BAND_HIGH_FROM, CHURN_BAND_MEDIUM_FROM, ChurnBand, CrmUserProfile
 from profiles.services import PROFILE_WRITABLE_FIELDS, profile_create, profile_update
 from sync.models import SyncEvent
 from yahealthy_crm.actors import ActorType
@@ -25,22 +23,22 @@ from yahealthy_crm.actors import ActorType
 RECENT_ROWS = 10
 
 
-class ChurnRiskBandFilter(admin.SimpleListFilter):
-    title = "churn risk"
+class ChurnBandFilter(admin.SimpleListFilter):
+    """The stored churn band (set with the score by the weekly assessment; thresholds: profiles.models)."""
+
+    title = "churn band"
     parameter_name = "churn_band"
-    BANDS = {
-        "high": (CHURN_HIGH_RISK, Decimal("1.001")),
-        "medium": (Decimal("0.4"), CHURN_HIGH_RISK),
-        "low": (Decimal("0"), Decimal("0.4")),
-    }
 
     def lookups(self, request, model_admin):
-        return [("high", f"High (>= {CHURN_HIGH_RISK})"), ("medium", "Medium (0.4 - 0.7)"), ("low", "Low (< 0.4)")]
+        return [
+            (ChurnBand.HIGH, f"High (>= {CHURN_BAND_HIGH_FROM})"),
+            (ChurnBand.MEDIUM, f"Medium ({CHURN_BAND_MEDIUM_FROM} - {CHURN_BAND_HIGH_FROM})"),
+            (ChurnBand.LOW, f"Low (< {CHURN_BAND_MEDIUM_FROM})"),
+        ]
 
     def queryset(self, request, queryset):
-        if self.value() in self.BANDS:
-            low, high = self.BANDS[self.value()]
-            return queryset.filter(churn_risk__gte=low, churn_risk__lt=high)
+        if self.value() in ChurnBand.values:
+            return queryset.filter(churn_band=self.value())
         return queryset
 
 
@@ -72,7 +70,9 @@ class CrmUserProfileAdmin(admin.ModelAdmin):
     list_display = (
         "user_id",
         "engagement_tier",
+        "lifecycle_stage",
         "churn_risk",
+        "churn_band",
         "primary_goal",
         "activity_level",
         "last_active_at",
@@ -80,7 +80,8 @@ class CrmUserProfileAdmin(admin.ModelAdmin):
         "created_at",
     )
     list_filter = (
-        ChurnRiskBandFilter,
+        ChurnBandFilter,
+        "lifecycle_stage",
         "engagement_tier",
         "primary_goal",
         "activity_level",
@@ -95,6 +96,9 @@ class CrmUserProfileAdmin(admin.ModelAdmin):
     actions = ["reassess_churn_risk"]
     readonly_fields = (
         "churn_risk",
+        "churn_band",
+        "lifecycle_stage",
+        "lifecycle_changed_at",
         "consent_ai_processing_at",
         "consent_marketing_at",
         "last_active_at",
@@ -115,7 +119,19 @@ class CrmUserProfileAdmin(admin.ModelAdmin):
         "audit_360",
     )
     fieldsets = (
-        (None, {"fields": ("user_id", "engagement_tier", "churn_risk", "churn_factors", "churn_assessed_at")}),
+        (
+            None,
+            {
+                "fields": (
+                    "user_id",
+                    "engagement_tier",
+                    ("lifecycle_stage", "lifecycle_changed_at"),
+                    ("churn_risk", "churn_band"),
+                    "churn_factors",
+                    "churn_assessed_at",
+                )
+            },
+        ),
         ("Health profile", {"fields": ("age", "height_cm", "current_weight_kg", "activity_level", "primary_goal")}),
         (
             "Consent and contact",

@@ -10,7 +10,7 @@ from rest_framework.response import Response
 from rest_framework.views import APIView
 
 from compliance.gdpr import gdpr_erase
-from profiles.models import ActivityLevel, CrmUserProfile, EngagementTier, PrimaryGoal
+from profiles.models import ActivityLevel, ChurnBand, CrmUserProfile, EngagementTier, LifecycleStage, PrimaryGoal
 from profiles.selectors import CHURN_HIGH_RISK, churn_risk_list, profile_for_caller_get
 from profiles.services import profile_create, profile_update
 from yahealthy_crm.api import (
@@ -83,7 +83,10 @@ class ProfileOutputSerializer(serializers.Serializer):
     activity_level = serializers.CharField()
     primary_goal = serializers.CharField()
     engagement_tier = serializers.CharField()
+    lifecycle_stage = serializers.ChoiceField(choices=LifecycleStage.choices, help_text="Daily (docs/retention.md).")
+    lifecycle_changed_at = serializers.DateTimeField(allow_null=True)
     churn_risk = serializers.FloatField()
+    churn_band = serializers.ChoiceField(choices=ChurnBand.choices)
     churn_factors = serializers.JSONField()
     churn_assessed_at = serializers.DateTimeField(allow_null=True)
     last_active_at = serializers.DateTimeField(allow_null=True)
@@ -112,7 +115,10 @@ PROFILE_EXAMPLE = {
         "activity_level": "active",
         "primary_goal": "muscle_gain",
         "engagement_tier": "gold",
+        "lifecycle_stage": "current",
+        "lifecycle_changed_at": "2025-12-15T05:30:00Z",
         "churn_risk": 0.12,
+        "churn_band": "low",
         "churn_factors": {"daysInactive": 0.4, "activities30d": 54},
         "churn_assessed_at": "2026-01-04T08:00:00Z",
         "last_active_at": "2026-01-05T19:12:00Z",
@@ -248,14 +254,18 @@ class ChurnRiskParamsSerializer(PaginationSerializer):
     min_risk = serializers.DecimalField(
         max_digits=4, decimal_places=3, min_value=Decimal(0), max_value=Decimal(1), required=False
     )
+    lifecycle = serializers.ChoiceField(choices=LifecycleStage.choices, required=False)
+    band = serializers.ChoiceField(choices=ChurnBand.choices, required=False)
 
 
 class ChurnRiskItemSerializer(serializers.Serializer):
     user_id = serializers.CharField()
     churn_risk = serializers.FloatField()
+    churn_band = serializers.ChoiceField(choices=ChurnBand.choices)
     churn_factors = serializers.JSONField()
     churn_assessed_at = serializers.DateTimeField(allow_null=True)
     engagement_tier = serializers.CharField()
+    lifecycle_stage = serializers.ChoiceField(choices=LifecycleStage.choices)
     last_active_at = serializers.DateTimeField(allow_null=True)
 
 
@@ -265,9 +275,14 @@ class ChurnRiskApi(APIView):
     @extend_schema(
         operation_id="churn_risk_list",
         summary="Users at risk of churning, highest risk first",
-        description="Uses the risk stored by the weekly churn assessment. Not for end users (403).",
+        description="Uses the risk and band stored by the weekly churn assessment; `lifecycle` and `band` "
+        "narrow the list to a lifecycle stage (daily) and a churn band. Not for end users (403).",
         parameters=[
             OpenApiParameter("min_risk", float, description="Threshold 0..1 (default 0.7)."),
+            OpenApiParameter(
+                "lifecycle", str, enum=LifecycleStage.values, description="Only users in this lifecycle stage."
+            ),
+            OpenApiParameter("band", str, enum=ChurnBand.values, description="Only users in this stored churn band."),
             *PAGINATION_PARAMETERS,
         ],
         responses={
@@ -285,9 +300,11 @@ class ChurnRiskApi(APIView):
                         {
                             "user_id": "user_456",
                             "churn_risk": 0.91,
+                            "churn_band": "high",
                             "churn_factors": {"daysInactive": 24.0, "activities30d": 3},
                             "churn_assessed_at": "2026-01-04T08:00:00Z",
                             "engagement_tier": "bronze",
+                            "lifecycle_stage": "dormant",
                             "last_active_at": "2025-12-11T07:00:00Z",
                         }
                     ],
@@ -300,5 +317,9 @@ class ChurnRiskApi(APIView):
     )
     def get(self, request):
         params = query_params_validate(ChurnRiskParamsSerializer, request)
-        queryset = churn_risk_list(min_risk=params.get("min_risk", CHURN_HIGH_RISK))
+        queryset = churn_risk_list(
+            min_risk=params.get("min_risk", CHURN_HIGH_RISK),
+            lifecycle_stage=params.get("lifecycle"),
+            churn_band=params.get("band"),
+        )
         return paginated(queryset, params=params, serializer_class=ChurnRiskItemSerializer)

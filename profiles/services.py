@@ -16,7 +16,8 @@ from compliance.services import audit_changes, audit_record
 from profiles.error_codes import ProfileErrorCode
 from profiles.models import HEALTH_PROFILE_FIELDS, CrmUserProfile
 from profiles.queries import last_active_statement, profile_locked_get
-from profiles.selectors import profile_consent_payload, profile_tier_payload
+from profiles.selectors import profile_consent_payload, profile_lifecycle_payload, profile_tier_payload
+from profiles.signals import ai_consent_withdrawn_send
 from sync.app_events import APP_ACTOR_ID, AppliedEvent
 from sync.outbox import outbox_record, outbox_record_many
 from yahealthy_crm.actors import ActorType
@@ -172,6 +173,8 @@ def profile_update(*, user_id: str, actor_type: str, actor_id: str, fields: dict
             )
         if any(name in changes for name in CONSENT_TIMESTAMPS):
             profile_consent_changed_outbox_record(profile=profile, origin=actor_type)
+        if before["consent_ai_processing"] and not profile.consent_ai_processing:
+            ai_consent_withdrawn_send(user_id=user_id)
     return profile
 
 
@@ -266,6 +269,8 @@ def profile_fields_apply_from_app(
     profile.field_provenance = provenance
     if updates:
         profile.save(update_fields=[*updates, "field_provenance", "updated_at"])
+        if old.get("consent_ai_processing") and not profile.consent_ai_processing:
+            ai_consent_withdrawn_send(user_id=profile.user_id)
     changes = audit_changes(old, updates)
     return changes, conflicts, stale
 
@@ -331,6 +336,19 @@ def profiles_tier_changed_outbox_record_many(*, changes: list[tuple[CrmUserProfi
         origin=origin,
         records=[
             (profile.user_id, profile.user_id, profile_tier_payload(profile=profile, previous_tier=previous))
+            for profile, previous in changes
+        ],
+    )
+
+
+def profiles_lifecycle_changed_outbox_record_many(*, changes: list[tuple[CrmUserProfile, str]], origin: str):
+    """Lifecycle stages recomputed by the daily job: `changes` are (profile, previous stage)."""
+    return outbox_record_many(
+        entity_type="profile",
+        operation="stage_changed",  # max 16 characters (crm_sync_events.operation)
+        origin=origin,
+        records=[
+            (profile.user_id, profile.user_id, profile_lifecycle_payload(profile=profile, previous_stage=previous))
             for profile, previous in changes
         ],
     )

@@ -122,6 +122,11 @@ CELERY_TIMEZONE = env("CRM_TIME_ZONE", default="UTC")
 CELERY_BEAT_SCHEDULE_FILE = str(VAR_DIR / "celerybeat-schedule")
 # The one place that defines the periodic jobs (seed: "Background Jobs").
 CELERY_BEAT_SCHEDULE = {
+    # Tiers, lifecycle stages, goal progress and streaks; before the daily insights, which read tiers.
+    "daily-engagement-refresh": {
+        "task": "coaching.tasks.daily_engagement_job",
+        "schedule": crontab(hour=5, minute=30),
+    },
     "daily-insights": {
         "task": "coaching.tasks.daily_insights_job",
         "schedule": crontab(hour=6, minute=0),

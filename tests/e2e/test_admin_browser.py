@@ -48,7 +48,7 @@ def browser_page(tmp_path):
 def test_staff_find_a_churning_user_and_read_their_360_view(live_server, browser_page, tmp_path):
     # given a staff account and two users, one of them about to churn
     get_user_model().objects.create_superuser("coach", "", "a-long-staff-password")
-    risky = ProfileFactory(user_id="risky_rita", churn_risk=0.92, engagement_tier="silver")
+    risky = ProfileFactory(user_id="risky_rita", churn_risk=0.92, churn_band="high", engagement_tier="silver")
     GoalFactory(user=risky)
     FoodLogFactory(user=risky, protein_g=38)
     InsightFactory(user=risky, title="We miss you")

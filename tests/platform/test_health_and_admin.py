@@ -148,8 +148,8 @@ def test_deleting_a_user_in_admin_is_a_gdpr_erase(staff_client):
 
 @pytest.mark.django_db
 def test_churn_list_filters_by_risk_band(staff_client):
-    ProfileFactory(user_id="risky", churn_risk=0.9)
-    ProfileFactory(user_id="safe", churn_risk=0.1)
+    ProfileFactory(user_id="risky", churn_risk=0.9, churn_band="high")
+    ProfileFactory(user_id="safe", churn_risk=0.1, churn_band="low")
     html = staff_client.get(
         reverse("admin:profiles_crmuserprofile_changelist"), {"churn_band": "high"}
     ).content.decode()

@@ -1,4 +1,5 @@
-"""Backfill embeddings of activities and coaching sessions that have none (progress bar, batches).
+"""Backfill embeddings of activities and coaching sessions that have none (progress bar, batches),
+of users with AI consent only (coaching/privacy.py).
 
     python manage.py embed_activities [--batch-size 256] [--user USER_ID] [--no-sessions]
 
@@ -15,7 +16,7 @@ from tqdm import tqdm
 from activities.embeddings import embedding_provider
 from activities.selectors import activity_text
 from activities.services import activities_missing_embedding, embeddings_backfill
-from coaching.models import CoachingSession
+from coaching.privacy import coaching_sessions_missing_embedding
 from coaching.selectors import coaching_session_text
 
 
@@ -29,7 +30,7 @@ class Command(BaseCommand):
 
     def handle(self, *args, batch_size: int, user: str, no_sessions: bool, **options):
         activities = activities_missing_embedding()
-        sessions = CoachingSession.objects.filter(embedding__isnull=True)
+        sessions = coaching_sessions_missing_embedding()
         if user:
             activities, sessions = activities.filter(user_id=user), sessions.filter(user_id=user)
         done_activities = self._backfill(activities, batch_size, "activities", activity_text, check_updated=True)
