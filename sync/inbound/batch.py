@@ -41,7 +41,7 @@ from activities.app_event_rules import (
     activity_success_applied,
     activity_values_from_app,
 )
-from activities.models import ACTIVITY_COLUMNS, ActivityType, UserActivity
+from activities.models import ACTIVITY_COLUMNS, ActivityType
 from activities.services import activity_apply_app_event, activity_embeddings_schedule
 from compliance.pii import redact_pii, redact_pii_data
 from compliance.selectors import user_id_hash
@@ -61,6 +61,7 @@ from sync.inbound.batch_queries import (
     activities_insert,
     activities_replace,
     audit_rows_insert,
+    profiles_by_user_id,
     profiles_insert_missing,
     profiles_last_active_forward,
     profiles_lock,
@@ -84,7 +85,7 @@ from sync.inbound.intake import (
     webhook_signature_verify,
 )
 from sync.inbound.schemas import ACTIVITY_ENTITY_TYPES, EventValidator, event_validator_get
-from sync.models import SyncDirection, SyncEvent, SyncStatus
+from sync.models import SyncDirection, SyncStatus
 from sync.outbox import request_hash_compute
 from yahealthy_crm.actors import ActorType
 from yahealthy_crm.errors import ApplicationError, RateLimitedError
@@ -118,6 +119,7 @@ class _Item:
     data: dict | None  # the event as sent, without its idempotencyKey (None: not an object)
     key: str = ""
     user_id: str = ""
+    user_id_hash: str = ""  # the tombstone hash of user_id, once checked
     event: dict = field(default_factory=dict)  # validated envelope
     payload_serializer: Any = None
     occurred_at: dt.datetime | None = None
@@ -126,7 +128,7 @@ class _Item:
     event_id: int | None = None
     applied: AppliedEvent | None = None
     rejection: ApplicationError | None = None  # a domain refused it after the claim (goal events)
-    activity: UserActivity | None = None  # the row a set-based event wrote (id known after the INSERT)
+    activity: dict | None = None  # the row a set-based event wrote (its "id" known after the INSERT)
 
     @property
     def entity_key(self) -> tuple[str, str, str]:
@@ -151,7 +153,7 @@ def _error_item(item: _Item, error: ApplicationError) -> dict:
     }
 
 
-def _rejected_row(item: _Item, error: ApplicationError) -> SyncEvent:
+def _rejected_row(item: _Item, error: ApplicationError) -> dict:
     """The `failed` event a 422 leaves (as the single endpoint's `_event_reject`): the key stays free."""
     data = item.data or {}
     body = {"status": "error", "error": {"code": error.code, "message": error.message, "details": error.details}}
@@ -159,22 +161,22 @@ def _rejected_row(item: _Item, error: ApplicationError) -> SyncEvent:
     def text(value: Any, limit: int) -> str:
         return value[:limit] if isinstance(value, str) else ""
 
-    return SyncEvent(
-        direction=SyncDirection.INBOUND,
-        user_id=text(data.get("userId"), 64),
-        entity_type=text(data.get("entityType"), 32),
-        operation=text(data.get("operation"), 16),
-        external_id=text(data.get("externalId"), 128),
-        idempotency_key=f"rejected:{uuid.uuid4().hex}",
-        request_hash=item.request_hash,
-        status=SyncStatus.FAILED,
-        attempts=1,
-        error=redact_pii(json.dumps({"idempotencyKey": item.key, **body["error"]}, default=str)),
-        payload=redact_pii_data(data),
-        response_body=redact_pii_data(json.loads(json.dumps(body, default=str))),
-        response_status=error.status_code,
-        processed_at=timezone.now(),
-    )
+    return {
+        "direction": SyncDirection.INBOUND,
+        "user_id": text(data.get("userId"), 64),
+        "entity_type": text(data.get("entityType"), 32),
+        "operation": text(data.get("operation"), 16),
+        "external_id": text(data.get("externalId"), 128),
+        "idempotency_key": f"rejected:{uuid.uuid4().hex}",
+        "request_hash": item.request_hash,
+        "status": SyncStatus.FAILED,
+        "attempts": 1,
+        "error": redact_pii(json.dumps({"idempotencyKey": item.key, **body["error"]}, default=str)),
+        "payload": redact_pii_data(data),
+        "response_body": redact_pii_data(json.loads(json.dumps(body, default=str))),
+        "response_status": error.status_code,
+        "processed_at": timezone.now(),
+    }
 
 
 # --- Envelope -------------------------------------------------------------------------------------
@@ -208,8 +210,9 @@ def webhook_batch_ingest(*, body: bytes, headers: Mapping[str, str], request=Non
     retry_after = _rate_limit(items, request=request)
     _tombstones_check(items)
     validator = event_validator_get()
+    signed_at = _signed_time(headers)  # the time of the events without occurredAt
     rejected = [
-        _validate(item, validator=validator, headers=headers, webhook_id=webhook_id)
+        _validate(item, validator=validator, headers=headers, webhook_id=webhook_id, signed_at=signed_at)
         for item in items
         if item.result is None
     ]
@@ -297,13 +300,15 @@ def _tombstones_check(items: list[_Item]) -> None:
         return
     erased = tombstones_find(user_id_hashes=sorted(set(hashes.values())))
     for item in items:
-        if item.result is None and item.user_id and hashes[item.user_id] in erased:
-            item.result = _error_item(item, _user_erased_error())
+        if item.result is None and item.user_id:
+            item.user_id_hash = hashes[item.user_id]
+            if item.user_id_hash in erased:
+                item.result = _error_item(item, _user_erased_error())
 
 
 def _validate(
-    item: _Item, *, validator: EventValidator, headers: Mapping[str, str], webhook_id: str
-) -> SyncEvent | None:
+    item: _Item, *, validator: EventValidator, headers: Mapping[str, str], webhook_id: str, signed_at: dt.datetime
+) -> dict | None:
     """Envelope and payload as the single endpoint checks them; returns the failed row to record."""
     message_key = f"webhook:{webhook_id}:{item.index}" if webhook_id else ""
     try:
@@ -319,11 +324,11 @@ def _validate(
     if len(item.key) > 255:
         return _reject(item, _validation_error({"idempotencyKey": ["At most 255 characters."]}))
     item.event, item.payload_serializer = event, serializer
-    item.occurred_at = event["occurredAt"] or _signed_time(headers)
+    item.occurred_at = event["occurredAt"] or signed_at
     return None
 
 
-def _reject(item: _Item, error: ApplicationError) -> SyncEvent:
+def _reject(item: _Item, error: ApplicationError) -> dict:
     item.result = _error_item(item, error)
     return _rejected_row(item, error)
 
@@ -365,19 +370,19 @@ def _key_reused(key: str, event_id: int | None) -> ApplicationError:
 
 def _claim_and_apply(claimers: list[_Item]) -> None:
     rows = [
-        SyncEvent(
-            direction=SyncDirection.INBOUND,
-            user_id=item.event["userId"],
-            entity_type=item.event["entityType"],
-            operation=item.event["operation"],
-            external_id=item.event["externalId"],
-            idempotency_key=item.key,
-            request_hash=item.request_hash,
-            status=SyncStatus.PROCESSING,
-            attempts=1,
-            payload=redact_pii_data(item.data),
-            occurred_at=item.occurred_at,
-        )
+        {
+            "direction": SyncDirection.INBOUND,
+            "user_id": item.event["userId"],
+            "entity_type": item.event["entityType"],
+            "operation": item.event["operation"],
+            "external_id": item.event["externalId"],
+            "idempotency_key": item.key,
+            "request_hash": item.request_hash,
+            "status": SyncStatus.PROCESSING,
+            "attempts": 1,
+            "payload": redact_pii_data(item.data),
+            "occurred_at": item.occurred_at,
+        }
         for item in claimers
     ]
     claimed = sync_events_claim(events=rows, lock_timeout=IN_FLIGHT_WAIT)
@@ -388,9 +393,11 @@ def _claim_and_apply(claimers: list[_Item]) -> None:
     for item in new:
         item.event_id = claimed[item.key]
     user_ids = sorted({item.event["userId"] for item in new})
-    created = profiles_insert_missing(user_id_hashes={user_id: user_id_hash(user_id=user_id) for user_id in user_ids})
-    profiles = profiles_lock(user_ids=user_ids)
-    new = _erased_meanwhile(new, profiles)
+    known = {item.user_id: item.user_id_hash for item in new if item.user_id_hash}  # from the tombstone check
+    created = profiles_insert_missing(
+        user_id_hashes={user_id: known.get(user_id) or user_id_hash(user_id=user_id) for user_id in user_ids}
+    )
+    new = _erased_meanwhile(new, profiles_lock(user_ids=user_ids))
     if not new:
         return
     # Per user in occurredAt order (input order for ties), as if each had arrived on its own.
@@ -402,22 +409,24 @@ def _claim_and_apply(claimers: list[_Item]) -> None:
             set_based.append(item)
         else:
             per_event.append(item)
-    for item in per_event:
-        _apply_one(item, profiles[item.event["userId"]])
+    if per_event:
+        profiles = profiles_by_user_id(user_ids=sorted({item.event["userId"] for item in per_event}))
+        for item in per_event:
+            _apply_one(item, profiles[item.event["userId"]])
     _apply_activities(set_based)
     _goal_progress(ordered)
     _finish(new, created=created)
 
 
-def _erased_meanwhile(items: list[_Item], profiles: dict) -> list[_Item]:
+def _erased_meanwhile(items: list[_Item], locked: set[str]) -> list[_Item]:
     """A user without a profile once the rows are locked was erased after the tombstone check (the
     erase deletes the profile and leaves a tombstone): their events answer 410 and store nothing."""
-    gone = [item for item in items if item.event["userId"] not in profiles]
+    gone = [item for item in items if item.event["userId"] not in locked]
     if gone:
         sync_events_delete(ids=[item.event_id for item in gone])
         for item in gone:
             item.result = _error_item(item, _user_erased_error())
-    return [item for item in items if item.event["userId"] in profiles]
+    return [item for item in items if item.event["userId"] in locked]
 
 
 def _set_based_kind(item: _Item) -> bool:
@@ -500,19 +509,21 @@ def _apply_activities(items: list[_Item]) -> None:
     keys = sorted({item.entity_key for item in items if item.event["externalId"]})
     stored = activities_by_external_id(keys=keys)
     deleted_at = activities_deleted_at(keys=[key for key in keys if key not in stored])
-    current: dict[tuple[str, str, str], UserActivity] = dict(stored)
-    inserted: list[UserActivity] = []
-    replaced: dict[int, UserActivity] = {}  # stored rows an event of the batch overwrites
+    current: dict[tuple[str, str, str], dict] = dict(stored)
+    inserted: list[dict] = []
+    replaced: dict[int, dict] = {}  # stored rows an event of the batch overwrites
     for item in items:  # per user in occurredAt order
         event, key = item.event, item.entity_key
         external_id = event["externalId"]
         row = current.get(key) if external_id else None
-        if row is not None and activity_event_is_stale(stored_at=row.source_updated_at, occurred_at=item.occurred_at):
+        if row is not None and activity_event_is_stale(
+            stored_at=row["source_updated_at"], occurred_at=item.occurred_at
+        ):
             item.applied = activity_stale_applied(
                 activity_type=event["entityType"],
                 external_id=external_id,
-                activity_id=row.pk,
-                stored_at=row.source_updated_at,
+                activity_id=row["id"],
+                stored_at=row["source_updated_at"],
             )
             item.activity = row
             continue
@@ -531,16 +542,16 @@ def _apply_activities(items: list[_Item]) -> None:
             columns=columns,
         )
         created = row is None
-        old = {} if created else {column: getattr(row, column) for column in ACTIVITY_COLUMNS}
+        old = {} if created else {column: row[column] for column in ACTIVITY_COLUMNS}
         if created:
-            row = UserActivity(user_id=event["userId"], activity_type=event["entityType"], external_id=external_id)
+            row = {"id": None, "user_id": event["userId"], "activity_type": event["entityType"]}
+            row["external_id"] = external_id
             inserted.append(row)
             if external_id:
                 current[key] = row
-        elif row.pk is not None:
-            replaced[row.pk] = row
-        for name, value in values.items():
-            setattr(row, name, value)
+        elif row["id"] is not None:
+            replaced[row["id"]] = row
+        row.update(values)
         item.applied = activity_success_applied(
             activity_type=event["entityType"],
             external_id=external_id,
@@ -551,12 +562,12 @@ def _apply_activities(items: list[_Item]) -> None:
         )
         item.activity = row
     for row, pk in zip(inserted, activities_insert(activities=inserted), strict=True):
-        row.pk = pk
+        row["id"] = pk
     activities_replace(activities=list(replaced.values()))
     for item in items:
         if item.activity is not None:
-            item.applied.data["activityId"] = item.activity.pk
-            item.applied.entity_id = str(item.activity.pk)
+            item.applied.data["activityId"] = item.activity["id"]
+            item.applied.entity_id = str(item.activity["id"])
 
 
 def _goal_progress(items: list[_Item]) -> None:
@@ -592,48 +603,49 @@ def _finish(items: list[_Item], *, created: dict[str, int]) -> None:
         )
         for user_id, profile_id in sorted(created.items())
     ]
-    outcomes: list[SyncEvent] = []
+    outcomes: list[dict] = []
     last_active: dict[str, dt.datetime] = {}
     embed = False
     for item in items:
         if item.rejection is not None:
             error = item.rejection
             item.result = _error_item(item, error)
-            row = _rejected_row(item, error)
-            outcomes.append(row)
+            outcomes.append({**_rejected_row(item, error), "id": item.event_id})
             continue
         applied, event = item.applied, item.event
         applied.data["syncEventId"] = item.event_id
         applied.data["conflicts"] = applied.conflicts
-        response = json.loads(
-            json.dumps(
-                {
-                    "status": "accepted",
-                    "idempotencyKey": item.key,
-                    "result": {"status": applied.result_status, "data": applied.data},
-                },
-                default=str,
-            )
-        )
+        response = {
+            "status": "accepted",
+            "idempotencyKey": item.key,
+            "result": {"status": applied.result_status, "data": applied.data},
+        }
+        conflicts = applied.conflicts
+        try:
+            json.dumps(response)  # JSON as it is (the common case): answered and stored as it is
+        except TypeError:  # dates, decimals, ...: as their text, the JSON a replay answers
+            response = json.loads(json.dumps(response, default=str))
+            conflicts = json.loads(json.dumps(conflicts, default=str))
         item.result = {**response, "replayed": False}
         success = applied.result_status == "success"
         outcomes.append(
-            SyncEvent(
-                idempotency_key=item.key,
-                status=SyncStatus.SUCCESS if success else SyncStatus.STALE,
-                error="",
-                conflicts=json.loads(json.dumps(applied.conflicts, default=str)),
-                response_body=response,
-                response_status=status.HTTP_202_ACCEPTED,
-            )
+            {
+                "id": item.event_id,
+                "idempotency_key": item.key,
+                "status": SyncStatus.SUCCESS if success else SyncStatus.STALE,
+                "error": "",
+                "conflicts": conflicts,
+                "response_body": response,
+                "response_status": status.HTTP_202_ACCEPTED,
+            }
         )
         if success:
             user_id = event["userId"]
             last_active[user_id] = max(item.occurred_at, last_active.get(user_id, item.occurred_at))
             audit.append(app_event_audit_row(event=event, applied=applied, event_id=item.event_id))
             embed = embed or applied.embed
-    profiles_last_active_forward(user_ids=list(last_active), times=list(last_active.values()))
+    profiles_last_active_forward(last_active=last_active)
     audit_rows_insert(rows=audit)
-    sync_events_finish(ids=[item.event_id for item in items], events=outcomes)
+    sync_events_finish(events=outcomes)
     if embed:
         transaction.on_commit(activity_embeddings_schedule)

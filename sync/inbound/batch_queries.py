@@ -1,6 +1,7 @@
 """The SQL of the batch intake (sync.inbound.batch): one statement per table and step, whatever the
-number of events. Rows travel as one array per column (`unnest`); column lists and SQL types come
-from the models' `_meta`.
+number of events. Rows are plain dicts keyed by the fields' attnames (fields left out take the
+model's default) and travel as one JSON document per statement, expanded in SQL
+(`json_to_recordset`); column lists and SQL types come from the models' `_meta`.
 """
 
 from __future__ import annotations
@@ -11,9 +12,9 @@ from decimal import Decimal
 
 from django.core.serializers.json import DjangoJSONEncoder
 from django.db import connection
-from django.db.models import JSONField, Model
+from django.db.models import DateField, DecimalField, JSONField, Model
 
-from activities.models import UserActivity
+from activities.models import ACTIVITY_COLUMNS, UserActivity
 from compliance.models import AuditLog, ErasureTombstone
 from goals.models import GoalStatus, HealthGoal
 from profiles.models import CrmUserProfile
@@ -22,26 +23,62 @@ from sync.models import SyncDirection, SyncEvent, SyncStatus
 _STAMPS = ("created_at", "updated_at")  # set by the database: now(), as the single-event path does
 
 
-def _array_type(field) -> str:
-    """The SQL type of a column's parameter array (JSON travels as text and is cast per row)."""
-    return "text" if isinstance(field, JSONField) else field.db_type(connection)
+def _json_text(value):
+    """A date, datetime or decimal column value as the text its SQL type reads back exactly."""
+    if isinstance(value, Decimal):
+        return str(value)
+    return value.isoformat() if isinstance(value, dt.date) else value  # a datetime is a date
 
 
-def _param(field, value):
-    if isinstance(field, JSONField):
-        return None if value is None else json.dumps(value, cls=DjangoJSONEncoder)
-    if value is None or type(value) in _PASSED_AS_IS:
-        # What get_db_prep_save returns unchanged on PostgreSQL (psycopg adapts it); skipping the
-        # call matters at 500 rows x 20 columns per statement.
-        return value
-    return field.get_db_prep_save(value, connection)
+def _rows_json(fields: list, rows: list[dict]) -> str:
+    """The rows as one JSON array of objects keyed by attname; a field a row leaves out takes its default.
+
+    Dates, datetimes and decimals of the typed columns go as their text (full precision, cast in
+    SQL); JSON columns are nested as they are, encoded as the JSON fields themselves encode them
+    (DjangoJSONEncoder).
+    """
+    defaults = {f.attname: f.get_default() for f in fields}
+    typed = [f.attname for f in fields if isinstance(f, DateField | DecimalField)]  # DateTimeField is a DateField
+    document = []
+    for row in rows:
+        values = {**defaults, **row}
+        for name in typed:
+            if values[name] is not None:
+                values[name] = _json_text(values[name])
+        document.append(values)
+    return json.dumps(document, cls=DjangoJSONEncoder)
 
 
-_PASSED_AS_IS = frozenset({str, int, bool, float, Decimal, dt.date, dt.datetime})
+def _model_rows(fields: list, objects: list[Model]) -> list[dict]:
+    return [{f.attname: getattr(obj, f.attname) for f in fields} for obj in objects]
 
 
-def _cast(field, expression: str) -> str:
-    return f"{expression}::jsonb" if isinstance(field, JSONField) else expression
+def _recordset(fields: list, *, keys: str = "", alias: str = "v") -> str:
+    """`json_to_recordset(%s::json) AS v(...)`: JSON columns as jsonb, the others as text (cast by `_value`)."""
+    columns = ", ".join([*([keys] if keys else []), *(f"{f.attname} {_record_type(f)}" for f in fields)])
+    return f"json_to_recordset(%s::json) AS {alias}({columns})"
+
+
+def _record_type(field) -> str:
+    return "jsonb" if isinstance(field, JSONField) else "text"
+
+
+def _value(field, alias: str = "v") -> str:
+    """The row's value as the column's type: an explicit cast, as the former `::type[]` arrays had
+    (a varchar(n) cast truncates, a numeric(p, s) cast rounds)."""
+    value = f"{alias}.{field.attname}"
+    return value if isinstance(field, JSONField) else f"{value}::{field.db_type(connection)}"
+
+
+# `column = {_ANY_TEXT}` with json.dumps(<list of str>): the list travels as one JSON document too.
+_ANY_TEXT = "ANY(ARRAY(SELECT json_array_elements_text(%s::json)))"
+
+# Activity keys (user_id, activity_type, external_id) as a recordset.
+_ACTIVITY_KEYS = "user_id text, activity_type text, external_id text"
+
+
+def _keys_json(keys: list[tuple[str, str, str]]) -> str:
+    return json.dumps([{"user_id": u, "activity_type": t, "external_id": e} for u, t, e in keys])
 
 
 def _inserted_fields(model: type[Model], exclude: tuple[str, ...] = ()) -> list:
@@ -51,20 +88,23 @@ def _inserted_fields(model: type[Model], exclude: tuple[str, ...] = ()) -> list:
 
 
 def _rows_insert_sql(model: type[Model], fields: list, *, tail: str = "", where: str = "", order_by: str = "") -> str:
-    """INSERT ... SELECT FROM unnest(<one array per field>): any number of rows, one statement."""
+    """INSERT ... SELECT FROM json_to_recordset(<the rows as one JSON document>): any number of rows, one statement."""
     stamps = [f.column for f in model._meta.concrete_fields if f.name in _STAMPS]
     columns = ", ".join([*(f.column for f in fields), *stamps])
-    selected = ", ".join([*(_cast(f, f"v.{f.column}") for f in fields), *(["now()"] * len(stamps))])
-    arrays = ", ".join(f"%s::{_array_type(f)}[]" for f in fields)
-    aliases = ", ".join(f.column for f in fields)
+    selected = ", ".join([*(_value(f) for f in fields), *(["now()"] * len(stamps))])
     return (
         f"INSERT INTO {model._meta.db_table} ({columns}) "  # noqa: S608 - names from the model
-        f"SELECT {selected} FROM unnest({arrays}) AS v({aliases}) {where} {order_by} {tail}"
+        f"SELECT {selected} FROM {_recordset(fields)} {where} {order_by} {tail}"
     )
 
 
-def _columns_of(fields: list, objects: list) -> list[list]:
-    return [[_param(f, getattr(obj, f.attname)) for obj in objects] for f in fields]
+def _rows_update_sql(model: type[Model], fields: list, *, also: str = "") -> str:
+    """UPDATE ... FROM json_to_recordset(<rows with their id>): each row's fields, one statement."""
+    assignments = ", ".join(f"{f.column} = {_value(f)}" for f in fields)
+    return (
+        f"UPDATE {model._meta.db_table} AS t SET {assignments}{also}, updated_at = now() "  # noqa: S608
+        f"FROM {_recordset(fields, keys='id bigint')} WHERE t.id = v.id"
+    )
 
 
 # --- Tombstones -----------------------------------------------------------------------------------
@@ -74,8 +114,8 @@ def tombstones_find(*, user_id_hashes: list[str]) -> set[str]:
     """Which of these user-id hashes belong to erased users (one SELECT)."""
     with connection.cursor() as cursor:
         cursor.execute(
-            f"SELECT user_id_hash FROM {ErasureTombstone._meta.db_table} WHERE user_id_hash = ANY(%s)",  # noqa: S608
-            [user_id_hashes],
+            f"SELECT user_id_hash FROM {ErasureTombstone._meta.db_table} WHERE user_id_hash = {_ANY_TEXT}",  # noqa: S608
+            [json.dumps(user_id_hashes)],
         )
         return {row[0] for row in cursor.fetchall()}
 
@@ -85,8 +125,9 @@ def tombstones_find(*, user_id_hashes: list[str]) -> set[str]:
 _CLAIM_FIELDS = _inserted_fields(SyncEvent)
 
 
-def sync_events_claim(*, events: list[SyncEvent], lock_timeout: str) -> dict[str, int]:
-    """INSERT the events' rows in one statement, skipping keys that exist; returns {key: id} of the new.
+def sync_events_claim(*, events: list[dict], lock_timeout: str) -> dict[str, int]:
+    """INSERT the events' rows (dicts of SyncEvent fields) in one statement, skipping keys that exist;
+    returns {key: id} of the new.
 
     Rows go in in key order, so two batches sharing keys wait for each other in one order (no
     deadlock). `lock_timeout` (SET LOCAL, for the rest of the transaction) bounds the wait for a key
@@ -100,15 +141,15 @@ def sync_events_claim(*, events: list[SyncEvent], lock_timeout: str) -> dict[str
         tail="ON CONFLICT (idempotency_key) DO NOTHING RETURNING id, idempotency_key",
     )
     with connection.cursor() as cursor:
-        cursor.execute(sql, [*_columns_of(_CLAIM_FIELDS, events), lock_timeout])
+        cursor.execute(sql, [_rows_json(_CLAIM_FIELDS, events), lock_timeout])
         return {key: pk for pk, key in cursor.fetchall()}
 
 
-def sync_events_insert(*, events: list[SyncEvent]) -> None:
+def sync_events_insert(*, events: list[dict]) -> None:
     """INSERT rows (rejected events: their keys are unique placeholders) in one statement."""
     if events:
         with connection.cursor() as cursor:
-            cursor.execute(_rows_insert_sql(SyncEvent, _CLAIM_FIELDS), _columns_of(_CLAIM_FIELDS, events))
+            cursor.execute(_rows_insert_sql(SyncEvent, _CLAIM_FIELDS), [_rows_json(_CLAIM_FIELDS, events)])
 
 
 def sync_events_delete(*, ids: list[int]) -> None:
@@ -127,16 +168,16 @@ _FINISHED_FIELDS = [
 ]
 
 
-def sync_events_finish(*, ids: list[int], events: list[SyncEvent]) -> None:
-    """Store each claimed event's outcome and response in one UPDATE (a rejected one frees its key)."""
-    fields = _FINISHED_FIELDS
-    assignments = ", ".join(f"{f.column} = {_cast(f, f'v.{f.column}')}" for f in fields)
-    arrays = ", ".join(f"%s::{_array_type(f)}[]" for f in fields)
+def sync_events_finish(*, events: list[dict]) -> None:
+    """Store each claimed event's outcome and response in one UPDATE (a rejected one frees its key).
+
+    `events`: per claimed event its `id` and the finished fields (idempotency_key, status, error,
+    conflicts, response_body, response_status).
+    """
     with connection.cursor() as cursor:
         cursor.execute(
-            f"UPDATE {SyncEvent._meta.db_table} AS t SET {assignments}, processed_at = now(), updated_at = now() "  # noqa: S608
-            f"FROM unnest(%s::bigint[], {arrays}) AS v(id, {', '.join(f.column for f in fields)}) WHERE t.id = v.id",
-            [ids, *_columns_of(fields, events)],
+            _rows_update_sql(SyncEvent, _FINISHED_FIELDS, also=", processed_at = now()"),
+            [_rows_json(_FINISHED_FIELDS, events)],
         )
 
 
@@ -144,26 +185,26 @@ def activities_deleted_at(*, keys: list[tuple[str, str, str]]) -> dict[tuple[str
     """When the app last deleted each (user_id, activity_type, external_id), for those it deleted."""
     if not keys:
         return {}
-    user_ids, types, external_ids = (list(column) for column in zip(*keys, strict=True))
     with connection.cursor() as cursor:
         cursor.execute(
             f"""
             SELECT e.user_id, e.entity_type, e.external_id, max(e.occurred_at)
             FROM {SyncEvent._meta.db_table} e
-            JOIN unnest(%s::text[], %s::text[], %s::text[]) AS k(user_id, entity_type, external_id)
-                ON e.user_id = k.user_id AND e.entity_type = k.entity_type AND e.external_id = k.external_id
+            JOIN json_to_recordset(%s::json) AS k({_ACTIVITY_KEYS})
+                ON e.user_id = k.user_id AND e.entity_type = k.activity_type AND e.external_id = k.external_id
             WHERE e.direction = '{SyncDirection.INBOUND}' AND e.operation = 'delete'
                 AND e.status = '{SyncStatus.SUCCESS}'
             GROUP BY 1, 2, 3
             """,  # noqa: S608 - names and constants from the model (crm_sync_app_deletes_idx's predicate)
-            [user_ids, types, external_ids],
+            [_keys_json(keys)],
         )
         return {(user_id, kind, external_id): at for user_id, kind, external_id, at in cursor.fetchall()}
 
 
 # --- Profiles -------------------------------------------------------------------------------------
 
-_PROFILE_FIELDS = _inserted_fields(CrmUserProfile)
+_PROFILE_USER_ID = CrmUserProfile._meta.get_field("user_id")
+_PROFILE_DEFAULTED = [f for f in _inserted_fields(CrmUserProfile) if f is not _PROFILE_USER_ID]
 
 
 def profiles_insert_missing(*, user_id_hashes: dict[str, str]) -> dict[str, int]:
@@ -173,52 +214,63 @@ def profiles_insert_missing(*, user_id_hashes: dict[str, str]) -> dict[str, int]
     by a concurrent request, which this waits for) are skipped without using a sequence value, and
     so are users erased since the batch's tombstone check (an erased id never comes back).
     """
-    user_ids = sorted(user_id_hashes)
-    profiles = [CrmUserProfile(user_id=user_id) for user_id in user_ids]
     table, tombstones = CrmUserProfile._meta.db_table, ErasureTombstone._meta.db_table
-    sql = _rows_insert_sql(
-        CrmUserProfile,
-        _PROFILE_FIELDS,
-        where=(
-            f"WHERE NOT EXISTS (SELECT 1 FROM {table} p WHERE p.user_id = v.user_id) "  # noqa: S608
-            "AND NOT EXISTS (SELECT 1 FROM unnest(%s::text[], %s::text[]) AS h(user_id, user_id_hash) "
-            f"JOIN {tombstones} t ON t.user_id_hash = h.user_id_hash WHERE h.user_id = v.user_id)"
-        ),
-        order_by="ORDER BY v.user_id",
-        tail="ON CONFLICT (user_id) DO NOTHING RETURNING id, user_id",
+    stamps = [f.column for f in CrmUserProfile._meta.concrete_fields if f.name in _STAMPS]
+    columns = ", ".join([_PROFILE_USER_ID.column, *(f.column for f in _PROFILE_DEFAULTED), *stamps])
+    selected = ", ".join(
+        [_value(_PROFILE_USER_ID, "u"), *(_value(f, "d") for f in _PROFILE_DEFAULTED), *(["now()"] * len(stamps))]
     )
-    params = [*_columns_of(_PROFILE_FIELDS, profiles), user_ids, [user_id_hashes[u] for u in user_ids]]
+    users = _recordset([_PROFILE_USER_ID], keys="user_id_hash text", alias="u")
+    sql = (
+        f"INSERT INTO {table} ({columns}) SELECT {selected} "  # noqa: S608 - names from the model
+        f"FROM {users} CROSS JOIN {_recordset(_PROFILE_DEFAULTED, alias='d')} "
+        f"WHERE NOT EXISTS (SELECT 1 FROM {table} p WHERE p.user_id = u.user_id) "
+        f"AND NOT EXISTS (SELECT 1 FROM {tombstones} t WHERE t.user_id_hash = u.user_id_hash) "
+        "ORDER BY u.user_id ON CONFLICT (user_id) DO NOTHING RETURNING id, user_id"
+    )
+    rows = [{"user_id": user_id, "user_id_hash": user_id_hashes[user_id]} for user_id in sorted(user_id_hashes)]
     with connection.cursor() as cursor:
-        cursor.execute(sql, params)
+        cursor.execute(sql, [_rows_json([_PROFILE_USER_ID], rows), _rows_json(_PROFILE_DEFAULTED, [{}])])
         return {user_id: pk for pk, user_id in cursor.fetchall()}
 
 
-def profiles_lock(*, user_ids: list[str]) -> dict[str, CrmUserProfile]:
-    """The users' profiles, rows locked FOR UPDATE in user_id order (no deadlock between batches)."""
-    columns = ", ".join(f.column for f in CrmUserProfile._meta.concrete_fields)
-    profiles = CrmUserProfile.objects.raw(
-        f"SELECT {columns} FROM {CrmUserProfile._meta.db_table} "  # noqa: S608 - names from the model
-        "WHERE user_id = ANY(%s) ORDER BY user_id FOR UPDATE",
-        [sorted(user_ids)],
-    )
-    return {profile.user_id: profile for profile in profiles}
+def profiles_lock(*, user_ids: list[str]) -> set[str]:
+    """Lock the users' profile rows FOR UPDATE in user_id order (no deadlock between batches); returns
+    the user ids whose profile exists."""
+    with connection.cursor() as cursor:
+        cursor.execute(
+            f"SELECT user_id FROM {CrmUserProfile._meta.db_table} "  # noqa: S608 - names from the model
+            f"WHERE user_id = {_ANY_TEXT} ORDER BY user_id FOR UPDATE",
+            [json.dumps(sorted(user_ids))],
+        )
+        return {row[0] for row in cursor.fetchall()}
 
 
-def profiles_last_active_forward(*, user_ids: list[str], times: list[dt.datetime]) -> None:
+def profiles_by_user_id(*, user_ids: list[str]) -> dict[str, CrmUserProfile]:
+    """The users' profiles as model objects (rows the batch has locked), for the domains' apply functions."""
+    return {profile.user_id: profile for profile in CrmUserProfile.objects.filter(user_id__in=user_ids)}
+
+
+def profiles_last_active_forward(*, last_active: dict[str, dt.datetime]) -> None:
     """Move each user's last_active_at forward to the time given, never back (one UPDATE)."""
-    if user_ids:
+    if last_active:
+        rows = [{"user_id": user_id, "at": at.isoformat()} for user_id, at in last_active.items()]
         with connection.cursor() as cursor:
             cursor.execute(
-                f"UPDATE {CrmUserProfile._meta.db_table} AS p SET last_active_at = v.at "  # noqa: S608
-                "FROM unnest(%s::text[], %s::timestamptz[]) AS v(user_id, at) "
-                "WHERE p.user_id = v.user_id AND (p.last_active_at IS NULL OR p.last_active_at < v.at)",
-                [user_ids, times],
+                f"UPDATE {CrmUserProfile._meta.db_table} AS p SET last_active_at = v.at::timestamptz "  # noqa: S608
+                "FROM json_to_recordset(%s::json) AS v(user_id text, at text) "
+                "WHERE p.user_id = v.user_id AND (p.last_active_at IS NULL OR p.last_active_at < v.at::timestamptz)",
+                [json.dumps(rows)],
             )
 
 
 # --- Activities -----------------------------------------------------------------------------------
 
-_ACTIVITY_LOADED = [f for f in UserActivity._meta.concrete_fields if f.name != "embedding"]
+# What the batch reads of a stored activity: its identity, when the app last changed it, its typed columns.
+_ACTIVITY_LOADED = [
+    UserActivity._meta.get_field(name)
+    for name in ("id", "user", "activity_type", "external_id", "source_updated_at", *ACTIVITY_COLUMNS)
+]
 _ACTIVITY_INSERTED = _inserted_fields(UserActivity, exclude=("embedding",))  # new rows: no embedding yet
 _ACTIVITY_REPLACED = [
     f
@@ -227,50 +279,54 @@ _ACTIVITY_REPLACED = [
 ]
 
 
-def activities_by_external_id(*, keys: list[tuple[str, str, str]]) -> dict[tuple[str, str, str], UserActivity]:
-    """The stored activities of these (user_id, activity_type, external_id) keys, in one SELECT."""
+def activities_by_external_id(*, keys: list[tuple[str, str, str]]) -> dict[tuple[str, str, str], dict]:
+    """The stored activities of these (user_id, activity_type, external_id) keys, in one SELECT: per key
+    a dict of the row's id, key fields, source_updated_at and typed columns (by attname)."""
     if not keys:
         return {}
-    user_ids, types, external_ids = (list(column) for column in zip(*keys, strict=True))
     columns = ", ".join(f"a.{f.column}" for f in _ACTIVITY_LOADED)
-    rows = UserActivity.objects.raw(
-        f"SELECT {columns} FROM {UserActivity._meta.db_table} a "  # noqa: S608 - names from the model
-        "JOIN unnest(%s::text[], %s::text[], %s::text[]) AS k(user_id, activity_type, external_id) "
-        "ON a.user_id = k.user_id AND a.activity_type = k.activity_type AND a.external_id = k.external_id "
-        "AND a.external_id <> ''",  # the unique index on the external id is partial
-        [user_ids, types, external_ids],
-    )
-    return {(row.user_id, row.activity_type, row.external_id): row for row in rows}
+    names = [f.attname for f in _ACTIVITY_LOADED]
+    with connection.cursor() as cursor:
+        cursor.execute(
+            f"SELECT {columns} FROM {UserActivity._meta.db_table} a "  # noqa: S608 - names from the model
+            f"JOIN json_to_recordset(%s::json) AS k({_ACTIVITY_KEYS}) "
+            "ON a.user_id = k.user_id AND a.activity_type = k.activity_type AND a.external_id = k.external_id "
+            "AND a.external_id <> ''",  # the unique index on the external id is partial
+            [_keys_json(keys)],
+        )
+        rows = [dict(zip(names, values, strict=True)) for values in cursor.fetchall()]
+    return {(row["user_id"], row["activity_type"], row["external_id"]): row for row in rows}
 
 
-def activities_insert(*, activities: list[UserActivity]) -> list[int]:
-    """INSERT new activities in one statement; returns their ids in the order given.
+def activities_insert(*, activities: list[dict]) -> list[int]:
+    """INSERT new activities (dicts of UserActivity fields by attname) in one statement; returns their
+    ids in the order given.
 
-    PostgreSQL returns the rows of `INSERT ... SELECT FROM unnest(...) RETURNING` in the order the
-    rows were produced, as Django's own bulk_create relies on.
+    PostgreSQL returns the rows of `INSERT ... SELECT FROM json_to_recordset(...) RETURNING` in the
+    order the rows were produced, as Django's own bulk_create relies on.
     """
     if not activities:
         return []
     with connection.cursor() as cursor:
         cursor.execute(
             _rows_insert_sql(UserActivity, _ACTIVITY_INSERTED, tail="RETURNING id"),
-            _columns_of(_ACTIVITY_INSERTED, activities),
+            [_rows_json(_ACTIVITY_INSERTED, activities)],
         )
         return [row[0] for row in cursor.fetchall()]
 
 
-def activities_replace(*, activities: list[UserActivity]) -> None:
-    """Write the app's new values over stored activities (embedding cleared) in one UPDATE."""
+def activities_replace(*, activities: list[dict]) -> None:
+    """Write the app's new values over stored activities (embedding cleared) in one UPDATE.
+
+    `activities`: the rows as `activities_by_external_id` read them (with `id`), their values
+    replaced; the replaceable fields they carry are written, the others are left as stored.
+    """
     if not activities:
         return
-    fields = _ACTIVITY_REPLACED
-    assignments = ", ".join(f"{f.column} = {_cast(f, f'v.{f.column}')}" for f in fields)
-    arrays = ", ".join(f"%s::{_array_type(f)}[]" for f in fields)
+    fields = [f for f in _ACTIVITY_REPLACED if f.attname in activities[0]]
     with connection.cursor() as cursor:
         cursor.execute(
-            f"UPDATE {UserActivity._meta.db_table} AS t SET {assignments}, embedding = NULL, updated_at = now() "  # noqa: S608
-            f"FROM unnest(%s::bigint[], {arrays}) AS v(id, {', '.join(f.column for f in fields)}) WHERE t.id = v.id",
-            [[a.pk for a in activities], *_columns_of(fields, activities)],
+            _rows_update_sql(UserActivity, fields, also=", embedding = NULL"), [_rows_json(fields, activities)]
         )
 
 
@@ -285,8 +341,8 @@ def users_active_goal_metrics(*, user_ids: list[str], metrics: list[str]) -> dic
     with connection.cursor() as cursor:
         cursor.execute(
             f"SELECT DISTINCT user_id, metric FROM {HealthGoal._meta.db_table} "  # noqa: S608
-            "WHERE user_id = ANY(%s) AND status = %s AND metric = ANY(%s)",
-            [user_ids, GoalStatus.ACTIVE, metrics],
+            f"WHERE user_id = {_ANY_TEXT} AND status = %s AND metric = ANY(%s)",
+            [json.dumps(user_ids), GoalStatus.ACTIVE, metrics],
         )
         for user_id, metric in cursor.fetchall():
             found.setdefault(user_id, set()).add(metric)
@@ -300,4 +356,6 @@ def audit_rows_insert(*, rows: list[AuditLog]) -> None:
     """Append audit rows (built by compliance's rules, changes already redacted) in one INSERT."""
     if rows:
         with connection.cursor() as cursor:
-            cursor.execute(_rows_insert_sql(AuditLog, _AUDIT_FIELDS), _columns_of(_AUDIT_FIELDS, rows))
+            cursor.execute(
+                _rows_insert_sql(AuditLog, _AUDIT_FIELDS), [_rows_json(_AUDIT_FIELDS, _model_rows(_AUDIT_FIELDS, rows))]
+            )
