@@ -17,6 +17,7 @@ from rest_framework.views import APIView
 from coaching.coach import AskResult, coach_ask
 from coaching.error_codes import CoachingErrorCode
 from coaching.jobs import (
+    JOB_DAILY_ENGAGEMENT,
     JOB_DAILY_INSIGHTS,
     JOB_RETENTION_OUTCOMES,
     JOB_WEEKLY_CHURN,
@@ -31,6 +32,7 @@ from coaching.retention_actions import retention_action_record, retention_outcom
 from coaching.selectors import coaching_session_list, insight_get_for_user, insight_list_open
 from coaching.services import insight_dismiss
 from coaching.tasks import (
+    daily_engagement_job,
     daily_insights_job,
     retention_outcomes_job,
     weekly_churn_assessment_job,
@@ -386,6 +388,7 @@ class UserMetricsApi(APIView):
 JOBS = {
     JOB_DAILY_INSIGHTS: daily_insights_job,
     JOB_WEEKLY_CHURN: weekly_churn_assessment_job,
+    JOB_DAILY_ENGAGEMENT: daily_engagement_job,
     JOB_RETENTION_OUTCOMES: retention_outcomes_job,
 }
 ADMIN_KEY_PARAMETER = OpenApiParameter("X-Admin-Key", str, OpenApiParameter.HEADER, required=True)
@@ -397,7 +400,7 @@ class JobTriggerView(APIView):
 
     @extend_schema(
         operation_id="jobs_trigger",
-        summary="Run a background job now (daily-insights, assess-churn, retention-outcomes)",
+        summary="Run a background job now (daily-insights, assess-churn, daily-engagement, retention-outcomes)",
         description="Starts a JobRun (status `running`) and queues the task that executes it; `runId` is "
         "for `GET /api/crm/jobs/<runId>`. While a run of the same job is going, a second trigger answers "
         "409 `job_already_running` with the running run's id and queues nothing.",
