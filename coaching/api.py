@@ -322,35 +322,47 @@ METRICS_EXAMPLE = {
     "engagementTier": "gold",
     "engagementTierSuggested": "gold",
     "churnRisk": 0.118,
+    "churnBand": "low",
     "churnFactors": {
-        "daysInactive": 0.2,
-        "activities7d": 18,
-        "activitiesPrev7d": 15,
+        "model": "fitted",
+        "modelVersion": 3,
+        "daysInactive": 0.0,
+        "typicalGapDays": 1.3,
         "activities30d": 64,
-        "activeDays14d": 11,
-        "components": {"inactivity": 0.007, "low_volume": 0.0, "declining": 0.0, "irregular": 0.214},
+        "activeDays28d": 22,
+        "drivers": [
+            {
+                "feature": "recency_ratio",
+                "label": "time since the last log, measured in the user's own usual gaps between logs",
+                "value": 0.0,
+                "contribution": -1.412,
+                "effect": "lowers risk",
+            }
+        ],
     },
     "churnRiskStored": 0.12,
     "churnAssessedAt": "2026-01-04T08:00:00+00:00",
 }
 
 
-class ChurnComponentsSerializer(serializers.Serializer):
-    """Each component is in [0, 1]; `churnRisk` is their weighted sum."""
-
-    inactivity = serializers.FloatField()
-    low_volume = serializers.FloatField()
-    declining = serializers.FloatField()
-    irregular = serializers.FloatField()
+class ChurnDriverSerializer(serializers.Serializer):
+    feature = serializers.CharField()
+    label = serializers.CharField(help_text="What the feature is, in words staff read.")
+    value = NumberField(help_text="The user's value, in the feature's own units.")
+    contribution = serializers.FloatField(
+        allow_null=True, help_text="Log-odds against the average user: positive raises the risk (null: fallback rule)."
+    )
+    effect = serializers.ChoiceField(choices=["raises risk", "lowers risk"])
 
 
 class ChurnFactorsSerializer(serializers.Serializer):
+    model = serializers.ChoiceField(choices=["fitted", "fallback_rule"], help_text="docs/retention.md")
+    modelVersion = serializers.IntegerField(allow_null=True)
     daysInactive = NumberField()
-    activities7d = serializers.IntegerField()
-    activitiesPrev7d = serializers.IntegerField()
+    typicalGapDays = NumberField(help_text="The user's usual gap between logging days.")
     activities30d = serializers.IntegerField()
-    activeDays14d = serializers.IntegerField()
-    components = ChurnComponentsSerializer()
+    activeDays28d = serializers.IntegerField()
+    drivers = ChurnDriverSerializer(many=True, help_text="The top factors, strongest first.")
 
 
 class UserMetricsSerializer(serializers.Serializer):
@@ -362,7 +374,8 @@ class UserMetricsSerializer(serializers.Serializer):
     lastActiveAt = IsoDateTimeField(source="last_active_at", allow_null=True)
     engagementTier = serializers.CharField(source="engagement_tier")
     engagementTierSuggested = serializers.CharField(source="engagement_tier_suggested")
-    churnRisk = serializers.FloatField(source="churn_risk")
+    churnRisk = serializers.FloatField(source="churn_risk", help_text="Probability of no activity in the next 14 days.")
+    churnBand = serializers.CharField(source="churn_band", help_text="low < 0.5 <= medium < 0.75 <= high")
     churnFactors = ChurnFactorsSerializer(source="churn_factors")
     churnRiskStored = serializers.FloatField(source="churn_risk_stored")
     churnAssessedAt = IsoDateTimeField(source="churn_assessed_at", allow_null=True)

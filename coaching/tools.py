@@ -19,16 +19,16 @@ from typing import Any
 from django.utils import timezone
 
 from activities.selectors import engagement_signals_for_users, nutrition_summary_get
+from coaching.churn_model import churn_scores_compute
 from coaching.engagement import EngagementTierError, engagement_tier_for, engagement_tier_step
 from coaching.models import InsightType
-from coaching.retention import churn_risk_estimate
 from coaching.services import insight_create
 from compliance.pii import redact_pii
 from goals.models import GOAL_TYPE_METRICS, GoalMetric, GoalStatus, GoalType, HealthGoal
 from goals.rules import GOAL_TARGET_RANGES, goal_metric_fits, goal_metric_resolve
 from goals.selectors import GOAL_STATUS_ALL, goal_list
 from goals.services import goal_create
-from profiles.models import TIER_ORDER, CrmUserProfile
+from profiles.models import TIER_ORDER, CrmUserProfile, churn_band_for
 from yahealthy_crm.actors import ActorType
 from yahealthy_crm.errors import ApplicationError
 
@@ -264,28 +264,40 @@ def _update_tier(ctx: ToolContext, args: dict) -> dict:
     return {"updated": True, "from": old, "to": new}
 
 
-RETENTION_ACTIONS = {
-    "inactivity": "Send a gentle check-in and suggest logging one meal today.",
-    "low_volume": "Suggest one tiny daily habit (log water or breakfast) to rebuild the routine.",
-    "declining": "Acknowledge the busy week and propose a smaller goal for the next 7 days.",
-    "irregular": "Suggest a fixed daily reminder time to log consistently.",
-}
-
-
 def _churn_risk(ctx: ToolContext, args: dict) -> dict:
     now = timezone.now()
     signals = engagement_signals_for_users(user_ids=[ctx.user_id], now=now)[ctx.user_id]
-    risk, factors = churn_risk_estimate(signals=signals, last_active_at=ctx.profile.last_active_at, now=now)
-    components = factors["components"]
-    top = sorted(components, key=components.get, reverse=True)[:2]
+    scores = churn_scores_compute(now=now, user_ids=[ctx.user_id])
+    risk, factors = (scores[0].risk, scores[0].factors) if scores else (0.0, {})
+    drivers = factors.get("drivers", [])
     return {
-        "churnRisk": float(risk),
-        "level": "high" if risk >= Decimal("0.7") else "medium" if risk >= Decimal("0.4") else "low",
-        "factors": factors,
+        "churnRisk": risk,
+        "band": churn_band_for(risk).value,
+        "drivers": drivers,
+        "factors": {
+            "daysInactive": factors.get("daysInactive"),
+            "typicalGapDays": factors.get("typicalGapDays"),
+            "activities7d": signals.activities_7d,
+            "activities30d": signals.activities_30d,
+            "activeDays14d": signals.active_days_14d,
+        },
         "engagementTier": ctx.profile.engagement_tier,
         "engagementTierJustified": engagement_tier_for(signals).value,
-        "retentionActions": [RETENTION_ACTIONS[name] for name in top if components[name] > 0.2],
+        "retentionActions": [
+            RETENTION_ACTIONS[driver["feature"]]
+            for driver in drivers
+            if driver["effect"] == "raises risk" and driver["feature"] in RETENTION_ACTIONS
+        ][:2],
     }
+
+
+# What to suggest when a driver raises the risk (the weekly job picks its own action type).
+RETENTION_ACTIONS = {
+    "recency_ratio": "Send a gentle check-in and suggest logging one meal today.",
+    "active_days_28": "Suggest one tiny daily habit (log water or breakfast) to rebuild the routine.",
+    "trend": "Acknowledge the busy weeks and propose a smaller goal for the next 7 days.",
+    "goal_progress": "Offer an easier goal the user can meet this week.",
+}
 
 
 NUTRITION_METRICS = list(GOAL_TYPE_METRICS[GoalType.NUTRITION])
@@ -370,7 +382,7 @@ TOOLS: list[Tool] = [
         "and suggested retention actions.",
         _schema({}),
         _churn_risk,
-        lambda r: f"churn risk {r['churnRisk']} ({r['level']})",
+        lambda r: f"churn risk {r['churnRisk']} ({r['band']})",
     ),
 ]
 

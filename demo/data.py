@@ -293,6 +293,10 @@ def demo_users_create(*, numbers: list[int], days: int, seed: int, today: dt.dat
         HealthGoal.objects.bulk_create([g for u in users for g in u.goals], batch_size=1000)
         AiInsight.objects.bulk_create([i for u in users for i in u.insights], batch_size=1000)
     user_ids = [u.profile.user_id for u in users]
+    with connection.cursor() as cursor:
+        # Fresh planner statistics after the bulk load: the churn scoring below reads every user's
+        # history at once, and autovacuum may not have analysed the new rows yet.
+        cursor.execute("ANALYZE crm_user_profiles, crm_user_activities, crm_health_goals")
     churn_assess_users(user_ids=user_ids, refresh_tiers=True)
     return {
         "users": len(users),

@@ -236,6 +236,8 @@ REST_FRAMEWORK["DEFAULT_AUTHENTICATION_CLASSES"] = [
     "yahealthy_crm.auth.StaffSessionAuthentication",
 ]
 REST_FRAMEWORK["DEFAULT_PERMISSION_CLASSES"] = ["yahealthy_crm.permissions.IsCaller"]
+# Churn label: no activity in this many days after a cutoff (docs/retention.md).
+CHURN_HORIZON_DAYS = env.int("CHURN_HORIZON_DAYS", default=14)
 API_PAGE_SIZE_DEFAULT = env.int("CRM_API_PAGE_SIZE", default=20)
 API_PAGE_SIZE_MAX = env.int("CRM_API_PAGE_SIZE_MAX", default=100)
 

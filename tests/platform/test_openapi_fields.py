@@ -11,7 +11,6 @@ from django.utils import timezone
 from drf_spectacular.generators import SchemaGenerator
 
 from activities.selectors import NUTRIENTS
-from coaching.retention import CHURN_WEIGHTS
 from tests.factories import FoodLogFactory, GoalFactory, days_ago
 from tests.support import USER_A
 
@@ -30,6 +29,7 @@ METRICS_KEYS = [
     "engagementTier",
     "engagementTierSuggested",
     "churnRisk",
+    "churnBand",
     "churnFactors",
     "churnRiskStored",
     "churnAssessedAt",
@@ -98,14 +98,16 @@ def test_nested_shapes_are_named_too(schema):
     metrics = _response_body(schema, "/api/crm/users/{user_id}/metrics", "get", "200")["properties"]
     factors = _resolve(schema, metrics["churnFactors"])["properties"]
     assert set(factors) == {
+        "model",
+        "modelVersion",
         "daysInactive",
-        "activities7d",
-        "activitiesPrev7d",
+        "typicalGapDays",
         "activities30d",
-        "activeDays14d",
-        "components",
+        "activeDays28d",
+        "drivers",
     }
-    assert set(_resolve(schema, factors["components"])["properties"]) == set(CHURN_WEIGHTS)
+    driver = _resolve(schema, factors["drivers"]["items"])["properties"]
+    assert set(driver) == {"feature", "label", "value", "contribution", "effect"}
 
     webhook = _response_body(schema, "/api/crm/webhooks/app-event", "post", "202")["properties"]
     result = _resolve(schema, webhook["result"])["properties"]
@@ -136,9 +138,8 @@ def test_nutrition_snapshot_json_is_what_the_schema_names(client_a, profile_a):
 
 def test_metrics_json_keeps_its_number_and_time_formats(client_a, profile_a):
     data = client_a.get(f"{BASE_A}/metrics").json()["data"]
-    # Never active: the inactivity is the full-risk constant, an int in the JSON as it always was.
-    assert data["churnFactors"]["daysInactive"] == 30
-    assert isinstance(data["churnFactors"]["daysInactive"], int)
+    # Never active: the whole history window without a log.
+    assert data["churnFactors"]["daysInactive"] == 120
     assert data["lastActiveAt"] is None
 
     FoodLogFactory(user=profile_a, occurred_at=days_ago(1), logged_date=timezone.localdate(days_ago(1)))
@@ -146,4 +147,4 @@ def test_metrics_json_keeps_its_number_and_time_formats(client_a, profile_a):
     assert list(data) == METRICS_KEYS
     assert data["lastActiveAt"].endswith("+00:00")  # datetime.isoformat(), not DRF's "Z"
     assert dt.datetime.fromisoformat(data["lastActiveAt"]) <= timezone.now()
-    assert isinstance(data["churnFactors"]["daysInactive"], float)
+    assert data["churnFactors"]["daysInactive"] == 1
