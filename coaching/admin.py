@@ -5,7 +5,15 @@ from django.urls import reverse
 from django.utils.html import format_html
 
 from coaching.alerts import staff_alerts_acknowledge
-from coaching.models import AiInsight, CoachingSession, JobRun, RetentionAction, RetentionActionSource, StaffAlert
+from coaching.models import (
+    AiInsight,
+    ChurnModel,
+    CoachingSession,
+    JobRun,
+    RetentionAction,
+    RetentionActionSource,
+    StaffAlert,
+)
 from coaching.retention_actions import (
     retention_action_record,
     retention_action_types_allowed,
@@ -56,6 +64,33 @@ def _with_profile_pk(queryset):
     return queryset.annotate(
         profile_pk=Subquery(CrmUserProfile.objects.filter(user_id=OuterRef("user_id")).values("pk")[:1])
     )
+
+
+@admin.register(ChurnModel)
+class ChurnModelAdmin(ReadOnlyAdmin):
+    """The churn model versions and how well each predicts (its backtest: docs/retention.md)."""
+
+    list_display = ("version", "kind", "is_active", "trained_at", "training_rows", "auc", "brier", "high_band_lift")
+    list_filter = ("kind", "is_active")
+    readonly_fields = [f.name for f in ChurnModel._meta.fields if f.name != "estimator"]
+    exclude = ("estimator",)
+
+    @staticmethod
+    def _backtest(obj: ChurnModel, key: str):
+        backtest = (obj.quality or {}).get("backtest") or {}
+        return (backtest.get("model") or {}).get(key)
+
+    @admin.display(description="ROC AUC (backtest)")
+    def auc(self, obj: ChurnModel):
+        return self._backtest(obj, "auc")
+
+    @admin.display(description="Brier score")
+    def brier(self, obj: ChurnModel):
+        return self._backtest(obj, "brier")
+
+    @admin.display(description="high-band lift")
+    def high_band_lift(self, obj: ChurnModel):
+        return self._backtest(obj, "highBandLift")
 
 
 @admin.register(JobRun)

@@ -23,6 +23,9 @@ from tests.sync.support import WEBHOOK_SECRET, signed_headers
 pytestmark = [pytest.mark.e2e, pytest.mark.django_db(transaction=True)]
 
 
+ADMIN_KEY = "e2e-admin-key"
+
+
 def _start_stack(tmp_path: Path, extra_env: dict) -> tuple[subprocess.Popen, int, Path]:
     port = free_port()
     log_path = tmp_path / "stack.log"
@@ -35,6 +38,7 @@ def _start_stack(tmp_path: Path, extra_env: dict) -> tuple[subprocess.Popen, int
         "WEB_CONCURRENCY": "1",
         "CELERY_CONCURRENCY": "1",
         "CRM_WEBHOOK_SECRET": WEBHOOK_SECRET,
+        "CRM_ADMIN_KEY": ADMIN_KEY,
         **extra_env,
     }
     if "REDIS_URL" not in extra_env:
@@ -100,6 +104,7 @@ def _exercise_stack(tmp_path: Path, extra_env: dict, client_app: Celery) -> None
         assert "beat: Starting" in output, output[-4000:]
         assert "celery@" in output or "worker@" in output
         _webhook_activity_gets_embedded_by_the_worker(port, log_path)
+        _weekly_churn_job_runs_in_the_worker(port, log_path)
     finally:
         _stop_stack(process)
 
@@ -133,6 +138,36 @@ def _webhook_activity_gets_embedded_by_the_worker(port: int, log_path: Path) -> 
             return
         time.sleep(0.5)
     pytest.fail(f"the worker never embedded the webhook's activity:\n{log_path.read_text()[-4000:]}")
+
+
+def _weekly_churn_job_runs_in_the_worker(port: int, log_path: Path) -> None:
+    # The operator's trigger (seed "Background Jobs"): recorded as a JobRun, executed by the worker.
+    request = urllib.request.Request(
+        f"http://127.0.0.1:{port}/api/crm/jobs/assess-churn", method="POST", headers={"X-Admin-Key": ADMIN_KEY}
+    )
+    with urllib.request.urlopen(request, timeout=30) as response:
+        assert response.status == 202
+        run_id = json.loads(response.read())["runId"]
+    deadline = time.monotonic() + 90
+    while time.monotonic() < deadline:
+        status, body = _admin_get(f"http://127.0.0.1:{port}/api/crm/jobs/{run_id}")
+        assert status == 200, body
+        run = json.loads(body)
+        if run["status"] != "running":
+            assert run["status"] == "succeeded", run
+            assert run["details"]["assessed"] >= 1  # e2e_user, scored (fallback rule: no history yet)
+            return
+        time.sleep(0.5)
+    pytest.fail(f"the weekly churn job never finished:\n{log_path.read_text()[-4000:]}")
+
+
+def _admin_get(url: str) -> tuple[int, bytes]:
+    request = urllib.request.Request(url, headers={"X-Admin-Key": ADMIN_KEY})
+    try:
+        with urllib.request.urlopen(request, timeout=10) as response:
+            return response.status, response.read()
+    except urllib.error.HTTPError as error:
+        return error.code, error.read()
 
 
 def test_stack_runs_with_the_local_filesystem_queue(tmp_path):
