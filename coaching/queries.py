@@ -23,8 +23,8 @@ _SESSIONS = CoachingSession._meta.db_table
 _GOALS = HealthGoal._meta.db_table
 _HISTORY = ChurnScoreWeekly._meta.db_table
 
-# One row per user (a user created later has no history at the cutoff): activity per day in the window, coach use, goals,
-# and (with a horizon) the label: no activity in (cutoff, cutoff + horizon].
+# One row per user (one created later has no history at the cutoff): activity per day in the window,
+# coach use, goals, and (with a horizon) the label: no activity in (cutoff, cutoff + horizon].
 CHURN_FEATURES_SQL = f"""
     WITH days AS (
         SELECT user_id, logged_date AS day, count(*) AS logs
