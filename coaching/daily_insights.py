@@ -12,10 +12,9 @@ from __future__ import annotations
 
 import datetime as dt
 import logging
-from collections.abc import Callable, Iterator
-from contextlib import contextmanager, nullcontext
+from collections.abc import Callable
 
-from django.db import IntegrityError, transaction
+from django.db import IntegrityError
 from django.db.models import Exists, OuterRef, Q, QuerySet
 from django.utils import timezone
 
@@ -45,14 +44,6 @@ def constraint_name(exc: IntegrityError) -> str:
     """The PostgreSQL constraint an IntegrityError names ("" when unknown)."""
     diag = getattr(exc.__cause__, "diag", None)
     return getattr(diag, "constraint_name", None) or ""
-
-
-@contextmanager
-def savepoint_if_in_transaction() -> Iterator[None]:
-    """A savepoint inside an outer transaction (a dry run, a test) so one user's database error does not
-    break the rest; nothing otherwise (no transaction held open while a model answers)."""
-    with transaction.atomic() if transaction.get_connection().in_atomic_block else nullcontext():
-        yield
 
 
 def daily_insight_candidates(*, now: dt.datetime, user_ids: list[str] | None = None) -> QuerySet[CrmUserProfile]:
@@ -141,20 +132,12 @@ def daily_insights_generate(
             counts.skipped += 1
             outcome = "skipped: already has today's insight"
         else:
-            try:
-                with savepoint_if_in_transaction():
-                    insight = daily_insight_for_user(profile=profile, today=today, provider=provider)
-            except Exception as exc:  # one user's failure is recorded and the job goes on
-                logger.exception("daily insight failed for %s", profile.user_id)
-                counts.failure(profile.user_id, exc)
-                outcome = f"failed: {exc}"
-            else:
-                if insight is None:
-                    counts.skipped += 1
-                    outcome = "skipped: already has today's insight"
-                else:
-                    counts.processed += 1
-                    outcome = f"{insight.title} | {insight.recommendation}"
+            outcome = counts.user_step(
+                profile.user_id,
+                lambda profile=profile: daily_insight_for_user(profile=profile, today=today, provider=provider),
+                skipped="already has today's insight",
+                describe=lambda insight: f"{insight.title} | {insight.recommendation}",
+            )
         if progress:
             progress(profile.user_id, outcome)
     return counts

@@ -12,7 +12,8 @@ from __future__ import annotations
 
 import datetime as dt
 import logging
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager, nullcontext
 from dataclasses import dataclass, field
 
 from django.db import IntegrityError, transaction
@@ -46,6 +47,14 @@ class JobAlreadyRunningError(Exception):
         self.run = run
 
 
+@contextmanager
+def savepoint_if_in_transaction() -> Iterator[None]:
+    """A savepoint inside an outer transaction (a dry run, a test) so one user's database error does not
+    break the rest; nothing otherwise (no transaction held open while a model answers)."""
+    with transaction.atomic() if transaction.get_connection().in_atomic_block else nullcontext():
+        yield
+
+
 @dataclass
 class JobCounts:
     """What a job did, filled by the job's service and stored on its JobRun."""
@@ -61,6 +70,22 @@ class JobCounts:
         failures = self.details.setdefault("failures", [])
         if len(failures) < MAX_FAILURES_KEPT:
             failures.append({"userId": user_id, "error": str(error)[:500]})
+
+    def user_step(self, user_id: str, work: Callable[[], object], *, skipped: str, describe) -> str:
+        """One user's share of a job, inside a savepoint when a transaction is open: a failure is
+        recorded and the job goes on; `work` returning None is a skip. Returns what happened."""
+        try:
+            with savepoint_if_in_transaction():
+                result = work()
+        except Exception as exc:  # one user's failure is recorded and the job goes on
+            logger.exception("job step failed for %s", user_id)
+            self.failure(user_id, exc)
+            return f"failed: {exc}"
+        if result is None:
+            self.skipped += 1
+            return f"skipped: {skipped}"
+        self.processed += 1
+        return describe(result)
 
     def as_dict(self) -> dict:
         return {

@@ -28,7 +28,7 @@ from rest_framework import status
 from activities.models import UserActivity
 from coaching.alerts import high_risk_alerts_raise
 from coaching.coach import coach_retention_action
-from coaching.daily_insights import Progress, constraint_name, savepoint_if_in_transaction
+from coaching.daily_insights import Progress, constraint_name
 from coaching.error_codes import CoachingErrorCode
 from coaching.jobs import JobCounts
 from coaching.models import (
@@ -228,22 +228,18 @@ def weekly_churn_run(
     counts.considered = len(profiles)
     provider = coach_provider_get()
     actions: dict[str, int] = defaultdict(int)
+
+    def described(action: RetentionAction) -> str:
+        actions[action.action_type] += 1
+        return f"{action.action_type} (risk {action.churn_risk}, {action.churn_band})"
+
     for profile in profiles:
-        try:
-            with savepoint_if_in_transaction():
-                action = retention_action_propose(profile=profile, provider=provider, now=now)
-        except Exception as exc:  # one user's failure is recorded and the job goes on
-            logger.exception("retention action failed for %s", profile.user_id)
-            counts.failure(profile.user_id, exc)
-            outcome = f"failed: {exc}"
-        else:
-            if action is None:
-                counts.skipped += 1
-                outcome = "skipped: already has today's retention insight"
-            else:
-                counts.processed += 1
-                actions[action.action_type] += 1
-                outcome = f"{action.action_type} (risk {action.churn_risk}, {action.churn_band})"
+        outcome = counts.user_step(
+            profile.user_id,
+            lambda profile=profile: retention_action_propose(profile=profile, provider=provider, now=now),
+            skipped="already has today's retention insight",
+            describe=described,
+        )
         if progress:
             progress(profile.user_id, outcome)
     counts.details["actions"] = dict(actions)
