@@ -134,18 +134,31 @@ def _cutoff_at(day: dt.date) -> dt.datetime:
     return timezone.make_aware(dt.datetime.combine(day, dt.time.min))
 
 
-def training_set_build(*, last_cutoff_date: dt.date, cutoffs: int = TRAINING_CUTOFFS) -> TrainingSet:
-    """Labelled rows of weekly cutoffs ending at `last_cutoff_date` (one SQL statement per cutoff)."""
+def _labelled_histories(cutoff_date: dt.date, memo: dict | None) -> list[ActivityHistory]:
+    """Users with history at `cutoff_date` and their outcome (users with none teach nothing)."""
+    if memo is not None and cutoff_date in memo:
+        return memo[cutoff_date]
+    histories = [
+        h
+        for h in activity_histories_get(
+            cutoff=_cutoff_at(cutoff_date), cutoff_date=cutoff_date, horizon_days=horizon_days()
+        )
+        if h.last_day is not None
+    ]
+    if memo is not None:
+        memo[cutoff_date] = histories
+    return histories
+
+
+def training_set_build(
+    *, last_cutoff_date: dt.date, cutoffs: int = TRAINING_CUTOFFS, memo: dict | None = None
+) -> TrainingSet:
+    """Labelled rows of weekly cutoffs ending at `last_cutoff_date` (one SQL statement per cutoff;
+    `memo` shares a cutoff's rows between the training and its backtest)."""
     rows, labels, used = [], [], []
     for weeks_back in range(cutoffs):
         cutoff_date = last_cutoff_date - dt.timedelta(weeks=weeks_back)
-        histories = [
-            h
-            for h in activity_histories_get(
-                cutoff=_cutoff_at(cutoff_date), cutoff_date=cutoff_date, horizon_days=horizon_days()
-            )
-            if h.last_day is not None  # users with no history at the cutoff teach nothing
-        ]
+        histories = _labelled_histories(cutoff_date, memo)
         if not histories:
             continue
         used.append(cutoff_date.isoformat())
@@ -191,17 +204,14 @@ def _quality(churned: np.ndarray, risk: np.ndarray) -> dict:
     }
 
 
-def churn_backtest(*, cutoff_date: dt.date | None = None) -> BacktestResult | None:
+def churn_backtest(*, cutoff_date: dt.date | None = None, memo: dict | None = None) -> BacktestResult | None:
     """Train on the weekly cutoffs whose horizon ended by `cutoff_date`, predict the `horizon` days
     after it, and score model, old heuristic and fallback rule on the same users. None: no history."""
     horizon = horizon_days()
     cutoff_date = cutoff_date or _local_day(timezone.now()) - dt.timedelta(days=horizon)
-    training = training_set_build(last_cutoff_date=cutoff_date - dt.timedelta(days=horizon))
-    histories = [
-        h
-        for h in activity_histories_get(cutoff=_cutoff_at(cutoff_date), cutoff_date=cutoff_date, horizon_days=horizon)
-        if h.last_day is not None
-    ]
+    memo = {} if memo is None else memo
+    training = training_set_build(last_cutoff_date=cutoff_date - dt.timedelta(days=horizon), memo=memo)
+    histories = _labelled_histories(cutoff_date, memo)
     if not histories:
         return None
     churned = np.array([h.churned for h in histories], dtype=bool)
@@ -231,8 +241,9 @@ def churn_model_train(*, now: dt.datetime | None = None) -> ChurnModel:
     now = now or timezone.now()
     horizon = horizon_days()
     last_labelled = _local_day(now) - dt.timedelta(days=horizon)
-    training = training_set_build(last_cutoff_date=last_labelled)
-    backtest = churn_backtest(cutoff_date=last_labelled)
+    memo: dict = {}  # the weekly cutoffs the training and its backtest share are read once
+    training = training_set_build(last_cutoff_date=last_labelled, memo=memo)
+    backtest = churn_backtest(cutoff_date=last_labelled, memo=memo)
     quality = {"backtest": backtest.__dict__ if backtest else None}
     estimator_blob = None
     kind = ChurnModelKind.FALLBACK_RULE
