@@ -13,6 +13,7 @@ from __future__ import annotations
 import datetime as dt
 import io
 import math
+from collections.abc import Iterator
 from dataclasses import dataclass
 
 import joblib
@@ -28,7 +29,7 @@ from sklearn.preprocessing import StandardScaler
 from activities.selectors import EngagementSignals
 from coaching.engagement import engagement_tier_for
 from coaching.models import ChurnModel, ChurnModelKind
-from coaching.queries import HISTORY_DAYS, ActivityHistory, activity_histories_get
+from coaching.queries import HISTORY_DAYS, ActivityHistory, activity_histories_get, activity_histories_stream
 from profiles.models import CHURN_BAND_HIGH_FROM, tier_rank
 
 TRAINING_CUTOFFS = 8  # weekly cutoffs the model learns from
@@ -325,38 +326,46 @@ def _drivers(pipeline: Pipeline | None, row: np.ndarray, values: list[float], to
     ]
 
 
-def churn_scores_compute(
-    *, now: dt.datetime | None = None, user_ids: list[str] | None = None, model: ChurnModel | None = None
-) -> list[ChurnScore]:
-    """Every user's churn probability now (or those of `user_ids`), with the factors behind it."""
-    now = now or timezone.now()
-    model = model if model is not None else churn_model_active()
-    pipeline = _estimator(model)
-    today = _local_day(now)
-    histories = activity_histories_get(cutoff=now, cutoff_date=today, user_ids=user_ids)
-    if not histories:
-        return []
+def _scores(histories: list[ActivityHistory], *, today: dt.date, model, pipeline) -> list[ChurnScore]:
     values = [feature_row(h, today) for h in histories]
-    matrix = np.array(values, dtype=float)
+    matrix = np.array(values, dtype=float).reshape(-1, len(FEATURES))
     if pipeline is not None:
         risks = pipeline.predict_proba(matrix)[:, 1]
     else:
         risks = np.array([fallback_risk(h, today) for h in histories])
-    scores = []
-    for index, history in enumerate(histories):
-        scores.append(
-            ChurnScore(
-                user_id=history.user_id,
-                risk=round(float(risks[index]), 3),
-                factors={
-                    "model": model.kind if model else ChurnModelKind.FALLBACK_RULE,
-                    "modelVersion": model.version if model else None,
-                    "daysInactive": _days_since_last(history, today),
-                    "typicalGapDays": round(_usual_gap(history), 1),
-                    "activities30d": history.logs_30,
-                    "activeDays28d": history.active_days_28,
-                    "drivers": _drivers(pipeline, matrix[index], values[index]),
-                },
-            )
+    return [
+        ChurnScore(
+            user_id=history.user_id,
+            risk=round(float(risks[index]), 3),
+            factors={
+                "model": model.kind if model else ChurnModelKind.FALLBACK_RULE,
+                "modelVersion": model.version if model else None,
+                "daysInactive": _days_since_last(history, today),
+                "typicalGapDays": round(_usual_gap(history), 1),
+                "activities30d": history.logs_30,
+                "activeDays28d": history.active_days_28,
+                "drivers": _drivers(pipeline, matrix[index], values[index]),
+            },
         )
-    return scores
+        for index, history in enumerate(histories)
+    ]
+
+
+def churn_scores_iter(
+    *, now: dt.datetime | None = None, user_ids: list[str] | None = None, model: ChurnModel | None = None
+) -> Iterator[list[ChurnScore]]:
+    """Every user's churn probability now (or those of `user_ids`) with its factors, a batch at a time
+    (one features statement streamed: memory stays flat whatever the number of users)."""
+    now = now or timezone.now()
+    model = model if model is not None else churn_model_active()
+    pipeline = _estimator(model)
+    today = _local_day(now)
+    for histories in activity_histories_stream(cutoff=now, cutoff_date=today, user_ids=user_ids):
+        yield _scores(histories, today=today, model=model, pipeline=pipeline)
+
+
+def churn_scores_compute(
+    *, now: dt.datetime | None = None, user_ids: list[str] | None = None, model: ChurnModel | None = None
+) -> list[ChurnScore]:
+    """All of `churn_scores_iter` at once (one user's metrics, the coach's tool, tests)."""
+    return [score for batch in churn_scores_iter(now=now, user_ids=user_ids, model=model) for score in batch]

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import datetime as dt
 import json
+from collections.abc import Iterator
 from dataclasses import dataclass
 
 from django.db import connection, transaction
@@ -17,6 +18,7 @@ from profiles.models import CrmUserProfile
 # How far back a user's history is read at a cutoff (older activity does not change the features).
 HISTORY_DAYS = 120
 FEATURES_WORK_MEM = "64MB"
+STREAM_CHUNK = 2000  # users scored and written per batch
 
 _PROFILES = CrmUserProfile._meta.db_table
 _ACTIVITIES = UserActivity._meta.db_table
@@ -30,9 +32,9 @@ CHURN_FEATURES_SQL = f"""
     WITH days AS (
         SELECT user_id, logged_date AS day, count(*) AS logs
         FROM {_ACTIVITIES}
-        WHERE activity_type <> %(app_open)s AND occurred_at < %(cutoff)s
-            AND logged_date > %(cutoff_date)s - %(history)s
-            AND (%(all_users)s OR user_id = ANY(%(user_ids)s))
+        WHERE activity_type <> %(app_open)s AND occurred_at < %(cutoff)s::timestamptz
+            AND logged_date > %(cutoff_date)s::date - %(history)s::int
+            AND (%(all_users)s::bool OR user_id = ANY(%(user_ids)s::text[]))
         GROUP BY user_id, logged_date
     ),
     per_user AS (
@@ -40,36 +42,38 @@ CHURN_FEATURES_SQL = f"""
             max(day) AS last_day,
             min(day) AS first_day,
             count(*) AS active_days,
-            count(*) FILTER (WHERE day > %(cutoff_date)s - 28) AS active_days_28,
-            count(*) FILTER (WHERE day > %(cutoff_date)s - 56 AND day <= %(cutoff_date)s - 28) AS active_days_prev_28,
-            count(*) FILTER (WHERE day > %(cutoff_date)s - 14) AS active_days_14,
-            coalesce(sum(logs) FILTER (WHERE day > %(cutoff_date)s - 28), 0) AS logs_28,
-            coalesce(sum(logs) FILTER (WHERE day > %(cutoff_date)s - 30), 0) AS logs_30,
-            coalesce(sum(logs) FILTER (WHERE day > %(cutoff_date)s - 7), 0) AS logs_7,
-            coalesce(sum(logs) FILTER (WHERE day > %(cutoff_date)s - 14 AND day <= %(cutoff_date)s - 7), 0)
+            count(*) FILTER (WHERE day > %(cutoff_date)s::date - 28) AS active_days_28,
+            count(*) FILTER (
+                WHERE day > %(cutoff_date)s::date - 56 AND day <= %(cutoff_date)s::date - 28
+            ) AS active_days_prev_28,
+            count(*) FILTER (WHERE day > %(cutoff_date)s::date - 14) AS active_days_14,
+            coalesce(sum(logs) FILTER (WHERE day > %(cutoff_date)s::date - 28), 0) AS logs_28,
+            coalesce(sum(logs) FILTER (WHERE day > %(cutoff_date)s::date - 30), 0) AS logs_30,
+            coalesce(sum(logs) FILTER (WHERE day > %(cutoff_date)s::date - 7), 0) AS logs_7,
+            coalesce(sum(logs) FILTER (WHERE day > %(cutoff_date)s::date - 14 AND day <= %(cutoff_date)s::date - 7), 0)
                 AS logs_prev_7
         FROM days GROUP BY user_id
     ),
     coach AS (
         SELECT user_id, count(*)::int AS sessions_28 FROM {_SESSIONS}
-        WHERE created_at < %(cutoff)s AND created_at >= %(cutoff)s - interval '28 days'
-            AND (%(all_users)s OR user_id = ANY(%(user_ids)s))
+        WHERE created_at < %(cutoff)s::timestamptz AND created_at >= %(cutoff)s::timestamptz - interval '28 days'
+            AND (%(all_users)s::bool OR user_id = ANY(%(user_ids)s::text[]))
         GROUP BY user_id
     ),
     goals AS (
         SELECT user_id, count(*)::int AS active_goals, avg(progress_pct) AS goal_progress FROM {_GOALS}
-        WHERE status = %(goal_active)s AND created_at < %(cutoff)s
-            AND (%(all_users)s OR user_id = ANY(%(user_ids)s))
+        WHERE status = %(goal_active)s AND created_at < %(cutoff)s::timestamptz
+            AND (%(all_users)s::bool OR user_id = ANY(%(user_ids)s::text[]))
         GROUP BY user_id
     ),
     future AS (
         SELECT DISTINCT user_id FROM {_ACTIVITIES}
-        WHERE %(horizon)s > 0 AND activity_type <> %(app_open)s AND occurred_at >= %(cutoff)s
-            AND occurred_at < %(cutoff)s + make_interval(days => %(horizon)s)
-            AND (%(all_users)s OR user_id = ANY(%(user_ids)s))
+        WHERE %(horizon)s::int > 0 AND activity_type <> %(app_open)s AND occurred_at >= %(cutoff)s::timestamptz
+            AND occurred_at < %(cutoff)s::timestamptz + make_interval(days => %(horizon)s::int)
+            AND (%(all_users)s::bool OR user_id = ANY(%(user_ids)s::text[]))
     )
     SELECT p.user_id, p.engagement_tier, p.consent_ai_processing,
-        GREATEST(%(cutoff_date)s - p.created_at::date, 0) AS profile_age_days,
+        GREATEST(%(cutoff_date)s::date - p.created_at::date, 0) AS profile_age_days,
         u.last_day, u.first_day, coalesce(u.active_days, 0), coalesce(u.active_days_28, 0),
         coalesce(u.active_days_prev_28, 0), coalesce(u.active_days_14, 0), coalesce(u.logs_28, 0)::int,
         coalesce(u.logs_30, 0)::int, coalesce(u.logs_7, 0)::int, coalesce(u.logs_prev_7, 0)::int,
@@ -80,7 +84,7 @@ CHURN_FEATURES_SQL = f"""
     LEFT JOIN coach c ON c.user_id = p.user_id
     LEFT JOIN goals g ON g.user_id = p.user_id
     LEFT JOIN future f ON f.user_id = p.user_id
-    WHERE (%(all_users)s OR p.user_id = ANY(%(user_ids)s))
+    WHERE (%(all_users)s::bool OR p.user_id = ANY(%(user_ids)s::text[]))
     ORDER BY p.user_id
 """  # noqa: S608 - names from the models
 
@@ -109,6 +113,23 @@ class ActivityHistory:
     churned: bool  # no activity in (cutoff, cutoff + horizon]; meaningless without a horizon
 
 
+def _features_params(*, cutoff, cutoff_date, horizon_days, user_ids) -> dict:
+    return {
+        "cutoff": cutoff,
+        "cutoff_date": cutoff_date,
+        "history": HISTORY_DAYS,
+        "horizon": horizon_days,
+        "app_open": ActivityType.APP_OPEN,
+        "goal_active": GoalStatus.ACTIVE,
+        "all_users": user_ids is None,
+        "user_ids": user_ids or [],
+    }
+
+
+def _history(row) -> ActivityHistory:
+    return ActivityHistory(*row[:16], goal_progress=float(row[16]), churned=row[17])
+
+
 def activity_histories_get(
     *, cutoff: dt.datetime, cutoff_date: dt.date, horizon_days: int = 0, user_ids: list[str] | None = None
 ) -> list[ActivityHistory]:
@@ -119,19 +140,37 @@ def activity_histories_get(
         cursor.execute("SELECT set_config('work_mem', %s, true)", [FEATURES_WORK_MEM])
         cursor.execute(
             CHURN_FEATURES_SQL,
-            {
-                "cutoff": cutoff,
-                "cutoff_date": cutoff_date,
-                "history": HISTORY_DAYS,
-                "horizon": horizon_days,
-                "app_open": ActivityType.APP_OPEN,
-                "goal_active": GoalStatus.ACTIVE,
-                "all_users": user_ids is None,
-                "user_ids": user_ids or [],
-            },
+            _features_params(cutoff=cutoff, cutoff_date=cutoff_date, horizon_days=horizon_days, user_ids=user_ids),
         )
-        rows = cursor.fetchall()
-    return [ActivityHistory(*row[:16], goal_progress=float(row[16]), churned=row[17]) for row in rows]
+        return [_history(row) for row in cursor.fetchall()]
+
+
+def activity_histories_stream(
+    *, cutoff: dt.datetime, cutoff_date: dt.date, user_ids: list[str] | None = None, chunk: int | None = None
+) -> Iterator[list[ActivityHistory]]:
+    """The same statement, read `chunk` users at a time (flat memory), from a connection of its own:
+    the reader's snapshot stays open while the caller writes and commits batch by batch, so no
+    profile row stays locked for the whole job. Inside a transaction (a test, a dry run) the caller's
+    uncommitted rows are only visible to its own connection: then everything is read at once."""
+    chunk = chunk or STREAM_CHUNK
+    if connection.in_atomic_block:
+        histories = activity_histories_get(cutoff=cutoff, cutoff_date=cutoff_date, user_ids=user_ids)
+        for start in range(0, len(histories), chunk):
+            yield histories[start : start + chunk]
+        return
+    reader = connection.get_new_connection(connection.get_connection_params())
+    try:
+        with reader.transaction(), reader.cursor(name="churn_features") as cursor:
+            reader.execute("SELECT set_config('work_mem', %s, true)", [FEATURES_WORK_MEM])
+            cursor.itersize = chunk
+            cursor.execute(
+                CHURN_FEATURES_SQL,
+                _features_params(cutoff=cutoff, cutoff_date=cutoff_date, horizon_days=0, user_ids=user_ids),
+            )
+            while rows := cursor.fetchmany(chunk):
+                yield [_history(row) for row in rows]
+    finally:
+        reader.close()
 
 
 # The batch travels as ONE JSON document (json.dumps is C-fast; an array of JSON strings would be

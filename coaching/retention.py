@@ -10,15 +10,13 @@ from django.db import transaction
 from django.utils import timezone
 
 from activities.selectors import activity_streak_days, engagement_signals_for_users
-from coaching.churn_model import churn_model_ensure, churn_scores_compute
+from coaching.churn_model import churn_model_ensure, churn_scores_compute, churn_scores_iter
 from coaching.engagement import engagement_tier_for
 from coaching.queries import churn_scores_write
 from compliance.services import audit_record
 from profiles.models import CrmUserProfile, churn_band_for
 from profiles.services import profiles_tier_changed_outbox_record_many
 from yahealthy_crm.actors import ActorType
-
-CHURN_BATCH_SIZE = 2000
 
 
 @dataclass(frozen=True)
@@ -70,7 +68,8 @@ def churn_assess_users(
     progress=None,
 ) -> int:
     """Score every user (or `user_ids`) with the active churn model (retrained when a week old), store
-    risk, band and factors on the profile and in this week's history, in batches of CHURN_BATCH_SIZE.
+    risk, band and factors on the profile and in this week's history, a batch of users at a time
+    (`coaching.queries.STREAM_CHUNK`).
 
     Features for all users come from one set-based statement; each batch is two writes and one audit
     row (the per-user factors are kept on the profile itself). With `refresh_tiers` the engagement
@@ -79,10 +78,9 @@ def churn_assess_users(
     """
     now = now or timezone.now()
     model = churn_model_ensure(now=now)
-    scores = churn_scores_compute(now=now, user_ids=user_ids, model=model)
     week = churn_week_of(now)
-    for start in range(0, len(scores), CHURN_BATCH_SIZE):
-        batch = scores[start : start + CHURN_BATCH_SIZE]
+    assessed = 0
+    for batch in churn_scores_iter(now=now, user_ids=user_ids, model=model):
         with transaction.atomic():
             churn_scores_write(
                 user_ids=[score.user_id for score in batch],
@@ -102,9 +100,10 @@ def churn_assess_users(
                 entity_type="profile",
                 changes={"users": len(batch), "modelVersion": model.version, "model": model.kind},
             )
+        assessed += len(batch)
         if progress is not None:
             progress(len(batch))
-    return len(scores)
+    return assessed
 
 
 def churn_week_of(moment: dt.datetime) -> dt.date:

@@ -148,3 +148,19 @@ def test_churn_backtest_command_reports_model_heuristic_and_rule(demo_history, c
     for name in ("model", "heuristic", "fallback_rule"):
         assert f"  {name}" in out
     assert "'auc'" in out
+
+
+@pytest.mark.django_db(transaction=True)
+def test_outside_a_transaction_scores_stream_from_a_reader_of_their_own_and_commit_per_batch(monkeypatch):
+    import coaching.queries
+
+    monkeypatch.setattr(coaching.queries, "STREAM_CHUNK", 2)  # 5 users: batches of 2, 2, 1
+    for n in range(5):
+        _logs(ProfileFactory(user_id=f"stream_{n}"), [n + 1, n + 8])
+    batches = []
+
+    assessed = churn_assess_users(progress=batches.append)
+
+    assert (assessed, batches) == (5, [2, 2, 1])
+    assert CrmUserProfile.objects.filter(churn_assessed_at__isnull=False).count() == 5
+    assert ChurnScoreWeekly.objects.count() == 5
