@@ -1,4 +1,4 @@
-"""Benchmark of the weekly churn job (issue 11 point 13): training and scoring + writing at several sizes.
+"""Benchmark of the weekly churn job: training and scoring + writing at several sizes.
 
     .venv/bin/python bench/churn_job.py [--sizes 10000,30000,100000] [--activities 30] [--seed 11]
                                         [--budget 1500] [--keep]
@@ -16,7 +16,7 @@ the end unless --keep:
   statements (CaptureQueriesContext) and ru_maxrss growth of that run; then a second run (same week:
   the history rows are updated) under tracemalloc for the peak of Python allocations.
 
-Targets (issue 11): 100k users scored and written < 20 s, growing linearly; training on 100k < 60 s.
+Targets: 100k users scored and written < 20 s, growing linearly; training on 100k < 60 s.
 A size whose linear extrapolation from the previous one would overrun `--budget` seconds is skipped.
 """
 
