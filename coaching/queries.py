@@ -134,14 +134,16 @@ def activity_histories_get(
     *, cutoff: dt.datetime, cutoff_date: dt.date, horizon_days: int = 0, user_ids: list[str] | None = None
 ) -> list[ActivityHistory]:
     """Every user's history up to `cutoff`, in one statement (and the label when `horizon_days`)."""
+    params = _features_params(cutoff=cutoff, cutoff_date=cutoff_date, horizon_days=horizon_days, user_ids=user_ids)
+    if user_ids is not None:  # a few users (metrics, the coach's tool): small aggregations
+        with connection.cursor() as cursor:
+            cursor.execute(CHURN_FEATURES_SQL, params)
+            return [_history(row) for row in cursor.fetchall()]
     with transaction.atomic(), connection.cursor() as cursor:
         # Its two aggregations hold a row per user and per active day: keep them in memory (the
         # default 4 MB spills to disk from ~10k users on); SET LOCAL, for this statement only.
         cursor.execute("SELECT set_config('work_mem', %s, true)", [FEATURES_WORK_MEM])
-        cursor.execute(
-            CHURN_FEATURES_SQL,
-            _features_params(cutoff=cutoff, cutoff_date=cutoff_date, horizon_days=horizon_days, user_ids=user_ids),
-        )
+        cursor.execute(CHURN_FEATURES_SQL, params)
         return [_history(row) for row in cursor.fetchall()]
 
 
