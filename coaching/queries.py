@@ -162,6 +162,8 @@ def activity_histories_stream(
         return
     reader = connection.get_new_connection(connection.get_connection_params())
     try:
+        # The session time zone Django gives its own connections (dates of timestamps are taken in it).
+        reader.execute("SELECT set_config('TimeZone', %s, false)", [connection.timezone_name])
         with reader.transaction(), reader.cursor(name="churn_features") as cursor:
             reader.execute("SELECT set_config('work_mem', %s, true)", [FEATURES_WORK_MEM])
             cursor.itersize = chunk
