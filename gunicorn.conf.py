@@ -12,5 +12,22 @@ workers = int(os.environ.get("WEB_CONCURRENCY", "3"))
 worker_class = "gthread"
 threads = int(os.environ.get("WEB_THREADS", "4"))
 timeout = 60
+# An idle keep-alive connection must outlive every client's and proxy's own idle timeout (httpx 5 s,
+# requests/urllib3 pools and Node's agent longer, AWS ALB and nginx upstreams 60 s): when the server
+# closes first, a client that reuses the connection at that moment loses its request ("server
+# disconnected"). gunicorn's default is 2 s.
+keepalive = int(os.environ.get("CRM_KEEPALIVE_S", "75"))
 accesslog = os.environ.get("CRM_ACCESS_LOG", "-") or None
 loglevel = os.environ.get("GUNICORN_LOG_LEVEL", "info")
+
+# Bodies up to this size that a view refuses unread (413, 401, 429) are drained by
+# yahealthy_crm.middleware.RequestBodyDrainMiddleware, so the connection stays usable. A body declared
+# larger is not read at all: the answer says `Connection: close` and the client opens a new
+# connection, instead of sending its next request into a connection gunicorn then drops.
+REQUEST_DRAIN_MAX_BYTES = int(os.environ.get("CRM_REQUEST_DRAIN_MAX_BYTES", str(4 * 1024 * 1024)))
+
+
+def pre_request(worker, req):
+    for name, value in req.headers:
+        if name == "CONTENT-LENGTH" and value.isdigit() and int(value) > REQUEST_DRAIN_MAX_BYTES:
+            req.must_close = True

@@ -1,0 +1,109 @@
+"""Real server processes for tests about connections and faults: gunicorn as `make run` starts it.
+
+The server uses the test database (transactional tests see its rows) and its own var folder.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import signal
+import subprocess
+import sys
+import time
+import urllib.error
+import urllib.request
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+import pytest
+from django.conf import settings
+
+from tests.support import database_url, free_port
+from tests.sync.support import WEBHOOK_SECRET
+
+ADMIN_KEY = "server-test-admin-key"
+
+
+@dataclass
+class RunningServer:
+    process: subprocess.Popen
+    port: int
+    log_path: Path
+
+    @property
+    def url(self) -> str:
+        return f"http://127.0.0.1:{self.port}"
+
+    def log(self) -> str:
+        return self.log_path.read_text(errors="replace")[-6000:]
+
+
+def http_get(url: str, *, timeout: float = 10) -> tuple[int, bytes]:
+    try:
+        with urllib.request.urlopen(url, timeout=timeout) as response:
+            return response.status, response.read()
+    except urllib.error.HTTPError as error:
+        return error.code, error.read()
+
+
+def server_wait_ready(server: RunningServer, *, path: str = "/healthz", timeout_s: float = 60) -> None:
+    deadline = time.monotonic() + timeout_s
+    while time.monotonic() < deadline:
+        assert server.process.poll() is None, f"gunicorn exited early:\n{server.log()}"
+        try:
+            if http_get(server.url + path, timeout=5)[0] in (200, 503):
+                return
+        except OSError:
+            pass
+        time.sleep(0.2)
+    pytest.fail(f"gunicorn never answered {path}:\n{server.log()}")
+
+
+def gunicorn_start(tmp_path: Path, extra_env: dict | None = None, *, database: str | None = None) -> RunningServer:
+    port = free_port()
+    log_path = tmp_path / f"gunicorn-{port}.log"
+    env = {
+        **os.environ,
+        "DATABASE_URL": database_url(database),
+        "CRM_VAR_DIR": str(tmp_path / "var"),
+        "PORT": str(port),
+        "WEB_CONCURRENCY": "1",
+        "CRM_WEBHOOK_SECRET": WEBHOOK_SECRET,
+        "CRM_ADMIN_KEY": ADMIN_KEY,
+        **(extra_env or {}),
+    }
+    for name, value in list(env.items()):
+        if value is None:
+            env.pop(name)
+    process = subprocess.Popen(
+        [str(Path(sys.executable).parent / "gunicorn"), "yahealthy_crm.wsgi"],
+        cwd=settings.BASE_DIR,
+        env=env,
+        stdout=log_path.open("w"),
+        stderr=subprocess.STDOUT,
+        start_new_session=True,
+    )
+    server = RunningServer(process, port, log_path)
+    server_wait_ready(server)
+    return server
+
+
+def server_stop(server: RunningServer, *, sig: int = signal.SIGTERM) -> None:
+    with contextlib.suppress(ProcessLookupError):
+        os.killpg(server.process.pid, sig)
+    try:
+        server.process.wait(timeout=20)
+    except subprocess.TimeoutExpired:
+        os.killpg(server.process.pid, signal.SIGKILL)
+        server.process.wait(timeout=10)
+
+
+@contextlib.contextmanager
+def gunicorn_running(tmp_path: Path, extra_env: dict | None = None, **kwargs) -> Iterator[RunningServer]:
+    server = gunicorn_start(tmp_path, extra_env, **kwargs)
+    try:
+        yield server
+    finally:
+        server_stop(server)
