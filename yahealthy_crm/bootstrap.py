@@ -2,7 +2,8 @@
 
 Called by the entry points only (manage.py, wsgi.py, yahealthy_crm/worker.py, the test suite),
 never by settings: importing settings has no side effects. Without `DJANGO_SECRET_KEY` a random
-key is generated once into `var/secret_key`; without `DATABASE_URL` the embedded PostgreSQL is
+key is generated once into `var/secret_key`; without `CRM_JWT_SECRET` and `CRM_JWT_PUBLIC_KEY` a
+random end-user JWT secret into `var/jwt_secret`; without `DATABASE_URL` the embedded PostgreSQL is
 started. Reads the same environment (and `.env`) as settings.
 """
 
@@ -33,6 +34,9 @@ def local_environment_prepare() -> None:
     state = var_dir(env)
     if not env("DJANGO_SECRET_KEY", default=""):
         local_secret(state / "secret_key")
+    if not env("CRM_JWT_SECRET", default="") and not env("CRM_JWT_PUBLIC_KEY", default=""):
+        # Signs the links of `manage.py coach_link` (settings read it as CRM_JWT_SECRET).
+        local_secret(state / "jwt_secret")
     if not env("DATABASE_URL", default=""):
         embedded_database_start(state / "pgdata")
     _prepared = True

@@ -7,6 +7,7 @@ from pathlib import Path
 
 import environ
 from celery.schedules import crontab
+from corsheaders.defaults import default_headers as cors_default_headers
 
 from yahealthy_crm.embedded_postgres import embedded_database_url
 from yahealthy_crm.local_secrets import local_secret_read
@@ -36,6 +37,7 @@ INSTALLED_APPS = [
     "rest_framework_api_key",
     "drf_spectacular",
     "drf_spectacular_sidecar",
+    "corsheaders",
     "yahealthy_crm",
     "profiles",
     "goals",
@@ -44,9 +46,12 @@ INSTALLED_APPS = [
     "sync",
     "compliance",
     "demo",
+    "webapp",
 ]
 
 MIDDLEWARE = [
+    # First: a CORS preflight is answered before any other middleware can answer instead.
+    "corsheaders.middleware.CorsMiddleware",
     "django.middleware.security.SecurityMiddleware",
     "whitenoise.middleware.WhiteNoiseMiddleware",
     "yahealthy_crm.middleware.RequestIdMiddleware",
@@ -203,8 +208,12 @@ SPECTACULAR_SETTINGS = {
 # --- Product settings ---------------------------------------------------------------------------
 CRM_ADMIN_KEY = env("CRM_ADMIN_KEY", default="")
 CRM_WEBHOOK_SECRET = env("CRM_WEBHOOK_SECRET", default="")
-CRM_JWT_SECRET = env("CRM_JWT_SECRET", default="")
 CRM_JWT_PUBLIC_KEY = env("CRM_JWT_PUBLIC_KEY", default="")
+# Neither JWT variable set: a random HS256 secret generated once into var/jwt_secret
+# (yahealthy_crm/bootstrap.py), so links from `manage.py coach_link` work locally; only this machine has it.
+CRM_JWT_SECRET = env("CRM_JWT_SECRET", default="") or (
+    "" if CRM_JWT_PUBLIC_KEY else local_secret_read(VAR_DIR / "jwt_secret")
+)
 CRM_PII_HASH_KEY = env("CRM_PII_HASH_KEY", default="") or SECRET_KEY
 APP_WEBHOOK_URL = env("APP_WEBHOOK_URL", default="")
 # Outbound deliveries are signed with APP_WEBHOOK_SECRET, else with CRM_WEBHOOK_SECRET (docs/sync.md).
@@ -238,6 +247,13 @@ REST_FRAMEWORK["DEFAULT_AUTHENTICATION_CLASSES"] = [
 REST_FRAMEWORK["DEFAULT_PERMISSION_CLASSES"] = ["yahealthy_crm.permissions.IsCaller"]
 # Churn label: no activity in this many days after a cutoff (docs/retention.md).
 CHURN_HORIZON_DAYS = env.int("CHURN_HORIZON_DAYS", default=14)
+# Cross-origin use of the REST API by the app's own web frontend (docs/coach.md "Cross-origin use"):
+# allowed origins from the environment, none by default; only /api/ answers with CORS headers.
+# Bearer tokens, not cookies: credentials stay off.
+CORS_ALLOWED_ORIGINS = env.list("CRM_CORS_ALLOWED_ORIGINS", default=[])
+CORS_URLS_REGEX = r"^/api/.*$"
+CORS_ALLOW_HEADERS = (*cors_default_headers, "x-request-id")
+CORS_EXPOSE_HEADERS = ["Retry-After", "X-Request-ID"]
 API_PAGE_SIZE_DEFAULT = env.int("CRM_API_PAGE_SIZE", default=20)
 API_PAGE_SIZE_MAX = env.int("CRM_API_PAGE_SIZE_MAX", default=100)
 

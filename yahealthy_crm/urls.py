@@ -26,6 +26,7 @@ urlpatterns = [
     ),
     path("api/redoc", SpectacularRedocView.as_view(url_name="schema", permission_classes=[]), name="redoc"),
     path("api/crm/", include((api_patterns, "crm"), namespace="crm")),
+    path("coach/", include("webapp.urls")),
 ]
 
 handler404 = "yahealthy_crm.errors.json_not_found"
