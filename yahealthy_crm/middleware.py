@@ -1,8 +1,6 @@
 import re
 import uuid
 
-from django.conf import settings
-
 from yahealthy_crm.request_context import request_id_var
 
 _SAFE_REQUEST_ID = re.compile(r"^[A-Za-z0-9._:-]{1,64}$")
@@ -27,36 +25,66 @@ class RequestIdMiddleware:
         return response
 
 
-class RequestBodyDrainMiddleware:
-    """Reads what is left of a request body the view did not read, up to REQUEST_DRAIN_MAX_BYTES.
+class _CountingInput:
+    """wsgi.input that counts what the application read of it."""
+
+    def __init__(self, stream):
+        self.stream = stream
+        self.consumed = 0
+
+    def read(self, *args):
+        data = self.stream.read(*args)
+        self.consumed += len(data)
+        return data
+
+    def readline(self, *args):
+        data = self.stream.readline(*args)
+        self.consumed += len(data)
+        return data
+
+    def readlines(self, *args):
+        lines = self.stream.readlines(*args)
+        self.consumed += sum(len(line) for line in lines)
+        return lines
+
+    def __iter__(self):
+        for line in self.stream:
+            self.consumed += len(line)
+            yield line
+
+
+class UnreadBodyDrain:
+    """WSGI middleware: reads what is left of a request body the application did not read.
 
     A view that refuses early (413 on the declared length, 401 on a bad signature, 429) answers
-    without reading the body. On a keep-alive connection the unread bytes would then sit in front of
-    the client's next request; gunicorn gives up draining them after 64 KiB and closes the connection
+    without reading the body. On a keep-alive connection the unread bytes sit in front of the
+    client's next request; gunicorn gives up draining them after 64 KiB and closes the connection
     although its answer said keep-alive, so the client's next, unrelated call fails. Reading the rest
-    here (from the raw WSGI stream: only what is still on the wire) keeps the connection usable;
-    bodies declared larger than the limit get `Connection: close` from gunicorn.conf.py instead.
+    (up to `max_bytes`, never past CONTENT_LENGTH) keeps the connection usable; bodies declared larger
+    get `Connection: close` from gunicorn.conf.py instead.
     """
 
-    def __init__(self, get_response):
-        self.get_response = get_response
-        self.max_bytes = settings.REQUEST_DRAIN_MAX_BYTES
+    def __init__(self, application, *, max_bytes: int):
+        self.application = application
+        self.max_bytes = max_bytes
 
-    def __call__(self, request):
-        response = self.get_response(request)
-        stream = request.META.get("wsgi.input")
-        if stream is not None and _declared_length(request) <= self.max_bytes:
-            drained = 0
-            while drained < self.max_bytes:
-                chunk = stream.read(min(64 * 1024, self.max_bytes - drained))
-                if not chunk:
-                    break
-                drained += len(chunk)
+    def __call__(self, environ, start_response):
+        declared = _declared_length(environ)
+        if declared <= 0 or declared > self.max_bytes:
+            return self.application(environ, start_response)
+        counting = environ["wsgi.input"] = _CountingInput(environ["wsgi.input"])
+        response = self.application(environ, start_response)
+        remaining = declared - counting.consumed
+        while remaining > 0:
+            chunk = counting.stream.read(min(64 * 1024, remaining))
+            if not chunk:
+                break
+            remaining -= len(chunk)
         return response
 
 
-def _declared_length(request) -> int:
+def _declared_length(environ) -> int:
     try:
-        return int(request.META.get("CONTENT_LENGTH") or 0)
+        return int(environ.get("CONTENT_LENGTH") or 0)
     except ValueError:
         return 0

@@ -19,6 +19,9 @@ from yahealthy_crm.errors import RateLimitedError
 AI_ASK_RATE = "10/m"
 WEBHOOK_RATE = "100/m"
 BULK_RATE = "1000/h"
+# Admin login attempts: per client address, and per username across addresses (admin_login.py).
+ADMIN_LOGIN_ADDRESS_RATE = "10/m"
+ADMIN_LOGIN_USERNAME_RATE = "30/h"
 
 
 @dataclass(frozen=True)

@@ -63,6 +63,11 @@ MIDDLEWARE = [
     "django.middleware.clickjacking.XFrameOptionsMiddleware",
 ]
 
+# Unread request bodies up to this size are drained (wsgi.py, yahealthy_crm/middleware.py
+# UnreadBodyDrain) so keep-alive connections stay usable; the same variable sets gunicorn.conf.py's
+# Connection: close threshold.
+REQUEST_DRAIN_MAX_BYTES = env.int("CRM_REQUEST_DRAIN_MAX_BYTES", default=4 * 1024 * 1024)
+
 ROOT_URLCONF = "yahealthy_crm.urls"
 WSGI_APPLICATION = "yahealthy_crm.wsgi.application"
 
@@ -269,3 +274,21 @@ LOGGING = {
 if not DEBUG:
     SESSION_COOKIE_HTTPONLY = True
     X_FRAME_OPTIONS = "DENY"
+
+# --- Production over HTTPS (README "Security"): `CRM_HTTPS=true` behind TLS --------------------------
+# Off by default so `make run` works on http://127.0.0.1; `manage.py check --deploy` is clean with it on.
+CRM_HTTPS = env.bool("CRM_HTTPS", default=False)
+if CRM_HTTPS:
+    SECURE_SSL_REDIRECT = True
+    # A load balancer's health probe speaks plain HTTP to the instance.
+    SECURE_REDIRECT_EXEMPT = [r"^healthz$"]
+    SESSION_COOKIE_SECURE = True
+    CSRF_COOKIE_SECURE = True
+    # One year, as hstspreload.org asks; start lower (CRM_HSTS_SECONDS=300) on a domain new to HTTPS.
+    SECURE_HSTS_SECONDS = env.int("CRM_HSTS_SECONDS", default=31_536_000)
+    SECURE_HSTS_INCLUDE_SUBDOMAINS = env.bool("CRM_HSTS_INCLUDE_SUBDOMAINS", default=True)
+    SECURE_HSTS_PRELOAD = env.bool("CRM_HSTS_PRELOAD", default=True)
+# Only behind a proxy that sets X-Forwarded-Proto itself (and strips the client's): else a client could
+# claim HTTPS.
+if env.bool("CRM_TRUST_X_FORWARDED_PROTO", default=False):
+    SECURE_PROXY_SSL_HEADER = ("HTTP_X_FORWARDED_PROTO", "https")

@@ -3,6 +3,7 @@ from django.urls import include, path
 from django.views.generic import RedirectView
 from drf_spectacular.views import SpectacularAPIView, SpectacularRedocView, SpectacularSwaggerView
 
+from yahealthy_crm.admin_login import admin_login
 from yahealthy_crm.health import healthz
 
 admin.site.site_header = "YAHealthy CRM"
@@ -17,6 +18,8 @@ api_patterns = [
 urlpatterns = [
     path("", RedirectView.as_view(url="/admin/", permanent=False)),
     path("healthz", healthz, name="healthz"),
+    # Before admin.site.urls: the admin's own login view, throttled (yahealthy_crm/admin_login.py).
+    path("admin/login/", admin_login),
     path("admin/", admin.site.urls),
     path("api/schema", SpectacularAPIView.as_view(permission_classes=[]), name="schema"),
     path(
