@@ -144,6 +144,23 @@ class UserActivity(models.Model):
         return f"{self.activity_type} {self.external_id or self.pk}"
 
 
+class EmbeddingSpace(models.Model):
+    """Which embedder wrote the stored vectors (one row; activities.embeddings.embedding_space).
+
+    Vectors of two embedders must never be compared: `manage.py embed_activities` re-embeds every row
+    when the configured embedder's space differs from the one recorded here.
+    """
+
+    name = models.CharField(max_length=128)
+    updated_at = models.DateTimeField(auto_now=True)
+
+    class Meta:
+        db_table = "crm_embedding_space"
+
+    def __str__(self) -> str:
+        return self.name
+
+
 # Typed columns an app event may fill (everything else stays in `payload`).
 ACTIVITY_COLUMNS = (
     "calories_kcal",

@@ -15,7 +15,7 @@ from yahealthy_crm.sql import Statement, model_from_row
 
 _TABLE = UserActivity._meta.db_table
 PROFILES_TABLE = CrmUserProfile._meta.db_table
-# Every column but the embedding (a 384-float vector nobody on the hot path reads).
+# Every column but the embedding (a 256-float vector nobody on the hot path reads).
 _LOADED_FIELDS = [f for f in UserActivity._meta.concrete_fields if f.name != "embedding"]
 _LOADED_COLUMNS = ", ".join(f"a.{f.column}" for f in _LOADED_FIELDS)
 _INSERTED_FIELDS = [f for f in UserActivity._meta.concrete_fields if f.name not in ("created_at", "updated_at")]

@@ -11,7 +11,7 @@ embedded server under var/pgdata), migrated from scratch, dropped at the end unl
 2. Coach overhead per ask: the openai provider against a local OpenAI-compatible server that answers
    instantly with a three-round conversation (nutrition -> suggest_goal -> answer). Overhead = ask
    wall time minus the time the server spent producing responses (so it includes HTTP on localhost).
-3. Per-user search: `--rows` embeddings (384-d, clustered) for `--users` users, generated in SQL
+3. Per-user search: `--rows` embeddings (256-d, clustered) for `--users` users, generated in SQL
    (INSERT ... SELECT), HNSW index built after the load; p50/p95 of `vector_search_by_user` (the
    production selector) for random users, recall@10 against exact search of the same user.
 """
@@ -123,14 +123,14 @@ class _FakeModel(BaseHTTPRequestHandler):
         started = time.perf_counter()
         body = json.loads(self.rfile.read(int(self.headers["Content-Length"])))
         if self.path.endswith("/embeddings"):
-            from activities.embeddings import embed_text_offline
+            from activities.embeddings import embed_text_hashing
 
             texts = body["input"] if isinstance(body["input"], list) else [body["input"]]
             payload = {
                 "object": "list",
                 "model": body["model"],
                 "data": [
-                    {"object": "embedding", "index": i, "embedding": embed_text_offline(t)} for i, t in enumerate(texts)
+                    {"object": "embedding", "index": i, "embedding": embed_text_hashing(t)} for i, t in enumerate(texts)
                 ],
                 "usage": {"prompt_tokens": 1, "total_tokens": 1},
             }
@@ -243,7 +243,7 @@ def bench_search(rows: int, users: int, queries: int) -> None:
         ):
             cursor.execute(
                 f"CREATE TEMP TABLE {name} AS SELECT i, (SELECT array_agg(((random() - 0.5) * {scale})::real)"
-                f" FROM generate_series(1, 384) WHERE i >= 0)::vector AS v FROM generate_series(0, {size - 1}) i"
+                f" FROM generate_series(1, 256) WHERE i >= 0)::vector AS v FROM generate_series(0, {size - 1}) i"
             )
         cursor.execute(
             """

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from drf_spectacular.types import OpenApiTypes
 from drf_spectacular.utils import (
     OpenApiExample,
     OpenApiParameter,
@@ -29,7 +30,12 @@ from coaching.jobs import (
 from coaching.models import JobRun, RetentionActionSource, RetentionActionType
 from coaching.retention import user_metrics_get
 from coaching.retention_actions import retention_action_record, retention_outcomes_report
-from coaching.selectors import coaching_session_list, insight_get_for_user, insight_list_open
+from coaching.selectors import (
+    conversation_get_for_user,
+    conversation_list,
+    insight_get_for_user,
+    insight_list_open,
+)
 from coaching.services import insight_dismiss
 from coaching.tasks import (
     daily_engagement_job,
@@ -66,6 +72,12 @@ MAX_ID = 2**63 - 1
 
 class AskInputSerializer(StrictSerializer):
     message = serializers.CharField(max_length=MESSAGE_MAX_CHARS, trim_whitespace=True)
+    conversationId = serializers.UUIDField(
+        required=False,
+        allow_null=True,
+        help_text="Continue this conversation (the `conversationId` of an earlier answer); omit or null to "
+        "start a new one. Another user's or an unknown id is 404 `conversation_not_found`.",
+    )
 
     def to_internal_value(self, data):
         # CharField would turn 42 or true into "42"/"True": the coach takes text only.
@@ -80,6 +92,9 @@ class AskOutputSerializer(serializers.Serializer):
     response = serializers.CharField(source="answer")
     toolsUsed = serializers.ListField(source="tools_used", child=serializers.CharField())
     sessionId = serializers.IntegerField(source="session.pk")
+    conversationId = serializers.UUIDField(
+        source="conversation_id", help_text="Send it with the next question to continue this conversation."
+    )
     provider = serializers.CharField()
     fallbackReason = serializers.SerializerMethodField()
     suggestedGoals = serializers.SerializerMethodField()
@@ -99,6 +114,7 @@ SEED_ASK_RESPONSE = {
     "tracking it. Add a palm-sized protein portion to each meal ...",
     "toolsUsed": ["get_user_nutrition_summary", "suggest_goal", "create_ai_insight"],
     "sessionId": 42,
+    "conversationId": "3f0b9c4e-2a51-4c1e-9d7a-6b1f0e8a2c57",
     "provider": "offline",
     "fallbackReason": None,
     "suggestedGoals": [
@@ -132,6 +148,10 @@ class AskApi(APIView):
         summary="Ask the AI coach",
         description="The coach reads the user's data through its tools, may suggest goals (status "
         "`suggested`) and store an insight, and answers. `toolsUsed` lists the tools in call order. "
+        "Send the answer's `conversationId` with the next question to continue the conversation: the "
+        'coach rereads its last turns (within a token budget) and resolves follow-ups such as "make it '
+        '110" or "what about carbs?" against them; an unknown id or another user\'s is 404 '
+        "`conversation_not_found`. "
         "`provider` is `openai` or `offline`; when the model fails or times out the offline coach "
         "answers, `fallbackReason` says why and the answer starts with a note. 10 asks per minute per "
         "user (429 with Retry-After). Users without AI-processing consent get 403 "
@@ -147,6 +167,11 @@ class AskApi(APIView):
             OpenApiExample(
                 "Seed example",
                 value={"message": "I've been struggling to eat enough protein. Help me set a goal."},
+                request_only=True,
+            ),
+            OpenApiExample(
+                "Follow-up in the same conversation",
+                value={"message": "Make it 110 instead.", "conversationId": "3f0b9c4e-2a51-4c1e-9d7a-6b1f0e8a2c57"},
                 request_only=True,
             ),
             OpenApiExample("Answer", value=SEED_ASK_RESPONSE, response_only=True),
@@ -166,11 +191,19 @@ class AskApi(APIView):
                 status_code=status.HTTP_403_FORBIDDEN,
                 details={"consent": "consent_ai_processing"},
             )
+        conversation = None
+        if serializer.validated_data.get("conversationId") is not None:
+            conversation = conversation_get_for_user(
+                user_id=user_id, conversation_id=serializer.validated_data["conversationId"]
+            )
+            if conversation is None:
+                raise conversation_not_found_error()
         rate_limit_enforce(request, group="coaching.ask", key_value=user_id, rate=AI_ASK_RATE)
         result = coach_ask(
             profile=profile,
             message=serializer.validated_data["message"],
             requested_by=f"{caller.actor_type}:{caller.actor_id}",
+            conversation=conversation,
         )
         goals = goal_list_by_ids(goal_ids=result.suggested_goal_ids)
         return Response(AskOutputSerializer(result, context={"suggested_goals": goals}).data)
@@ -244,12 +277,23 @@ class InsightDismissApi(APIView):
         return success(InsightOutputSerializer(insight).data)
 
 
+def conversation_not_found_error() -> ApplicationError:
+    return ApplicationError(
+        "Conversation not found for this user. Start a new one by asking without conversationId.",
+        code=CoachingErrorCode.CONVERSATION_NOT_FOUND,
+        status_code=status.HTTP_404_NOT_FOUND,
+        details={"conversationId": ["Unknown conversation."]},
+    )
+
+
 class CoachingSessionOutputSerializer(serializers.Serializer):
     id = serializers.IntegerField()
+    conversationId = serializers.UUIDField(source="conversation_id")
     message = serializers.CharField()
     response = serializers.CharField()
     toolsUsed = serializers.ListField(source="tools_used", child=serializers.CharField())
     toolCalls = serializers.JSONField(source="tool_calls")
+    topics = serializers.ListField(child=serializers.CharField())
     provider = serializers.CharField()
     model = serializers.CharField()
     status = serializers.CharField()
@@ -261,12 +305,60 @@ class CoachingSessionOutputSerializer(serializers.Serializer):
     created_at = serializers.DateTimeField()
 
 
+class ConversationOutputSerializer(serializers.Serializer):
+    conversationId = serializers.UUIDField(source="pk")
+    startedAt = IsoDateTimeField(source="created_at")
+    lastTurnAt = IsoDateTimeField(source="last_turn_at")
+    turnCount = serializers.SerializerMethodField()
+    turns = CoachingSessionOutputSerializer(many=True, help_text="Questions and answers, oldest first.")
+
+    def get_turnCount(self, conversation) -> int:
+        return len(conversation.turns.all())  # prefetched: no query
+
+
+class CoachingHistoryParamsSerializer(PaginationSerializer):
+    conversationId = serializers.UUIDField(required=False)
+
+
+HISTORY_TURN_EXAMPLE = {
+    "id": 42,
+    "conversationId": SEED_ASK_RESPONSE["conversationId"],
+    "message": "I've been struggling to eat enough protein. Help me set a goal.",
+    "response": SEED_ASK_RESPONSE["response"],
+    "toolsUsed": SEED_ASK_RESPONSE["toolsUsed"],
+    "toolCalls": [
+        {
+            "name": "get_user_nutrition_summary",
+            "arguments": {"days": 7},
+            "ok": True,
+            "summary": "7/7 days logged, averages {...}",
+        }
+    ],
+    "topics": ["protein"],
+    "provider": "offline",
+    "model": "offline-planner-1",
+    "status": "success",
+    "fallbackReason": "",
+    "summary": "",
+    "promptTokens": 0,
+    "completionTokens": 0,
+    "latencyMs": 38,
+    "created_at": "2026-01-05T19:12:00Z",
+}
+
+
 class CoachingHistoryApi(APIView):
     @extend_schema(
         operation_id="users_coaching_history",
-        summary="A user's coaching sessions, newest first (texts PII-redacted)",
-        parameters=PAGINATION_PARAMETERS,
-        responses={200: list_envelope_serializer("CoachingHistory", CoachingSessionOutputSerializer), **USER_ERRORS},
+        summary="A user's coaching conversations, most recent first, each with its turns (texts PII-redacted)",
+        description="One item per conversation (`conversationId`, `startedAt`, `lastTurnAt`, `turnCount`, "
+        "`turns` oldest first); pagination counts conversations. `conversationId` narrows the list to one "
+        "conversation (another user's or an unknown id is 404 `conversation_not_found`).",
+        parameters=[
+            *PAGINATION_PARAMETERS,
+            OpenApiParameter("conversationId", OpenApiTypes.UUID, description="Only this conversation."),
+        ],
+        responses={200: list_envelope_serializer("CoachingHistory", ConversationOutputSerializer), **USER_ERRORS},
         examples=[
             OpenApiExample(
                 "History",
@@ -274,27 +366,22 @@ class CoachingHistoryApi(APIView):
                     "status": "success",
                     "data": [
                         {
-                            "id": 42,
-                            "message": "I've been struggling to eat enough protein. Help me set a goal.",
-                            "response": SEED_ASK_RESPONSE["response"],
-                            "toolsUsed": SEED_ASK_RESPONSE["toolsUsed"],
-                            "toolCalls": [
+                            "conversationId": SEED_ASK_RESPONSE["conversationId"],
+                            "startedAt": "2026-01-05T19:12:00+00:00",
+                            "lastTurnAt": "2026-01-05T19:13:10+00:00",
+                            "turnCount": 2,
+                            "turns": [
+                                HISTORY_TURN_EXAMPLE,
                                 {
-                                    "name": "get_user_nutrition_summary",
-                                    "arguments": {"days": 7},
-                                    "ok": True,
-                                    "summary": "7/7 days logged, averages {...}",
-                                }
+                                    **HISTORY_TURN_EXAMPLE,
+                                    "id": 43,
+                                    "message": "Make it 110 instead.",
+                                    "response": "Done: I've changed your suggested protein goal from 120 to 110 "
+                                    "g/day. ...",
+                                    "toolsUsed": ["get_user_nutrition_summary", "suggest_goal"],
+                                    "created_at": "2026-01-05T19:13:10Z",
+                                },
                             ],
-                            "provider": "offline",
-                            "model": "offline-planner-1",
-                            "status": "success",
-                            "fallbackReason": "",
-                            "summary": "",
-                            "promptTokens": 0,
-                            "completionTokens": 0,
-                            "latencyMs": 38,
-                            "created_at": "2026-01-05T19:12:00Z",
                         }
                     ],
                     "pagination": {"limit": 20, "offset": 0, "count": 1, "nextOffset": None},
@@ -305,11 +392,12 @@ class CoachingHistoryApi(APIView):
         tags=["coach"],
     )
     def get(self, request, user_id: str):
-        params = query_params_validate(PaginationSerializer, request)
+        params = query_params_validate(CoachingHistoryParamsSerializer, request)
         profile_for_caller_get(caller=request.user, user_id=user_id)
-        return paginated(
-            coaching_session_list(user_id=user_id), params=params, serializer_class=CoachingSessionOutputSerializer
-        )
+        conversations = conversation_list(user_id=user_id, conversation_id=params.get("conversationId"))
+        if params.get("conversationId") is not None and not conversations.exists():
+            raise conversation_not_found_error()
+        return paginated(conversations, params=params, serializer_class=ConversationOutputSerializer)
 
 
 METRICS_EXAMPLE = {

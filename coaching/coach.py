@@ -4,12 +4,15 @@ from __future__ import annotations
 
 import logging
 import time
+import uuid
 from dataclasses import dataclass, field
 
+from django.conf import settings
 from django.db import transaction
+from django.utils import timezone
 
 from activities.embeddings import embed_texts
-from coaching.models import AiInsight, CoachingSession, CoachingStatus
+from coaching.models import AiInsight, CoachingConversation, CoachingSession, CoachingStatus
 from coaching.providers import (
     CoachProvider,
     CoachUnavailableError,
@@ -17,8 +20,9 @@ from coaching.providers import (
     OfflineCoach,
     RetentionProposal,
     coach_provider_get,
+    intents_detect,
 )
-from coaching.selectors import coach_context_retrieve, coach_facts_get
+from coaching.selectors import coach_context_retrieve, coach_facts_get, conversation_turns_get
 from coaching.tools import ToolContext
 from compliance.pii import redact_pii
 from compliance.services import audit_record
@@ -36,6 +40,7 @@ FALLBACK_NOTE = "(The AI model is unavailable right now, so this answer comes fr
 @dataclass
 class AskResult:
     session: CoachingSession
+    conversation_id: uuid.UUID
     answer: str
     tools_used: list[str]
     provider: str
@@ -44,43 +49,70 @@ class AskResult:
     model_seconds: float = 0.0  # waiting for the chat model and the embedding model
 
 
-def coach_ask(*, profile: CrmUserProfile, message: str, requested_by: str = "") -> AskResult:
-    """Answer one question of the user: retrieval, provider loop (tools), fallback, session, audit.
+def coach_ask(
+    *,
+    profile: CrmUserProfile,
+    message: str,
+    requested_by: str = "",
+    conversation: CoachingConversation | None = None,
+) -> AskResult:
+    """Answer one question of the user: history, retrieval, provider loop (tools), fallback, session, audit.
 
-    The caller checked scope, consent and rate limits. Tool writes commit as they happen (each in its
-    own transaction): a model round can take seconds and must not hold a transaction open.
+    `conversation`: the user's conversation this ask continues (the caller looked it up for this user:
+    conversation_get_for_user); None starts a new one. The coach rereads its last turns within
+    COACH_HISTORY_TOKEN_BUDGET. The caller checked scope, consent and rate limits. Tool writes commit
+    as they happen (each in its own transaction): a model round can take seconds and must not hold a
+    transaction open.
     """
     started = time.perf_counter()
     redacted = redact_pii(message.strip())
     provider = coach_provider_get()
     ctx = ToolContext(profile=profile, actor_id=f"coach:{provider.name}")
     facts = coach_facts_get(profile=profile, today=ctx.today)
+    history = (
+        conversation_turns_get(conversation_id=conversation.pk, token_budget=settings.COACH_HISTORY_TOKEN_BUDGET)
+        if conversation is not None
+        else []
+    )
     model_seconds = 0.0
     try:
         waited = time.perf_counter()
         (query_vector,) = embed_texts([redacted])
         model_seconds += time.perf_counter() - waited
-        retrieved = coach_context_retrieve(user_id=profile.user_id, query_vector=query_vector)
+        retrieved = coach_context_retrieve(
+            user_id=profile.user_id,
+            query_vector=query_vector,
+            conversation_id=conversation.pk if conversation is not None else None,
+        )
     except Exception:  # retrieval is context, not a requirement: answer without it
         logger.exception("coach retrieval failed")
         retrieved = []
     fallback_reason = ""
     try:
-        answer = provider.answer(ctx=ctx, message=redacted, facts=facts, retrieved=retrieved)
+        answer = provider.answer(ctx=ctx, message=redacted, facts=facts, retrieved=retrieved, history=history)
     except CoachUnavailableError as exc:
         logger.warning("coach provider %s failed (%s); answering offline", provider.name, exc)
         fallback_reason = exc.reason
         ctx.actor_id = "coach:offline"
-        answer = OfflineCoach().answer(ctx=ctx, message=redacted, facts=facts, retrieved=retrieved)
+        answer = OfflineCoach().answer(ctx=ctx, message=redacted, facts=facts, retrieved=retrieved, history=history)
         answer.text = f"{FALLBACK_NOTE}\n\n{answer.text}"
     model_seconds += answer.model_seconds
+    if not ctx.topics:  # the model did not log topics: the message's, so a later follow-up can resolve them
+        ctx.topics = intents_detect(redacted)[0]
     text = redact_pii(answer.text)
     latency_ms = round((time.perf_counter() - started) * 1000)
     with transaction.atomic():
+        now = timezone.now()
+        if conversation is None:
+            conversation = CoachingConversation.objects.create(user_id=profile.user_id, last_turn_at=now)
+        else:
+            CoachingConversation.objects.filter(pk=conversation.pk).update(last_turn_at=now)
         session = CoachingSession.objects.create(
             user_id=profile.user_id,
+            conversation=conversation,
             message=redacted,
             response=text,
+            topics=ctx.topics,
             tools_used=ctx.tools_used,
             tool_calls=ctx.calls,
             provider=answer.provider,
@@ -103,6 +135,8 @@ def coach_ask(*, profile: CrmUserProfile, message: str, requested_by: str = "") 
             user_id=profile.user_id,
             changes={
                 "requestedBy": requested_by,
+                "conversationId": str(conversation.pk),
+                "historyTurns": len(history),
                 "provider": answer.provider,
                 "model": answer.model,
                 "toolsUsed": ctx.tools_used,
@@ -114,6 +148,7 @@ def coach_ask(*, profile: CrmUserProfile, message: str, requested_by: str = "") 
         task_enqueue_on_commit(SESSION_EMBED_TASK, args=[session.pk])
     return AskResult(
         session=session,
+        conversation_id=conversation.pk,
         answer=text,
         tools_used=ctx.tools_used,
         provider=answer.provider,

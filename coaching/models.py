@@ -1,3 +1,5 @@
+import uuid
+
 from django.conf import settings
 from django.db import models
 from django.db.models import Q
@@ -79,6 +81,34 @@ class CoachingStatus(models.TextChoices):
     ERROR = "error"
 
 
+class CoachingConversation(models.Model):
+    """A conversation with the coach: the turns (coaching sessions) an ask continues by its id.
+
+    The id is a random UUID the API hands out (`conversationId`); it is only ever looked up together
+    with the user it belongs to, so another user's id is simply not found.
+    """
+
+    id = models.UUIDField(primary_key=True, default=uuid.uuid4, editable=False)
+    user = models.ForeignKey(
+        "profiles.CrmUserProfile",
+        to_field="user_id",
+        db_column="user_id",
+        db_index=False,  # served by the (user_id, -last_turn_at) index below
+        on_delete=models.CASCADE,
+        related_name="coaching_conversations",
+    )
+    created_at = models.DateTimeField(auto_now_add=True)
+    last_turn_at = models.DateTimeField()
+
+    class Meta:
+        db_table = "crm_coaching_conversations"
+        ordering = ["-last_turn_at"]
+        indexes = [models.Index(fields=["user", "-last_turn_at"], name="crm_conversation_user_last_idx")]
+
+    def __str__(self) -> str:
+        return f"conversation {self.pk} ({self.user_id})"
+
+
 class CoachingSession(models.Model):
     """One question to the AI coach and its answer (crm_coaching_sessions). Texts are PII-redacted."""
 
@@ -90,8 +120,14 @@ class CoachingSession(models.Model):
         on_delete=models.CASCADE,
         related_name="coaching_sessions",
     )
+    conversation = models.ForeignKey(
+        CoachingConversation, on_delete=models.CASCADE, db_index=False, related_name="turns"
+    )
     message = models.TextField()
     response = models.TextField(blank=True)
+    topics = models.JSONField(
+        default=list, blank=True, help_text="What the turn was about (follow-ups such as 'and carbs?' resolve to it)."
+    )
     tools_used = models.JSONField(default=list, blank=True, help_text="Tool names in call order.")
     tool_calls = models.JSONField(default=list, blank=True, help_text="Arguments and result summaries.")
     provider = models.CharField(max_length=16)
@@ -112,6 +148,7 @@ class CoachingSession(models.Model):
         ordering = ["-created_at"]
         indexes = [
             models.Index(fields=["user", "-created_at"], name="crm_session_user_created_idx"),
+            models.Index(fields=["conversation", "-created_at"], name="crm_session_conversation_idx"),
             models.Index(
                 fields=["user"],
                 include=["id", "embedding"],

@@ -17,9 +17,9 @@ from typing import Protocol
 from django.conf import settings
 
 from coaching.models import InsightType, RetentionActionType
-from coaching.selectors import RetrievedItem, goal_target_suggest
+from coaching.selectors import ConversationTurn, RetrievedItem, goal_target_suggest
 from coaching.tools import ToolContext, registry
-from goals.models import GoalMetric
+from goals.models import GOAL_TYPE_METRICS, GoalMetric
 
 logger = logging.getLogger(__name__)
 
@@ -72,7 +72,17 @@ class RetentionProposal:
 class CoachProvider(Protocol):
     name: str
 
-    def answer(self, *, ctx: ToolContext, message: str, facts: dict, retrieved: list[RetrievedItem]) -> CoachAnswer: ...
+    def answer(
+        self,
+        *,
+        ctx: ToolContext,
+        message: str,
+        facts: dict,
+        retrieved: list[RetrievedItem],
+        history: list[ConversationTurn],
+    ) -> CoachAnswer:
+        """`history`: the conversation's earlier turns, oldest first (empty for a new conversation)."""
+        ...
 
     def daily_insight(self, *, facts: dict, summary: dict) -> InsightDraft:
         """`facts`: coach_facts_get; `summary`: {"nutrition": the nutrition tool's result, "goals": [...]}."""
@@ -162,16 +172,119 @@ def intents_detect(message: str) -> tuple[list[str], bool]:
     return topics, bool(_GOAL_RE.search(message))
 
 
+# --- Follow-ups: what "make it 110", "that goal", "instead", "what about carbs?" refer to ----------------
+
+_METRIC_TOPIC = {metric: topic for topic, metric in _TOPIC_METRIC.items()}
+_METRIC_GOAL_TYPE = {
+    metric: (goal_type, unit) for goal_type, metrics in GOAL_TYPE_METRICS.items() for metric, unit in metrics.items()
+}
+_NUMBER_RE = re.compile(r"(?<![\w.])(\d{1,3}(?:,\d{3})+|\d+(?:\.\d+)?)\s*(k\b)?", re.I)
+_CHANGE_RE = re.compile(
+    r"\b(make it|make that|set it|change it|change that|instead|rather|lower|raise|reduce|increase|bump|"
+    r"go with|how about|what about|let'?s (?:do|say|go with)|can it be|try)\b",
+    re.I,
+)
+_BACK_REFERENCE_RE = re.compile(r"\b(that|this|it|the same)\b", re.I)
+_EASIER_RE = re.compile(r"\b(easier|lower|smaller|less|too (?:high|hard|much|ambitious|big))\b", re.I)
+_HARDER_RE = re.compile(r"\b(harder|higher|bigger|more ambitious|too (?:low|easy|small))\b", re.I)
+_TOPIC_SWITCH_RE = re.compile(r"^\W*(and|what about|how about|same for|now|also)\b|\binstead\b", re.I)
+SHORT_FOLLOW_UP_WORDS = 6  # "make it 110", "why?", "and carbs?": short messages lean on the previous turn
+GOAL_STEP_FACTOR = 0.1  # "easier" / "harder" moves a goal by 10 %
+
+
+@dataclass
+class AskPlan:
+    """What the offline coach answers: the message's own intent, or one resolved against the previous turn."""
+
+    topics: list[str]
+    wants_goal: bool
+    goal: dict | None = None  # the previous turn's suggested goal this message is about
+    new_value: float | None = None  # ... and the value it should change to
+    follows_up: bool = False
+
+
+def _goal_step(goal: dict, direction: int) -> float:
+    """The goal one step easier (-1) or harder (+1): 10 %, rounded to the metric's usual step."""
+    metric = goal["metric"]
+    step = 5 if metric in _UNITS else 250 if metric in (GoalMetric.WATER_ML, GoalMetric.STEPS) else 0.5
+    value = float(goal["value"]) * (1 + direction * GOAL_STEP_FACTOR)
+    return max(round(value / step) * step, step)
+
+
+def _number_in(message: str) -> float | None:
+    match = _NUMBER_RE.search(message)
+    if match is None:
+        return None
+    value = float(match.group(1).replace(",", ""))
+    return value * 1000 if match.group(2) else value
+
+
+def _turn_topics(turn: ConversationTurn) -> list[str]:
+    """The topics a stored turn was about: as recorded, else from its message, else from its goal."""
+    known = {name for name, _ in _TOPICS}
+    topics = [t for t in turn.topics if t in known] or intents_detect(turn.message)[0]
+    if not topics and turn.suggested_goal and turn.suggested_goal.get("metric") in _METRIC_TOPIC:
+        topics = [_METRIC_TOPIC[turn.suggested_goal["metric"]]]
+    return topics
+
+
+def ask_plan_resolve(message: str, history: list[ConversationTurn]) -> AskPlan:
+    """The message's intent; a follow-up takes what it leaves out from the previous turn.
+
+    - "make it 110", "can that goal be lower?": the previous turn's suggested goal, at the new value
+      (a number, or 10 % easier / harder);
+    - "what about carbs?", "carbs instead": the new topic, asked the way the previous turn asked
+      (a goal if the previous turn suggested one);
+    - "is that realistic?", "why?": the previous turn's topics (and its goal).
+    """
+    topics, wants_goal = intents_detect(message)
+    if not history:
+        return AskPlan(topics, wants_goal)
+    previous = history[-1]
+    previous_topics = _turn_topics(previous)
+    goal = previous.suggested_goal if (previous.suggested_goal or {}).get("metric") in _METRIC_TOPIC else None
+    own = [t for t in topics if t in _TOPIC_METRIC]
+    short = len(message.split()) <= SHORT_FOLLOW_UP_WORDS
+    refers_back = bool(_BACK_REFERENCE_RE.search(message)) or short
+    if goal is not None and (not own or own == [_METRIC_TOPIC[goal["metric"]]]):
+        number = _number_in(message)
+        goal_topic = [_METRIC_TOPIC[goal["metric"]]]
+        if number is not None and (_CHANGE_RE.search(message) or refers_back):
+            return AskPlan(goal_topic, True, goal=goal, new_value=number, follows_up=True)
+        if refers_back and (_EASIER_RE.search(message) or _HARDER_RE.search(message)):
+            direction = -1 if _EASIER_RE.search(message) else 1
+            return AskPlan(goal_topic, True, goal=goal, new_value=_goal_step(goal, direction), follows_up=True)
+    if topics and _TOPIC_SWITCH_RE.search(message) and not wants_goal:
+        return AskPlan(topics, goal is not None, follows_up=True)
+    if not topics and previous_topics and refers_back:
+        return AskPlan(previous_topics, False, goal=goal, follows_up=True)
+    return AskPlan(topics, wants_goal)
+
+
 class OfflineCoach:
     """A deterministic planner: recognises the intent, calls the tools, writes a grounded answer."""
 
     name = "offline"
 
-    def answer(self, *, ctx: ToolContext, message: str, facts: dict, retrieved: list[RetrievedItem]) -> CoachAnswer:
-        topics, wants_goal = intents_detect(message)
+    def answer(
+        self,
+        *,
+        ctx: ToolContext,
+        message: str,
+        facts: dict,
+        retrieved: list[RetrievedItem],
+        history: list[ConversationTurn] | None = None,
+    ) -> CoachAnswer:
+        plan = ask_plan_resolve(message, history or [])
+        topics, wants_goal = plan.topics, plan.wants_goal
+        ctx.topics = [t for t in topics if t in _TOPIC_METRIC or t in ("overview", "motivation")]
         nutrition = [t for t in topics if t in _NUTRIENT_KEY]
         other = [t for t in topics if t in ("water", "sleep", "exercise", "steps", "weight")]
-        if nutrition:
+        if plan.goal is not None and plan.new_value is not None:
+            paragraphs = self._goal_change(ctx, plan.goal, plan.new_value, facts)
+        elif plan.goal is not None:
+            paragraphs = self._goal_explain(ctx, plan.goal, facts)
+        elif nutrition:
             paragraphs = self._nutrition(ctx, nutrition, wants_goal, facts)
         elif other:
             paragraphs = self._lifestyle(ctx, other[0], wants_goal, facts)
@@ -330,6 +443,72 @@ class OfflineCoach:
             lines.append(text or "I have no target rule for this without more data.")
         else:
             lines.append(_TIPS[metric])
+        return lines
+
+    def _goal_current(self, ctx: ToolContext, metric: str, facts: dict) -> tuple[float | None, str]:
+        """The 7-day number a goal is compared with, and how many days it covers (a tool call for food)."""
+        if metric in _UNITS:
+            summary = registry.call(ctx, "get_user_nutrition_summary", {"days": 7}).result
+            averages, logged = summary["averagesPerLoggedDay"], summary["daysLogged"]
+            return averages.get(metric), _goal_days(metric, logged, facts)
+        if metric == GoalMetric.WEIGHT_KG:
+            return facts.get("currentWeightKg"), "your profile weight"
+        return _goal_current(metric, {}, facts), _goal_days(metric, 0, facts)
+
+    @staticmethod
+    def _compare(label: str, value: float, current: float | None, unit: str, days: str) -> str:
+        if current is None:
+            return f"I have no recent {label} logs to compare it with."
+        diff = value - current
+        more_or_less = "more" if diff > 0 else "less"
+        relation = "the same as" if abs(diff) < 1e-9 else f"{_num(abs(diff), unit)} {more_or_less} than"
+        return f"Your 7-day average is {_num(current, unit)} ({days}), so that is {relation} what you do now."
+
+    def _goal_change(self, ctx: ToolContext, goal: dict, value: float, facts: dict) -> list[str]:
+        """A follow-up changes the goal the previous turn suggested (suggest_goal updates the open one)."""
+        metric = goal["metric"]
+        label, per = _METRIC_LABEL[metric]
+        unit = goal.get("unit") or _METRIC_GOAL_TYPE[metric][1]
+        current, days = self._goal_current(ctx, metric, facts)
+        outcome = registry.call(
+            ctx,
+            "suggest_goal",
+            {
+                "goal_type": goal.get("goalType") or _METRIC_GOAL_TYPE[metric][0],
+                "metric": metric,
+                "value": value,
+                "unit": unit,
+                "rationale": f"Changed at the user's request in the conversation (was {_num(goal['value'], unit)}).",
+                "target_days": 28,
+            },
+        )
+        if not outcome.ok:
+            return [f"I could not change the {label} goal to {_num(value, unit)}: {outcome.result['error']}"]
+        result = outcome.result
+        if result.get("updated"):
+            head = (
+                f"Done: I've changed your suggested {label} goal from {_num(result['previousValue'])} "
+                f"to {_num(result['goal']['value'])} {per}."
+            )
+        elif result.get("alreadySuggested"):
+            head = f"Your suggested {label} goal is already {_num(result['goal']['value'])} {per}."
+        else:
+            head = f"I've added a {label} goal of {_num(result['goal']['value'])} {per} as a suggested goal."
+        lines = [head, self._compare(label, result["goal"]["value"], current, unit, days)]
+        lines.append("Accept it in the app to start tracking it.")
+        return lines
+
+    def _goal_explain(self, ctx: ToolContext, goal: dict, facts: dict) -> list[str]:
+        """A question about the goal the previous turn suggested ("is that realistic?")."""
+        metric = goal["metric"]
+        label, per = _METRIC_LABEL[metric]
+        unit = goal.get("unit") or _METRIC_GOAL_TYPE[metric][1]
+        current, days = self._goal_current(ctx, metric, facts)
+        lines = [f"The {label} goal I suggested is {_num(goal['value'])} {per}."]
+        lines.append(self._compare(label, goal["value"], current, unit, days))
+        if current and goal["value"] > current * 1.3:
+            lines.append(f"That is a big step: ask me to make it easier, or try {_num(_goal_step(goal, -1))} first.")
+        lines.append(_TIPS[metric])
         return lines
 
     def _motivation(self, ctx: ToolContext) -> list[str]:
@@ -586,7 +765,10 @@ SYSTEM_PROMPT = """You are the YAHealthy nutrition and habit coach. Be warm, con
 (at most 180 words). Ground every number in tool results or the facts below; never invent data.
 Use the tools to read the user's data and to act: suggest goals with suggest_goal (the user accepts
 them in the app), store at most one insight with create_ai_insight. You never need identifiers: the
-user is fixed by the server and tools take no user id. Do not give medical diagnoses."""
+user is fixed by the server and tools take no user id. Do not give medical diagnoses.
+Earlier turns of this conversation come before the new question: resolve "that goal", "instead" or
+"what about carbs?" against them. To change a goal you suggested, call suggest_goal again with the
+new value: it updates the open suggestion instead of adding a second one."""
 
 
 @functools.lru_cache(maxsize=4)
@@ -635,18 +817,34 @@ class OpenAICoach:
             except openai.APIError as exc:
                 raise CoachUnavailableError("model_error", str(exc)) from exc
 
-    def answer(self, *, ctx: ToolContext, message: str, facts: dict, retrieved: list[RetrievedItem]) -> CoachAnswer:
+    def answer(
+        self,
+        *,
+        ctx: ToolContext,
+        message: str,
+        facts: dict,
+        retrieved: list[RetrievedItem],
+        history: list[ConversationTurn] | None = None,
+    ) -> CoachAnswer:
         deadline = time.monotonic() + settings.COACH_TIMEOUT_S
+        history = history or []
         context = {
             "facts": facts,
             "relevantHistory": [{"kind": i.kind, "date": i.date, "text": i.text} for i in retrieved],
             "today": ctx.today.isoformat(),
         }
+        goals = [turn.suggested_goal for turn in history if turn.suggested_goal]
+        if goals:
+            context["goalsSuggestedInThisConversation"] = goals
         messages: list[dict] = [
             {"role": "system", "content": SYSTEM_PROMPT},
             {"role": "system", "content": "Context (aggregates only):\n" + json.dumps(context, default=str)},
-            {"role": "user", "content": message},
         ]
+        # The conversation so far (redacted as stored, oldest first), then the new question.
+        for turn in history:
+            messages.append({"role": "user", "content": turn.message})
+            messages.append({"role": "assistant", "content": turn.response})
+        messages.append({"role": "user", "content": message})
         result = CoachAnswer(text="", provider=self.name, model=self.model)
         for round_number in range(1, MAX_ROUNDS + 1):
             last = round_number == MAX_ROUNDS

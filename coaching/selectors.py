@@ -5,14 +5,15 @@ from __future__ import annotations
 
 import datetime as dt
 import math
+import uuid
 from dataclasses import dataclass
 
-from django.db.models import QuerySet
+from django.db.models import Prefetch, QuerySet
 from django.utils import timezone
 
 from activities.models import UserActivity
 from activities.selectors import activity_text, daily_totals_get, vector_search_by_user, weight_trend_get
-from coaching.models import AiInsight, CoachingSession
+from coaching.models import AiInsight, CoachingConversation, CoachingSession
 from compliance.pii import redact_pii
 from goals.models import GoalMetric
 from profiles.models import CrmUserProfile
@@ -145,6 +146,84 @@ def coaching_session_list(*, user_id: str) -> QuerySet[CoachingSession]:
     return CoachingSession.objects.filter(user_id=user_id).defer("embedding").order_by("-created_at", "-id")
 
 
+# --- Conversations ------------------------------------------------------------------------------------
+
+
+def conversation_get_for_user(*, user_id: str, conversation_id: uuid.UUID | str) -> CoachingConversation | None:
+    """The user's conversation with that id; None for an unknown id or another user's conversation."""
+    return CoachingConversation.objects.filter(user_id=user_id, pk=conversation_id).first()
+
+
+def conversation_list(*, user_id: str, conversation_id: uuid.UUID | None = None) -> QuerySet[CoachingConversation]:
+    """A user's conversations, most recent turn first, each with its turns (oldest first) prefetched."""
+    turns = CoachingSession.objects.defer("embedding").order_by("created_at", "id")
+    conversations = CoachingConversation.objects.filter(user_id=user_id)
+    if conversation_id is not None:
+        conversations = conversations.filter(pk=conversation_id)
+    return conversations.order_by("-last_turn_at", "-created_at").prefetch_related(Prefetch("turns", queryset=turns))
+
+
+CHARS_PER_TOKEN = 4  # the usual estimate for English text with OpenAI's tokenizers
+HISTORY_TURNS_READ = 20  # never read more than this many turns, whatever the budget
+
+
+def tokens_estimate(text: str) -> int:
+    return math.ceil(len(text) / CHARS_PER_TOKEN)
+
+
+@dataclass(frozen=True)
+class ConversationTurn:
+    """An earlier question and answer of the conversation, as stored (PII-redacted)."""
+
+    message: str
+    response: str
+    topics: tuple[str, ...]
+    suggested_goal: dict | None  # the last goal the turn suggested: goalType, metric, value, unit
+    tokens: int
+
+
+def _turn_suggested_goal(session: CoachingSession) -> dict | None:
+    for call in reversed(session.tool_calls or []):
+        arguments = call.get("arguments") or {}
+        if call.get("name") == "suggest_goal" and call.get("ok") and "value" in arguments:
+            return {
+                "goalType": arguments.get("goal_type"),
+                "metric": arguments.get("metric"),
+                "value": arguments.get("value"),
+                "unit": arguments.get("unit"),
+            }
+    return None
+
+
+def conversation_turns_get(*, conversation_id: uuid.UUID, token_budget: int) -> list[ConversationTurn]:
+    """The conversation's last turns, oldest first, within `token_budget` (the oldest are dropped first).
+
+    The latest turn is always kept (a follow-up refers to it), its texts cut to the budget if needed.
+    """
+    sessions = (
+        CoachingSession.objects.filter(conversation_id=conversation_id)
+        .only("message", "response", "topics", "tool_calls", "created_at")
+        .order_by("-created_at", "-id")[:HISTORY_TURNS_READ]
+    )
+    turns: list[ConversationTurn] = []
+    used = 0
+    for session in sessions:
+        message, response = session.message, session.response
+        tokens = tokens_estimate(message) + tokens_estimate(response)
+        if used + tokens > token_budget:
+            if turns:
+                break
+            keep = max(token_budget, 0) * CHARS_PER_TOKEN
+            message = message[: keep // 2]
+            response = response[: keep - len(message)]
+            tokens = tokens_estimate(message) + tokens_estimate(response)
+        used += tokens
+        turns.append(
+            ConversationTurn(message, response, tuple(session.topics or ()), _turn_suggested_goal(session), tokens)
+        )
+    return turns[::-1]
+
+
 def coaching_session_text(session: CoachingSession) -> str:
     """The text a session is embedded from (already redacted when stored)."""
     return f"{session.message}\n{session.response}"
@@ -162,9 +241,17 @@ class RetrievedItem:
 
 
 def coach_context_retrieve(
-    *, user_id: str, query_vector: list[float], activities: int = 5, sessions: int = 3
+    *,
+    user_id: str,
+    query_vector: list[float],
+    activities: int = 5,
+    sessions: int = 3,
+    conversation_id: uuid.UUID | None = None,
 ) -> list[RetrievedItem]:
-    """The user's past activities and coaching sessions nearest to the question (redacted texts)."""
+    """The user's past activities and coaching sessions nearest to the question (redacted texts).
+
+    Sessions of `conversation_id` are left out: the coach already rereads that conversation's turns.
+    """
     items: list[RetrievedItem] = []
     hits = vector_search_by_user(table="crm_user_activities", user_id=user_id, vector=query_vector, limit=activities)
     by_id = UserActivity.objects.defer("embedding").in_bulk([hit_id for hit_id, _ in hits])
@@ -179,7 +266,7 @@ def coach_context_retrieve(
     hits = vector_search_by_user(table="crm_coaching_sessions", user_id=user_id, vector=query_vector, limit=sessions)
     by_id = CoachingSession.objects.defer("embedding").in_bulk([hit_id for hit_id, _ in hits])
     for hit_id, distance in hits:
-        if hit_id in by_id:
+        if hit_id in by_id and (conversation_id is None or by_id[hit_id].conversation_id != conversation_id):
             session = by_id[hit_id]
             text = f"Asked: {session.message[:300]} | Coach: {session.response[:300]}"
             day = timezone.localdate(session.created_at).isoformat()

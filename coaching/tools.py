@@ -27,7 +27,7 @@ from compliance.pii import redact_pii
 from goals.models import GOAL_TYPE_METRICS, GoalMetric, GoalStatus, GoalType, HealthGoal
 from goals.rules import GOAL_TARGET_RANGES, goal_metric_fits, goal_metric_resolve
 from goals.selectors import GOAL_STATUS_ALL, goal_list
-from goals.services import goal_create
+from goals.services import goal_create, goal_update
 from profiles.models import TIER_ORDER, CrmUserProfile, churn_band_for
 from yahealthy_crm.actors import ActorType
 from yahealthy_crm.errors import ApplicationError
@@ -208,13 +208,37 @@ def _suggest_goal(ctx: ToolContext, args: dict) -> dict:
     low, high = GOAL_TARGET_RANGES[metric]
     if not low <= value <= high:
         raise ToolError(f"A {metric} target must be between {low:g} and {high:g} {unit}.")
-    # One open suggestion per metric: asking twice must not pile up suggestions for the same thing.
-    existing = HealthGoal.objects.filter(user_id=ctx.user_id, metric=metric, status=GoalStatus.SUGGESTED).first()
-    if existing is not None and float(existing.goal_value) == float(value):
+    # One open suggestion per metric: asking twice must not pile up suggestions for the same thing,
+    # and a new value ("make it 110 instead") changes the open suggestion rather than adding a second.
+    existing = (
+        HealthGoal.objects.filter(user_id=ctx.user_id, metric=metric, status=GoalStatus.SUGGESTED)
+        .order_by("-created_at", "-id")
+        .first()
+    )
+    target_days = args.get("target_days")
+    if existing is not None:
         if existing.pk not in ctx.suggested_goal_ids:
             ctx.suggested_goal_ids.append(existing.pk)
-        return {"created": False, "alreadySuggested": True, "goal": _goal_dict(existing)}
-    target_days = args.get("target_days")
+        previous = float(existing.goal_value)
+        if previous == float(value):
+            return {"created": False, "alreadySuggested": True, "goal": _goal_dict(existing)}
+        fields: dict[str, Any] = {"goal_value": Decimal(str(round(value, 2)))}
+        if target_days:
+            fields["target_date"] = ctx.today + dt.timedelta(days=target_days)
+        goal = goal_update(
+            goal_id=existing.pk,
+            user_id=ctx.user_id,
+            fields=fields,
+            actor_type=ActorType.AI_ASSISTANT,
+            actor_id=ctx.actor_id,
+        )
+        return {
+            "created": False,
+            "updated": True,
+            "previousValue": previous,
+            "goal": _goal_dict(goal),
+            "note": "The open suggestion now has this target; the user accepts or declines it in the app.",
+        }
     goal = goal_create(
         user_id=ctx.user_id,
         goal_type=goal_type,
@@ -323,7 +347,9 @@ TOOLS: list[Tool] = [
     Tool(
         "suggest_goal",
         "Propose a new goal to the user. It is stored with status 'suggested'; the user accepts or "
-        "declines it in the app. `value` is the daily target (or the target weight for weight goals).",
+        "declines it in the app. `value` is the daily target (or the target weight for weight goals). "
+        "There is one open suggestion per metric: suggesting another value for the same metric (the "
+        "user asks to change it) updates that suggestion instead of adding a second one.",
         _schema(
             {
                 "goal_type": {"type": "string", "enum": list(GoalType.values)},
@@ -337,7 +363,10 @@ TOOLS: list[Tool] = [
         ),
         _suggest_goal,
         lambda r: (
-            ("suggested " if r.get("created") else "already suggested ")
+            f"updated suggested {r['goal']['metric']} {r['previousValue']:g} -> "
+            f"{r['goal']['value']:g} {r['goal']['unit']}"
+            if r.get("updated")
+            else ("suggested " if r.get("created") else "already suggested ")
             + f"{r['goal']['metric']} {r['goal']['value']:g} {r['goal']['unit']}"
         ),
     ),

@@ -13,7 +13,7 @@ from django.db.models import QuerySet
 from django.utils import timezone
 
 from activities.models import UserActivity
-from coaching.models import AiInsight, CoachingSession
+from coaching.models import AiInsight, CoachingConversation, CoachingSession
 from compliance.models import AuditLog, ErasureTombstone
 from compliance.pii import hash_identifier
 from compliance.selectors import erasure_tombstone_get, user_id_hash
@@ -36,7 +36,7 @@ def _rows(queryset: QuerySet) -> list[dict[str, Any]]:
 def user_data_collect(*, user_id: str) -> dict[str, Any] | None:
     """Every row the CRM holds about `user_id`, table by table (None when there is no profile).
 
-    Seven queries whatever the data size. Embeddings are included: they are derived personal data.
+    Eight queries whatever the data size. Embeddings are included: they are derived personal data.
     """
     profile = CrmUserProfile.objects.filter(user_id=user_id).first()
     if profile is None:
@@ -46,6 +46,9 @@ def user_data_collect(*, user_id: str) -> dict[str, Any] | None:
         "goals": _rows(HealthGoal.objects.filter(user_id=user_id).order_by("created_at", "id")),
         "activities": _rows(UserActivity.objects.filter(user_id=user_id).order_by("occurred_at", "id")),
         "insights": _rows(AiInsight.objects.filter(user_id=user_id).order_by("created_at", "id")),
+        "coachingConversations": _rows(
+            CoachingConversation.objects.filter(user_id=user_id).order_by("created_at", "id")
+        ),
         "coachingSessions": _rows(CoachingSession.objects.filter(user_id=user_id).order_by("created_at", "id")),
         "syncEvents": _rows(SyncEvent.objects.filter(user_id=user_id).order_by("created_at", "id")),
         "auditLog": _rows(AuditLog.objects.filter(user_id=user_id).order_by("created_at", "id")),
@@ -58,10 +61,11 @@ def user_data_collect(*, user_id: str) -> dict[str, Any] | None:
 
 
 def _user_querysets(*, user_id: str) -> list[tuple[str, Any]]:
-    """The user's rows in the six non-audit tables, children first."""
+    """The user's rows in the non-audit tables (coaching conversations with their sessions), children first."""
     return [
         ("insights", AiInsight.objects.filter(user_id=user_id)),
         ("coachingSessions", CoachingSession.objects.filter(user_id=user_id)),
+        ("coachingConversations", CoachingConversation.objects.filter(user_id=user_id)),
         ("activities", UserActivity.objects.filter(user_id=user_id)),
         ("goals", HealthGoal.objects.filter(user_id=user_id)),
         ("syncEvents", SyncEvent.objects.filter(user_id=user_id)),
@@ -71,11 +75,12 @@ def _user_querysets(*, user_id: str) -> list[tuple[str, Any]]:
 def gdpr_erase(*, user_id: str, actor_type: str, actor_id: str) -> ErasureTombstone:
     """Erase everything the CRM holds about `user_id` in one transaction; leave a pseudonymous tombstone.
 
-    Removes the user's rows from all seven tables (embeddings and sync payloads with them, and the
-    audit rows about the user: the append-only trigger allows that only with `crm.gdpr_erase` set for
-    this transaction). Idempotent: an already erased id returns its existing tombstone (and sends
-    nothing again); an id that never existed is a 404. The erase itself is audited without naming
-    the user (tombstone id only) and sent to the app (`user.erased`) unless the app asked for it.
+    Removes the user's rows from the seed's seven tables and the coaching conversations (embeddings
+    and sync payloads with them, and the audit rows about the user: the append-only trigger allows
+    that only with `crm.gdpr_erase` set for this transaction). Idempotent: an already erased id
+    returns its existing tombstone (and sends nothing again); an id that never existed is a 404. The
+    erase itself is audited without naming the user (tombstone id only) and sent to the app
+    (`user.erased`) unless the app asked for it.
     """
 
     with transaction.atomic():
@@ -154,6 +159,7 @@ def user_export(*, user_id: str, actor_type: str, actor_id: str) -> dict[str, An
             "crm_health_goals": data["goals"],
             "crm_user_activities": data["activities"],
             "crm_ai_insights": data["insights"],
+            "crm_coaching_conversations": data["coachingConversations"],
             "crm_coaching_sessions": data["coachingSessions"],
             "crm_sync_events": data["syncEvents"],
             "crm_audit_log": data["auditLog"],

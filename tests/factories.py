@@ -5,7 +5,7 @@ import factory
 from django.utils import timezone
 
 from activities.models import ActivityType, UserActivity
-from coaching.models import AiInsight, CoachingSession
+from coaching.models import AiInsight, CoachingConversation, CoachingSession
 from goals.models import GoalMetric, GoalType, HealthGoal
 from profiles.models import CrmUserProfile
 
@@ -59,11 +59,20 @@ class InsightFactory(factory.django.DjangoModelFactory):
     body = "Your protein average rose this week."
 
 
+class CoachingConversationFactory(factory.django.DjangoModelFactory):
+    class Meta:
+        model = CoachingConversation
+
+    user = factory.SubFactory(ProfileFactory)
+    last_turn_at = factory.LazyFunction(timezone.now)
+
+
 class CoachingSessionFactory(factory.django.DjangoModelFactory):
     class Meta:
         model = CoachingSession
 
     user = factory.SubFactory(ProfileFactory)
+    conversation = factory.SubFactory(CoachingConversationFactory, user=factory.SelfAttribute("..user"))
     message = "How am I doing?"
     response = "You logged food on 5 of the last 7 days."
     provider = "offline"

@@ -229,11 +229,19 @@ OPENAI_BASE_URL = env("OPENAI_BASE_URL", default="")
 OPENAI_MODEL = env("OPENAI_MODEL", default="gpt-4o")
 OPENAI_EMBEDDING_MODEL = env("OPENAI_EMBEDDING_MODEL", default="text-embedding-3-small")
 COACH_TIMEOUT_S = env.float("COACH_TIMEOUT_S", default=30.0)
-EMBEDDING_DIMENSIONS = 384
+# Every stored vector (pgvector columns of activities and coaching sessions) has this size: WordLlama's
+# shipped model is 256-d and OpenAI's text-embedding-3 models are asked for `dimensions=256`.
+EMBEDDING_DIMENSIONS = 256
+# `auto`: openai when OPENAI_API_KEY is set, else wordllama (offline, in the wheel); or `wordllama`,
+# `openai`, `hashing` (docs/coach.md "Embeddings"). After a change, run `manage.py embed_activities`.
+EMBEDDING_PROVIDER = env("EMBEDDING_PROVIDER", default="auto")
 # AI coach (docs/coach.md): `auto` uses openai when OPENAI_API_KEY is set, else the offline planner.
 COACH_PROVIDER = env("COACH_PROVIDER", default="auto")
 COACH_MAX_RETRIES = env.int("COACH_MAX_RETRIES", default=2)
 COACH_RETRY_BACKOFF_S = env.float("COACH_RETRY_BACKOFF_S", default=0.5)
+# How much of a conversation the coach rereads before answering (about 4 characters a token; the
+# oldest turns are dropped first): docs/coach.md "Conversations".
+COACH_HISTORY_TOKEN_BUDGET = env.int("COACH_HISTORY_TOKEN_BUDGET", default=1500)
 # Staff alerts (docs/retention.md "Staff alerts"): comma-separated recipients; empty: flagged in admin only.
 CRM_ALERT_EMAILS = env.list("CRM_ALERT_EMAILS", default=[])
 # E-mail: EMAIL_URL (django-environ, e.g. smtp+tls://user:password@smtp.example.com:587), else

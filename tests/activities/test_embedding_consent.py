@@ -23,7 +23,7 @@ from tests.support import USER_A
 from tests.sync.support import WEBHOOK_SECRET, event, signed_headers
 
 pytestmark = pytest.mark.django_db
-VECTOR = [0.1] * 384
+VECTOR = [0.1] * 256
 
 
 @pytest.fixture(autouse=True)

@@ -8,7 +8,7 @@ from activities.models import UserActivity
 from activities.selectors import vector_search_by_user, vector_search_plan
 from tests.factories import ProfileFactory
 
-DIMENSIONS = 384
+DIMENSIONS = 256
 
 
 @pytest.mark.django_db
@@ -25,7 +25,7 @@ def test_nearest_neighbour_search_uses_the_hnsw_index_and_stays_with_the_user(mo
             INSERT INTO crm_user_activities (user_id, activity_type, external_id, source, occurred_at, logged_date,
                 payload, embedding, created_at, updated_at)
             SELECT 'vec_user', 'food_log', 'v' || i, 'app', now(), current_date, '{}',
-                   (SELECT array_agg(random() - 0.5)::vector(384) FROM generate_series(1, 384) WHERE i > 0),
+                   (SELECT array_agg(random() - 0.5)::vector(256) FROM generate_series(1, 256) WHERE i > 0),
                    now(), now()
             FROM generate_series(1, 3000) AS i
         """)

@@ -1,7 +1,7 @@
 """A scripted OpenAI-compatible server for the coach tests (pytest-httpserver: real HTTP on localhost).
 
 `/v1/chat/completions` answers from a script, one entry per request; `/v1/embeddings` answers with
-the offline embedder's vectors. Every request body is kept so tests can check what left the CRM.
+the offline (WordLlama) embedder's vectors. Every request body is kept so tests can check what left the CRM.
 """
 
 from __future__ import annotations
@@ -12,7 +12,7 @@ import time
 
 from werkzeug import Request, Response
 
-from activities.embeddings import embed_text_offline
+from activities.embeddings import embed_texts_with
 
 _ids = itertools.count(1)
 
@@ -80,13 +80,12 @@ class FakeOpenAI:
         data = json.loads(body)
         self.embedding_requests.append(data)
         texts = data["input"] if isinstance(data["input"], list) else [data["input"]]
+        # The offline default's vectors: rows embedded before a test switched to this server share its space.
+        vectors = embed_texts_with("wordllama", texts)
         payload = {
             "object": "list",
             "model": data["model"],
-            "data": [
-                {"object": "embedding", "index": i, "embedding": embed_text_offline(text)}
-                for i, text in enumerate(texts)
-            ],
+            "data": [{"object": "embedding", "index": i, "embedding": vector} for i, vector in enumerate(vectors)],
             "usage": {"prompt_tokens": 5, "total_tokens": 5},
         }
         return Response(json.dumps(payload), mimetype="application/json")

@@ -234,4 +234,4 @@ def test_session_embedding_is_computed_after_commit(client_a, alice, django_capt
     assert len(callbacks) == 1
     session = CoachingSession.objects.get(pk=body["sessionId"])
     assert session.embedding is not None
-    assert len(session.embedding) == 384
+    assert len(session.embedding) == 256

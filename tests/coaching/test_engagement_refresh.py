@@ -198,7 +198,7 @@ def test_the_daily_job_is_a_task_scheduled_before_the_daily_insights():
 def test_the_full_run_also_clears_embeddings_left_to_users_without_consent():
     profile = ProfileFactory(user_id="withdrawn_long_ago", consent_ai_processing=False)
     log = _log(profile, days_ago=1)
-    type(log).objects.filter(pk=log.pk).update(embedding=[0.1] * 384)
+    type(log).objects.filter(pk=log.pk).update(embedding=[0.1] * 256)
 
     result = engagement_daily_refresh(now=NOW)
 

@@ -71,7 +71,11 @@ def test_coaching_history_is_paginated_with_tools(client_a, profile_a, profile_b
 
     assert page.status_code == 200
     assert page.json()["pagination"] == {"limit": 2, "offset": 0, "count": 3, "nextOffset": 2}
-    [asked] = rest.json()["data"]
+    # one conversation per ask here (none continued another): three conversations of one turn each
+    [conversation] = rest.json()["data"]
+    assert conversation["turnCount"] == 1
+    [asked] = conversation["turns"]
+    assert asked["conversationId"] == conversation["conversationId"]
     assert asked["toolsUsed"] == ["get_user_nutrition_summary", "suggest_goal", "create_ai_insight"]
     assert asked["toolCalls"][0]["arguments"] == {"days": 7}
     assert asked["provider"] == "offline"

@@ -9,7 +9,7 @@ from django.core.management import call_command
 from django.db import connection
 from django.test.utils import CaptureQueriesContext
 
-from activities.embeddings import embed_text_offline
+from activities.embeddings import embed_texts
 from activities.models import ActivityType, UserActivity
 from activities.selectors import vector_search_by_user, vector_search_plan
 from activities.services import activities_embed_pending
@@ -76,13 +76,13 @@ def test_hnsw_index_with_iterative_scan_serves_a_user_with_many_rows(profile_a, 
             INSERT INTO crm_user_activities (user_id, activity_type, external_id, source, occurred_at,
                 logged_date, payload, embedding, created_at, updated_at)
             SELECT u, 'water_log', 'filler' || g, 'app', now(), current_date, '{}',
-                   (SELECT array_agg(random() - 0.5) FROM generate_series(1, 384) WHERE g > 0)::vector, now(), now()
+                   (SELECT array_agg(random() - 0.5) FROM generate_series(1, 256) WHERE g > 0)::vector, now(), now()
             FROM (VALUES (%s, 3000), (%s, 50)) AS owners(u, n), generate_series(1, n) g
             """,
             [USER_A, USER_B],
         )
         cursor.execute("ANALYZE crm_user_activities")
-    query = embed_text_offline("chicken dinner")
+    query = embed_texts(["chicken dinner"])[0]
 
     # when
     plan = vector_search_plan(table="crm_user_activities", user_id=USER_A, vector=query, limit=5)
@@ -101,7 +101,7 @@ def test_hnsw_index_with_iterative_scan_serves_a_user_with_many_rows(profile_a, 
 def test_a_user_with_few_rows_gets_an_exact_search(profile_a, alice_logs):
     with CaptureQueriesContext(connection) as queries:
         hits = vector_search_by_user(
-            table="crm_user_activities", user_id=USER_A, vector=embed_text_offline("chicken"), limit=2
+            table="crm_user_activities", user_id=USER_A, vector=embed_texts(["chicken"])[0], limit=2
         )
 
     # their rows through the (user_id) INCLUDE (id, embedding) index, sorted by exact distance: nothing to miss
@@ -115,7 +115,7 @@ def test_a_user_with_few_rows_gets_an_exact_search(profile_a, alice_logs):
     assert {hit[0] for hit in hits} == {alice_logs["Grilled chicken breast with rice"], alice_logs[
         "Chicken caesar salad"]}  # fmt: skip
     hits = vector_search_by_user(
-        table="crm_user_activities", user_id=USER_A, vector=embed_text_offline("oatmeal blueberries"), limit=1
+        table="crm_user_activities", user_id=USER_A, vector=embed_texts(["oatmeal blueberries"])[0], limit=1
     )
     assert hits[0][0] == alice_logs["Oatmeal with blueberries"]
 
@@ -124,7 +124,7 @@ def test_the_model_gets_relevant_history_of_this_user_only(client_a, alice_logs,
     past = CoachingSessionFactory(
         user_id=USER_A, message="Ideas for chicken dinners?", response="Try grilled chicken with vegetables."
     )
-    CoachingSession.objects.filter(pk=past.pk).update(embedding=embed_text_offline(past.message + past.response))
+    CoachingSession.objects.filter(pk=past.pk).update(embedding=embed_texts([past.message + past.response])[0])
     fake_openai.script = [completion(content="Try the chicken again.")]
 
     response = client_a.post(ASK.format(USER_A), {"message": "What chicken meal should I cook?"}, format="json")

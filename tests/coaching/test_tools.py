@@ -60,10 +60,11 @@ def test_one_insight_per_ask_and_suggestion_limits(profile_a):
     second = registry.call(ctx, "create_ai_insight", insight)
 
     assert second.result == {"error": "An insight was already stored for this conversation."}
-    goal = {"goal_type": "water", "metric": None, "unit": "ml", "rationale": "", "target_days": None}
-    for value in (2000, 2250, 2500):
-        assert registry.call(ctx, "suggest_goal", {**goal, "value": value}).ok
-    assert registry.call(ctx, "suggest_goal", {**goal, "value": 2750}).result["error"].startswith("At most 3 goals")
+    goal = {"metric": None, "rationale": "", "target_days": None}
+    for goal_type, unit, value in (("water", "ml", 2000), ("sleep", "h", 8), ("activity", "steps", 8000)):
+        assert registry.call(ctx, "suggest_goal", {**goal, "goal_type": goal_type, "unit": unit, "value": value}).ok
+    fourth = {**goal, "goal_type": "activity", "unit": "min", "value": 30}
+    assert registry.call(ctx, "suggest_goal", fourth).result["error"].startswith("At most 3 goals")
     assert HealthGoal.objects.filter(user=profile_a, status="suggested", source="ai_assistant").count() == 3
     assert AuditLog.objects.filter(actor_type="ai_assistant", action="goal.suggested").count() == 3
 

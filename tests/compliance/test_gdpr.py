@@ -7,7 +7,7 @@ from django.db import connection, transaction
 from django.db.utils import DatabaseError
 
 from activities.models import UserActivity
-from coaching.models import AiInsight, CoachingSession
+from coaching.models import AiInsight, CoachingConversation, CoachingSession
 from compliance.models import AppendOnlyError, AuditLog, ErasureTombstone
 from compliance.pii import hash_identifier
 from compliance.services import audit_record
@@ -18,14 +18,14 @@ from tests.factories import CoachingSessionFactory, FoodLogFactory, GoalFactory,
 from tests.support import USER_A, USER_B
 
 pytestmark = pytest.mark.django_db
-SEVEN_TABLES = (CrmUserProfile, HealthGoal, UserActivity, AiInsight, CoachingSession, SyncEvent)
+SEVEN_TABLES = (CrmUserProfile, HealthGoal, UserActivity, AiInsight, CoachingConversation, CoachingSession, SyncEvent)
 
 
 def _populate(profile) -> dict[str, int]:
     """One or more rows of `profile` in every one of the seven tables; returns the primary keys."""
     goal = GoalFactory(user=profile, rationale="suggested by coach")
-    activity = FoodLogFactory(user=profile, embedding=[0.01] * 384)
-    session = CoachingSessionFactory(user=profile, embedding=[0.02] * 384)
+    activity = FoodLogFactory(user=profile, embedding=[0.01] * 256)
+    session = CoachingSessionFactory(user=profile, embedding=[0.02] * 256)
     insight = InsightFactory(user=profile, coaching_session=session)
     sync_event = SyncEvent.objects.create(
         direction="inbound",
@@ -50,6 +50,7 @@ def _populate(profile) -> dict[str, int]:
         "crm_health_goals": goal.pk,
         "crm_user_activities": activity.pk,
         "crm_ai_insights": insight.pk,
+        "crm_coaching_conversations": session.conversation_id,
         "crm_coaching_sessions": session.pk,
         "crm_sync_events": sync_event.pk,
         "crm_audit_log": audit.pk,
@@ -75,9 +76,9 @@ def test_export_contains_a_row_of_every_table(client_a, profile_a, profile_b):
     tables = export["tables"]
     assert set(tables) == set(ids_a)
     for table, pk in ids_a.items():
-        assert [row["id"] for row in tables[table]] == [pk], table
+        assert [row["id"] for row in tables[table]] == [str(pk) if table == "crm_coaching_conversations" else pk], table
     assert USER_B not in response.content.decode()
-    assert len(tables["crm_user_activities"][0]["embedding"]) == 384
+    assert len(tables["crm_user_activities"][0]["embedding"]) == 256
     assert tables["crm_coaching_sessions"][0]["message"] == "How am I doing?"
     assert tables["crm_sync_events"][0]["payload"]["payload"] == {"food_name": "Chicken"}
     # and the export is audited, after the data was collected
@@ -110,6 +111,7 @@ def test_erase_removes_all_seven_tables_keeps_others_and_leaves_a_tombstone(serv
     assert tombstone.deleted_rows == {
         "insights": 1,
         "coachingSessions": 1,
+        "coachingConversations": 1,
         "activities": 1,
         "goals": 1,
         "syncEvents": 1,

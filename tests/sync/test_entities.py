@@ -408,7 +408,7 @@ def test_embedding_is_computed_after_commit(post_event, django_capture_on_commit
     assert len(callbacks) == 1
     activity = UserActivity.objects.get()
     assert activity.embedding is not None
-    assert len(activity.embedding) == 384
+    assert len(activity.embedding) == 256
     assert abs(sum(v * v for v in activity.embedding) - 1.0) < 1e-4
 
 
