@@ -46,6 +46,7 @@
   var historyOffset = 0;
   var retryTimer = null;
   var nutrition = null;
+  var nutrientChosen = false; // until she picks one, the chart shows a nutrient she has a goal for
 
   function $(id) {
     return document.getElementById(id);
@@ -442,7 +443,7 @@
           var streak =
             goal.streak_days > 0
               ? el("span", { className: "streak", text: goal.streak_days + "-day streak" })
-              : el("span", { className: "muted", text: "No streak yet: log today to start one" });
+              : el("span", { className: "muted", text: "No streak yet: it grows each day you reach this goal" });
           return el(
             "li",
             { className: "goal" },
@@ -605,6 +606,12 @@
     return api("GET", userPath("nutrition-snapshot"))
       .then(function (envelope) {
         nutrition = envelope.data;
+        if (!nutrientChosen) {
+          var withGoal = Object.keys(NUTRIENT_UNITS).filter(function (key) {
+            return (nutrition.goals || {})[key];
+          });
+          $("nutrient").value = withGoal.length ? withGoal[0] : "calories_kcal";
+        }
         chartDraw();
       })
       .catch(function (error) {
@@ -646,29 +653,48 @@
 
   // --- Coaching history ----------------------------------------------------------------------
 
+  function turnNodes(session) {
+    return [
+      el("p", { className: "question" }, el("strong", { text: "You: " }), session.message),
+      el("p", { className: "answer-text", text: session.response }),
+      el(
+        "p",
+        { className: "muted small" },
+        "Tools: " + ((session.toolsUsed || []).join(", ") || "none") +
+          (session.status === "fallback" ? " · answered by the built-in coach" : "")
+      ),
+    ];
+  }
+
+  // A history item is a conversation with its turns, or (older servers) one session.
+  function historyItem(item) {
+    var turns = Array.isArray(item.turns) ? item.turns : [item];
+    var first = turns[0] || {};
+    var last = item.lastTurnAt || (turns[turns.length - 1] || {}).created_at;
+    var summary = el(
+      "summary",
+      null,
+      first.message || "Conversation",
+      el("span", {
+        className: "when",
+        text: when(last) + (turns.length > 1 ? " · " + turns.length + " questions" : ""),
+      })
+    );
+    var details = el("details", { className: "history-item" }, summary);
+    turns.forEach(function (turn) {
+      turnNodes(turn).forEach(function (node) {
+        details.appendChild(node);
+      });
+    });
+    return el("li", null, details);
+  }
+
   function loadHistory(fromStart) {
     var list = $("history");
     if (fromStart) historyOffset = 0;
     return api("GET", userPath("coaching-history?limit=" + HISTORY_PAGE + "&offset=" + historyOffset))
       .then(function (page) {
-        var items = page.data.map(function (session) {
-          return el(
-            "li",
-            null,
-            el(
-              "details",
-              { className: "history-item" },
-              el("summary", null, session.message, el("span", { className: "when", text: when(session.created_at) })),
-              el("p", { className: "answer-text", text: session.response }),
-              el(
-                "p",
-                { className: "muted small" },
-                "Tools: " + ((session.toolsUsed || []).join(", ") || "none") +
-                  (session.status === "fallback" ? " · answered by the built-in coach" : "")
-              )
-            )
-          );
-        });
+        var items = page.data.map(historyItem);
         if (fromStart) {
           if (!items.length) items = [emptyItem("No conversations yet. Ask your coach anything above.")];
           list.replaceChildren.apply(list, items);
@@ -732,7 +758,10 @@
       $("ask-message").focus();
     });
     $("consent-grant").addEventListener("click", consentGrant);
-    $("nutrient").addEventListener("change", chartDraw);
+    $("nutrient").addEventListener("change", function () {
+      nutrientChosen = true;
+      chartDraw();
+    });
     $("history-more").addEventListener("click", function () {
       loadHistory(false);
     });
