@@ -228,6 +228,18 @@ def _turn_topics(turn: ConversationTurn) -> list[str]:
     return topics
 
 
+def _goal_in_discussion(history: list[ConversationTurn]) -> dict | None:
+    """The goal the conversation is still about: the latest one suggested, as long as the turns since
+    were about its topic ("is that realistic?" then "make it easier" still mean that goal)."""
+    for index in range(len(history) - 1, -1, -1):
+        goal = history[index].suggested_goal
+        if goal and goal.get("metric") in _METRIC_TOPIC:
+            topic = _METRIC_TOPIC[goal["metric"]]
+            later = [t for turn in history[index + 1 :] for t in _turn_topics(turn)]
+            return goal if all(t == topic for t in later) else None
+    return None
+
+
 def ask_plan_resolve(message: str, history: list[ConversationTurn]) -> AskPlan:
     """The message's intent; a follow-up takes what it leaves out from the previous turn.
 
@@ -240,9 +252,8 @@ def ask_plan_resolve(message: str, history: list[ConversationTurn]) -> AskPlan:
     topics, wants_goal = intents_detect(message)
     if not history:
         return AskPlan(topics, wants_goal)
-    previous = history[-1]
-    previous_topics = _turn_topics(previous)
-    goal = previous.suggested_goal if (previous.suggested_goal or {}).get("metric") in _METRIC_TOPIC else None
+    previous_topics = _turn_topics(history[-1])
+    goal = _goal_in_discussion(history)
     own = [t for t in topics if t in _TOPIC_METRIC]
     short = len(message.split()) <= SHORT_FOLLOW_UP_WORDS
     refers_back = bool(_BACK_REFERENCE_RE.search(message)) or short
