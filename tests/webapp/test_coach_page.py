@@ -16,7 +16,7 @@ FIRST_LOAD_BUDGET_BYTES = 100_000
 
 def _assets(html: str) -> list[str]:
     """The script and style sheet URLs the page loads on first load."""
-    return re.findall(r'<script[^>]* src="([^"]+)"', html) + re.findall(r'<link[^>]* href="([^"]+)"', html)
+    return re.findall(r'<script[^>]* src="([^"]+)"', html) + re.findall(r'<link rel="stylesheet" href="([^"]+)"', html)
 
 
 def test_the_page_is_served_without_credentials_and_without_user_data(client):
