@@ -29,6 +29,7 @@ run: install
 	@echo "    Admin     http://127.0.0.1:$(PORT)/admin/"
 	@echo "    API docs  http://127.0.0.1:$(PORT)/api/docs"
 	@echo "    Health    http://127.0.0.1:$(PORT)/healthz"
+	@echo "    Coach     $(BIN)/python manage.py coach_link demo_000003   (prints a link to /coach/)"
 	@echo ""
 	PATH="$(CURDIR)/$(BIN):$$PATH" $(BIN)/honcho start -f Procfile
 
