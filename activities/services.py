@@ -23,6 +23,7 @@ from activities.models import (
     ACTIVITY_COLUMNS,
     EMBEDDING_PENDING,
     ActivityType,
+    EmbeddingSpace,
     UserActivity,
 )
 from activities.queries import activity_event_context_get, activity_insert_statement, embeddings_store
@@ -62,6 +63,30 @@ def activity_embeddings_drop(*, user_ids: list[str]) -> int:
     then clears it) or finds the row changed (`embeddings_store` with check_updated skips it).
     """
     return UserActivity.objects.filter(user_id__in=user_ids).update(embedding=None, updated_at=timezone.now())
+
+
+def embedding_space_switch(*, space: str, force: bool = False) -> tuple[str | None, int] | None:
+    """Record `space` as the one of the stored activity vectors; when another was recorded (or `force`),
+    clear every activity vector first. Returns (the previous space, rows cleared), or None when the
+    stored vectors already are of `space`.
+
+    Call inside a transaction (the row lock keeps two runs from clearing and recording at once); the
+    coaching-session vectors are cleared by the caller (coaching.services.embeddings_space_sync).
+    """
+    recorded = EmbeddingSpace.objects.select_for_update().order_by("pk").first()
+    if recorded is not None and recorded.name == space and not force:
+        return None
+    stored = UserActivity.objects.filter(embedding__isnull=False)
+    if recorded is None and not force and not stored.exists():
+        EmbeddingSpace.objects.create(name=space)  # a fresh install: nothing to re-embed
+        return None
+    # `updated_at` moves, so a sweep batch embedding one of these rows concurrently skips it.
+    cleared = stored.update(embedding=None, updated_at=timezone.now())
+    if recorded is None:
+        EmbeddingSpace.objects.create(name=space)
+    else:
+        EmbeddingSpace.objects.filter(pk=recorded.pk).update(name=space, updated_at=timezone.now())
+    return (recorded.name if recorded else None), cleared
 
 
 def embeddings_backfill(

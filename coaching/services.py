@@ -4,11 +4,13 @@ from __future__ import annotations
 
 import datetime as dt
 import logging
+from dataclasses import dataclass
 
 from django.db import transaction
 from django.utils import timezone
 
-from activities.embeddings import embed_texts
+from activities.embeddings import embed_texts, embedding_space
+from activities.services import embedding_space_switch
 from coaching.models import AiInsight, CoachingSession, InsightSource, InsightType
 from coaching.selectors import coaching_session_text, insight_payload
 from compliance.services import audit_record
@@ -101,3 +103,29 @@ def coaching_session_embedding_refresh(*, session_id: int) -> bool:
     (vector,) = embed_texts([coaching_session_text(session)])
     # Consent is checked again by the UPDATE: a withdrawal while the text was embedded wins.
     return bool(consented.update(embedding=vector))
+
+
+@dataclass(frozen=True)
+class EmbeddingSpaceChange:
+    previous: str | None
+    current: str
+    activities_cleared: int
+    sessions_cleared: int
+
+
+def embeddings_space_sync(*, force: bool = False) -> EmbeddingSpaceChange | None:
+    """Make every stored vector belong to the configured embedder's space (activities.embeddings).
+
+    When the embedder changed since the vectors were stored (or with `force`), all activity and
+    coaching-session vectors are cleared in one transaction, to be embedded again by the backfill
+    (`manage.py embed_activities`): vectors of two embedders are never compared. None: nothing changed.
+    """
+    space = embedding_space()
+    with transaction.atomic():
+        switched = embedding_space_switch(space=space, force=force)
+        if switched is None:
+            return None
+        previous, activities_cleared = switched
+        sessions_cleared = CoachingSession.objects.filter(embedding__isnull=False).update(embedding=None)
+    logger.info("embedding space %s -> %s: vectors cleared for re-embedding", previous, space)
+    return EmbeddingSpaceChange(previous, space, activities_cleared, sessions_cleared)

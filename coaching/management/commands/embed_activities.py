@@ -1,7 +1,11 @@
 """Backfill embeddings of activities and coaching sessions that have none (progress bar, batches),
 of users with AI consent only (coaching/privacy.py).
 
-    python manage.py embed_activities [--batch-size 256] [--user USER_ID] [--no-sessions]
+    python manage.py embed_activities [--batch-size 256] [--user USER_ID] [--no-sessions] [--reembed]
+
+First it checks which embedder wrote the stored vectors: when EMBEDDING_PROVIDER (or the OpenAI
+key, or the model) changed since, every stored vector is cleared and everything is embedded again
+with the configured embedder (`--reembed` forces that): vectors of two embedders are never mixed.
 
 Safe to run while the app is live and safe to re-run: only rows without an embedding are touched,
 and an activity updated while its batch was embedded keeps the newer state (the row is skipped and
@@ -18,6 +22,7 @@ from activities.selectors import activity_text
 from activities.services import activities_missing_embedding, embeddings_backfill
 from coaching.privacy import coaching_sessions_missing_embedding
 from coaching.selectors import coaching_session_text
+from coaching.services import embeddings_space_sync
 
 
 class Command(BaseCommand):
@@ -27,8 +32,18 @@ class Command(BaseCommand):
         parser.add_argument("--batch-size", type=int, default=256)
         parser.add_argument("--user", default="", help="Only this user's rows.")
         parser.add_argument("--no-sessions", action="store_true", help="Activities only.")
+        parser.add_argument(
+            "--reembed", action="store_true", help="Clear every stored vector and embed everything again."
+        )
 
-    def handle(self, *args, batch_size: int, user: str, no_sessions: bool, **options):
+    def handle(self, *args, batch_size: int, user: str, no_sessions: bool, reembed: bool = False, **options):
+        change = embeddings_space_sync(force=reembed)
+        if change is not None:
+            self.stdout.write(
+                f"embedder {change.previous or 'unrecorded'} -> {change.current}: cleared "
+                f"{change.activities_cleared} activity and {change.sessions_cleared} coaching-session vectors "
+                "to embed them again"
+            )
         activities = activities_missing_embedding()
         sessions = coaching_sessions_missing_embedding()
         if user:
