@@ -128,7 +128,11 @@ class StaffAlertAdmin(ReadOnlyAdmin):
     def user_link(self, alert):
         return _user_360_link(alert.user_id, getattr(alert, "profile_pk", None))
 
-    @admin.action(description="Acknowledge the selected alerts", permissions=["view"])
+    def has_acknowledge_permission(self, request) -> bool:
+        # Acknowledging is a change (the "CRM viewer" group only looks): the change right on alerts.
+        return request.user.has_perm("coaching.change_staffalert")
+
+    @admin.action(description="Acknowledge the selected alerts", permissions=["acknowledge"])
     def acknowledge(self, request, queryset):
         done = staff_alerts_acknowledge(alert_ids=list(queryset.values_list("pk", flat=True)))
         self.message_user(request, f"{done} alert(s) acknowledged.", messages.SUCCESS)

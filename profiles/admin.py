@@ -1,26 +1,48 @@
-"""Profiles in admin: the churn list (changelist) and the user 360 view (change page)."""
+"""Profiles in admin: the churn list and segments (changelist, CSV export), the user 360 view (change
+page) and the churn dashboard."""
 
+import csv
 import datetime as dt
 
 from django import forms
 from django.contrib import admin, messages
-from django.urls import reverse
+from django.contrib.admin.options import IncorrectLookupParameters
+from django.core.exceptions import PermissionDenied
+from django.http import HttpResponseBadRequest, StreamingHttpResponse
+from django.template.response import TemplateResponse
+from django.urls import path, reverse
 from django.utils import timezone
 from django.utils.html import format_html, format_html_join
 
 from activities.models import UserActivity
+from coaching.dashboard import churn_dashboard_get, churn_drivers_summary
 from coaching.models import AiInsight, CoachingSession
 from coaching.retention import churn_assess_users, user_metrics_get
 from compliance.gdpr import gdpr_erase
 from compliance.selectors import audit_log_for_user, user_is_erased
 from goals.models import HealthGoal
 from goals.selectors import nutrition_snapshot_get
-from profiles.models import CHURN_BAND_HIGH_FROM, CHURN_BAND_MEDIUM_FROM, ChurnBand, CrmUserProfile
-from profiles.services import PROFILE_WRITABLE_FIELDS, profile_create, profile_update
+from profiles.models import (
+    CHURN_BAND_HIGH_FROM,
+    CHURN_BAND_MEDIUM_FROM,
+    ChurnBand,
+    CrmUserProfile,
+    LifecycleStage,
+)
+from profiles.selectors import INACTIVE_DAYS_CHOICES, ProfileSegment, profile_export_rows, profile_segment_filter
+from profiles.services import (
+    PROFILE_WRITABLE_FIELDS,
+    profile_create,
+    profile_segment_export_record,
+    profile_update,
+)
 from sync.models import SyncEvent
 from yahealthy_crm.actors import ActorType
+from yahealthy_crm.charts import bar_chart_svg, histogram_svg, line_chart_svg
 
 RECENT_ROWS = 10
+# The admin index links the churn dashboard (a page of this admin, below) above the app list.
+admin.site.index_template = "admin/crm_index.html"
 
 
 class ChurnBandFilter(admin.SimpleListFilter):
@@ -40,6 +62,33 @@ class ChurnBandFilter(admin.SimpleListFilter):
         if self.value() in ChurnBand.values:
             return queryset.filter(churn_band=self.value())
         return queryset
+
+
+class InactiveFilter(admin.SimpleListFilter):
+    """No activity for 7, 14 or 30 days (the rule: profiles.selectors.profiles_inactive_for)."""
+
+    title = "inactive for"
+    parameter_name = "inactive_days"
+
+    def lookups(self, request, model_admin):
+        return [(str(days), f"{days}+ days") for days in INACTIVE_DAYS_CHOICES]
+
+    def queryset(self, request, queryset):
+        if self.value() in {str(days) for days in INACTIVE_DAYS_CHOICES}:
+            return profile_segment_filter(queryset, segment=ProfileSegment(inactive_days=int(self.value())))
+        return queryset
+
+
+class _CsvBuffer:
+    """A file-like object whose write() returns the line, for streaming csv.writer output."""
+
+    def write(self, value: str) -> str:
+        return value
+
+
+BAND_COLORS = {ChurnBand.LOW: "#27ae60", ChurnBand.MEDIUM: "#e67e22", ChurnBand.HIGH: "#c0392b"}
+# Query parameters of the changelist that are not filters (page, the "invalid filter" flag).
+_NOT_FILTERS = ("p", "e", "_changelist_filters")
 
 
 def _cell(value):
@@ -81,19 +130,21 @@ class CrmUserProfileAdmin(admin.ModelAdmin):
     )
     list_filter = (
         ChurnBandFilter,
-        "lifecycle_stage",
         "engagement_tier",
+        "lifecycle_stage",
         "primary_goal",
-        "activity_level",
+        InactiveFilter,
         "consent_ai_processing",
         "consent_marketing",
+        "activity_level",
     )
     search_fields = ("user_id",)
-    ordering = ("-churn_risk",)
+    search_help_text = "Search by user id (or part of it)."
+    ordering = ("-churn_risk", "id")
     date_hierarchy = "created_at"
     list_per_page = 50
     show_full_result_count = False
-    actions = ["reassess_churn_risk"]
+    actions = ["reassess_churn_risk", "export_selected_csv"]
     readonly_fields = (
         "churn_risk",
         "churn_band",
@@ -196,6 +247,135 @@ class CrmUserProfileAdmin(admin.ModelAdmin):
             ).pk
         obj.refresh_from_db()
 
+    # --- Rights: erase (superusers only), export (its own permission) -----------------------------
+
+    def has_delete_permission(self, request, obj=None):
+        # Deleting a user is a GDPR erase of everything the CRM holds about them: superusers only,
+        # whatever permissions a staff account was given.
+        return request.user.is_active and request.user.is_superuser
+
+    def has_export_permission(self, request) -> bool:
+        return request.user.has_perm("profiles.export_crmuserprofile")
+
+    # --- Pages: the churn dashboard, the CSV export of the filtered list ---------------------------
+
+    def get_urls(self):
+        own = [
+            path("dashboard/", self.admin_site.admin_view(self.churn_dashboard_view), name="crm_churn_dashboard"),
+            path(
+                "export.csv",
+                self.admin_site.admin_view(self.export_csv_view),
+                name="profiles_crmuserprofile_export",
+            ),
+        ]
+        return own + super().get_urls()
+
+    def changelist_view(self, request, extra_context=None):
+        query = request.GET.copy()
+        for name in _NOT_FILTERS:
+            query.pop(name, None)
+        extra_context = {
+            **(extra_context or {}),
+            "can_export": self.has_export_permission(request),
+            "export_query": query.urlencode(),
+        }
+        return super().changelist_view(request, extra_context=extra_context)
+
+    def export_csv_view(self, request):
+        """The changelist as it is filtered and searched (every page) as CSV; audited."""
+        if not self.has_export_permission(request):
+            raise PermissionDenied
+        try:
+            changelist = self.get_changelist_instance(request)
+        except IncorrectLookupParameters:
+            return HttpResponseBadRequest("Unknown filter in the query string.")
+        filters = {key: value for key, value in request.GET.items() if key not in _NOT_FILTERS}
+        return self._csv_response(request, changelist.queryset, filters=filters)
+
+    @admin.action(description="Export the selected users to CSV", permissions=["export"])
+    def export_selected_csv(self, request, queryset):
+        return self._csv_response(request, queryset, filters={"selectedUsers": queryset.count()})
+
+    def _csv_response(self, request, queryset, *, filters: dict) -> StreamingHttpResponse:
+        profile_segment_export_record(
+            actor_type=ActorType.STAFF, actor_id=request.user.get_username(), segment=filters, rows=queryset.count()
+        )
+        writer = csv.writer(_CsvBuffer())
+        response = StreamingHttpResponse(
+            (writer.writerow(row) for row in profile_export_rows(queryset)), content_type="text/csv; charset=utf-8"
+        )
+        stamp = timezone.localtime().strftime("%Y%m%d-%H%M")
+        response["Content-Disposition"] = f'attachment; filename="crm-users-{stamp}.csv"'
+        return response
+
+    def churn_dashboard_view(self, request):
+        if not self.has_view_permission(request):
+            raise PermissionDenied
+        dashboard = churn_dashboard_get()
+        changelist = reverse("admin:profiles_crmuserprofile_changelist")
+        bands = [ChurnBand.LOW, ChurnBand.MEDIUM, ChurnBand.HIGH]
+        stages = LifecycleStage.values
+        trend_labels = [week.week.strftime("%d %b") for week in dashboard.high_trend]
+        outcome_rows = dashboard.outcomes["actionTypes"]
+        charts = {
+            "bands": bar_chart_svg(
+                title="Users per churn band",
+                labels=[band.label for band in bands],
+                series={"users": [dashboard.by_band[band] for band in bands]},
+                colors=[BAND_COLORS[band] for band in bands],
+            ),
+            "stages": bar_chart_svg(
+                title="Users per lifecycle stage, by churn band",
+                labels=[LifecycleStage(stage).label for stage in stages],
+                series={band.label: [dashboard.band_by_stage[stage][band] for stage in stages] for band in bands},
+                series_colors=[BAND_COLORS[band] for band in bands],
+                stacked=True,
+            ),
+            "histogram": histogram_svg(
+                title=f"Churn risk distribution (bands at {CHURN_BAND_MEDIUM_FROM} and {CHURN_BAND_HIGH_FROM})",
+                bins=[(bucket.users, bucket.start, bucket.end) for bucket in dashboard.risk_histogram],
+            ),
+            "trend": line_chart_svg(
+                title=f"High band, last {len(dashboard.high_trend)} weeks (users)",
+                labels=trend_labels,
+                series={"high band": [week.high if week.scored else None for week in dashboard.high_trend]},
+            ),
+            "outcomes": bar_chart_svg(
+                title=f"Return within {dashboard.outcomes['windowDays']} days: treated vs untreated",
+                labels=[row["actionType"] for row in outcome_rows],
+                series={
+                    "after the action": [row["returnRate"] for row in outcome_rows],
+                    "untreated, same band and week": [row["control"]["returnRate"] for row in outcome_rows],
+                },
+                series_colors=["#417690", "#aaaaaa"],
+                percent=True,
+            ),
+        }
+        context = {
+            **self.admin_site.each_context(request),
+            "title": "Churn dashboard",
+            "opts": self.model._meta,
+            "dashboard": dashboard,
+            "charts": charts,
+            "changelist_url": changelist,
+            "band_rows": [
+                (band.label, dashboard.by_band[band], f"{changelist}?churn_band={band.value}") for band in bands
+            ],
+            "stage_rows": [
+                (LifecycleStage(stage).label, dashboard.by_stage[stage], f"{changelist}?lifecycle_stage__exact={stage}")
+                for stage in stages
+            ],
+            "high_risk_rows": [
+                (
+                    reverse("admin:profiles_crmuserprofile_change", args=[profile.pk]),
+                    profile,
+                    churn_drivers_summary(profile),
+                )
+                for profile in dashboard.high_risk
+            ],
+        }
+        return TemplateResponse(request, "admin/profiles/churn_dashboard.html", context)
+
     def get_deleted_objects(self, objs, request):
         # The confirmation page lists what a GDPR erase removes; the erase itself needs no per-table rights.
         summary = [
@@ -213,7 +393,7 @@ class CrmUserProfileAdmin(admin.ModelAdmin):
         for user_id in queryset.values_list("user_id", flat=True):
             gdpr_erase(user_id=user_id, actor_type=ActorType.STAFF, actor_id=request.user.get_username())
 
-    @admin.action(description="Reassess churn risk now")
+    @admin.action(description="Reassess churn risk now", permissions=["change"])
     def reassess_churn_risk(self, request, queryset):
         count = churn_assess_users(
             user_ids=list(queryset.values_list("user_id", flat=True)), actor_type=ActorType.STAFF

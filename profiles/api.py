@@ -4,6 +4,8 @@ from __future__ import annotations
 
 from decimal import ROUND_HALF_UP, Decimal
 
+import django_filters
+from django.conf import settings
 from drf_spectacular.utils import OpenApiExample, OpenApiParameter, OpenApiResponse, extend_schema
 from rest_framework import serializers, status
 from rest_framework.response import Response
@@ -11,7 +13,14 @@ from rest_framework.views import APIView
 
 from compliance.gdpr import gdpr_erase
 from profiles.models import ActivityLevel, ChurnBand, CrmUserProfile, EngagementTier, LifecycleStage, PrimaryGoal
-from profiles.selectors import CHURN_HIGH_RISK, churn_risk_list, profile_for_caller_get
+from profiles.selectors import (
+    CHURN_HIGH_RISK,
+    INACTIVE_DAYS_CHOICES,
+    ProfileSegment,
+    churn_risk_list,
+    profile_for_caller_get,
+    profile_segment_filter,
+)
 from profiles.services import profile_create, profile_update
 from yahealthy_crm.api import (
     PAGINATION_PARAMETERS,
@@ -26,9 +35,12 @@ from yahealthy_crm.api import (
     query_params_validate,
     success,
 )
+from yahealthy_crm.pagination import KeysetOrdering, cursor_list_envelope_serializer, keyset_page
 from yahealthy_crm.permissions import (
     Caller,
+    IsCaller,
     IsServiceOrStaff,
+    erase_permission_check,
     permission_denied_error,
     user_scope_check,
 )
@@ -246,6 +258,7 @@ class UserDetailApi(APIView):
     def delete(self, request, user_id: str):
         caller: Caller = request.user
         user_scope_check(caller=caller, user_id=user_id)
+        erase_permission_check(caller=caller)
         gdpr_erase(user_id=user_id, actor_type=caller.actor_type, actor_id=caller.actor_id)
         return Response(status=status.HTTP_204_NO_CONTENT)
 
@@ -323,3 +336,165 @@ class ChurnRiskApi(APIView):
             churn_band=params.get("band"),
         )
         return paginated(queryset, params=params, serializer_class=ChurnRiskItemSerializer)
+
+
+# --- GET /users: list and filter users (segments; the same filters as the admin list) ----------------
+
+USER_LIST_ORDERINGS = ("-churn_risk", "churn_risk", "-created_at", "created_at", "user_id")
+_BOOLEAN_CHOICES = [("true", "true"), ("false", "false")]
+
+
+def _boolean(value: str) -> bool:
+    return value == "true"
+
+
+class UserListFilter(django_filters.FilterSet):
+    """Parses and validates the list's filters; the segment rule itself is `profile_segment_filter`."""
+
+    band = django_filters.ChoiceFilter(choices=ChurnBand.choices, method="segment")
+    tier = django_filters.ChoiceFilter(choices=EngagementTier.choices, method="segment")
+    lifecycle = django_filters.ChoiceFilter(choices=LifecycleStage.choices, method="segment")
+    primary_goal = django_filters.ChoiceFilter(choices=PrimaryGoal.choices, method="segment")
+    inactive_days = django_filters.TypedChoiceFilter(
+        choices=[(str(days), str(days)) for days in INACTIVE_DAYS_CHOICES], coerce=int, method="segment"
+    )
+    consent_ai = django_filters.TypedChoiceFilter(choices=_BOOLEAN_CHOICES, coerce=_boolean, method="segment")
+    consent_marketing = django_filters.TypedChoiceFilter(choices=_BOOLEAN_CHOICES, coerce=_boolean, method="segment")
+    search = django_filters.CharFilter(max_length=64, method="segment")
+
+    def segment(self, queryset, name, value):
+        return queryset  # all filters are applied together in filter_queryset
+
+    def filter_queryset(self, queryset):
+        data = self.form.cleaned_data
+
+        def given(name):
+            value = data.get(name)
+            return None if value in (None, "") else value
+
+        segment = ProfileSegment(
+            churn_band=given("band"),
+            engagement_tier=given("tier"),
+            lifecycle_stage=given("lifecycle"),
+            primary_goal=given("primary_goal"),
+            inactive_days=given("inactive_days"),
+            consent_ai_processing=given("consent_ai"),
+            consent_marketing=given("consent_marketing"),
+            user_id_contains=given("search"),
+        )
+        return profile_segment_filter(queryset, segment=segment)
+
+
+class UserListParamsSerializer(StrictSerializer):
+    """The list's own parameters; the filters are UserListFilter's."""
+
+    limit = serializers.IntegerField(min_value=1, max_value=settings.API_PAGE_SIZE_MAX, required=False)
+    ordering = serializers.ChoiceField(choices=USER_LIST_ORDERINGS, required=False, default="-churn_risk")
+    cursor = serializers.CharField(max_length=512, required=False)
+
+
+class UserListItemSerializer(serializers.Serializer):
+    user_id = serializers.CharField()
+    engagement_tier = serializers.ChoiceField(choices=EngagementTier.choices)
+    lifecycle_stage = serializers.ChoiceField(choices=LifecycleStage.choices)
+    churn_risk = serializers.FloatField()
+    churn_band = serializers.ChoiceField(choices=ChurnBand.choices)
+    primary_goal = serializers.CharField()
+    activity_level = serializers.CharField()
+    last_active_at = serializers.DateTimeField(allow_null=True)
+    consent_ai_processing = serializers.BooleanField()
+    consent_marketing = serializers.BooleanField()
+    created_at = serializers.DateTimeField()
+
+
+USER_LIST_PARAMETERS = [
+    OpenApiParameter("band", str, enum=ChurnBand.values, description="Stored churn band."),
+    OpenApiParameter("tier", str, enum=EngagementTier.values, description="Engagement tier."),
+    OpenApiParameter("lifecycle", str, enum=LifecycleStage.values, description="Lifecycle stage (daily)."),
+    OpenApiParameter("primary_goal", str, enum=PrimaryGoal.values, description="Primary goal."),
+    OpenApiParameter(
+        "inactive_days",
+        int,
+        enum=list(INACTIVE_DAYS_CHOICES),
+        description="No activity for at least this many days (never-active users count from their creation).",
+    ),
+    OpenApiParameter("consent_ai", bool, description="AI-processing consent given (`true`) or not (`false`)."),
+    OpenApiParameter("consent_marketing", bool, description="Marketing consent given (`true`) or not (`false`)."),
+    OpenApiParameter("search", str, description="Part of the user id (case-insensitive)."),
+    OpenApiParameter(
+        "ordering", str, enum=list(USER_LIST_ORDERINGS), description="Sort order (default `-churn_risk`)."
+    ),
+    OpenApiParameter("limit", int, description="Page size (default 20, at most 100)."),
+    OpenApiParameter("cursor", str, description="`pagination.nextCursor` of the previous page."),
+]
+
+
+class UserListCreateApi(UserCreateApi):
+    """`/users`: POST creates a profile (any caller, end users only their own), GET lists users (service
+    keys and staff only)."""
+
+    def get_permissions(self):
+        if self.request.method == "GET":
+            return [IsServiceOrStaff()]
+        return [IsCaller()]
+
+    @extend_schema(
+        operation_id="users_list",
+        summary="List and filter users (segments), cursor-paginated",
+        description="The filters of the admin's user list: churn band, engagement tier, lifecycle stage, "
+        "primary goal, inactive 7/14/30 days, consent, part of the user id. Pages follow "
+        "`pagination.nextCursor` (stable while users are added). Service keys and staff only; end users 403.",
+        parameters=USER_LIST_PARAMETERS,
+        responses={
+            200: cursor_list_envelope_serializer("UserList", UserListItemSerializer),
+            400: ErrorSerializer,
+            401: ErrorSerializer,
+            403: ErrorSerializer,
+        },
+        examples=[
+            OpenApiExample(
+                "High-risk users inactive for 14+ days",
+                value={
+                    "status": "success",
+                    "data": [
+                        {
+                            "user_id": "user_456",
+                            "engagement_tier": "bronze",
+                            "lifecycle_stage": "dormant",
+                            "churn_risk": 0.91,
+                            "churn_band": "high",
+                            "primary_goal": "weight_loss",
+                            "activity_level": "light",
+                            "last_active_at": "2025-12-11T07:00:00Z",
+                            "consent_ai_processing": True,
+                            "consent_marketing": False,
+                            "created_at": "2025-10-01T10:00:00Z",
+                        }
+                    ],
+                    "pagination": {"limit": 20, "ordering": "-churn_risk", "nextCursor": "eyJvIjogIi1jaHVy..."},
+                },
+                response_only=True,
+            )
+        ],
+        tags=["users"],
+    )
+    def get(self, request):
+        filter_names = set(UserListFilter.base_filters)
+        own = {key: value for key, value in request.query_params.items() if key not in filter_names}
+        params = UserListParamsSerializer(data=own, context={"query_params": True})
+        params.is_valid(raise_exception=True)
+        filterset = UserListFilter(request.query_params, queryset=CrmUserProfile.objects.all())
+        if not filterset.is_valid():
+            raise serializers.ValidationError(filterset.errors)
+        ordering = KeysetOrdering(params.validated_data["ordering"])
+        limit = params.validated_data.get("limit") or settings.API_PAGE_SIZE_DEFAULT
+        rows, next_cursor = keyset_page(
+            filterset.qs, ordering=ordering, limit=limit, cursor=params.validated_data.get("cursor")
+        )
+        return Response(
+            {
+                "status": "success",
+                "data": UserListItemSerializer(rows, many=True).data,
+                "pagination": {"limit": limit, "ordering": ordering.name, "nextCursor": next_cursor},
+            }
+        )

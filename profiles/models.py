@@ -95,6 +95,8 @@ class CrmUserProfile(models.Model):
         db_table = "crm_user_profiles"
         verbose_name = "user profile"
         ordering = ["-created_at"]
+        # Exporting a segment to CSV is its own right: the "CRM viewer" group may look but not export.
+        permissions = [("export_crmuserprofile", "Can export user profiles to CSV")]
         indexes = [
             models.Index(fields=["-churn_risk"], name="crm_profile_churn_risk_idx"),
             models.Index(fields=["churn_band", "-churn_risk"], name="crm_profile_band_idx"),

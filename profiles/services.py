@@ -364,3 +364,15 @@ def profile_consent_changed_outbox_record(*, profile: CrmUserProfile, origin: st
         origin=origin,
         data=profile_consent_payload(profile=profile),
     )
+
+
+def profile_segment_export_record(*, actor_type: str, actor_id: str, segment: dict[str, Any], rows: int) -> None:
+    """Audit a CSV export of a segment of users: who exported which filters and how many rows. The
+    export holds contacts only as the keyed hashes stored (profiles.selectors.PROFILE_EXPORT_COLUMNS)."""
+    audit_record(
+        actor_type=actor_type,
+        actor_id=actor_id,
+        action="profiles.exported",
+        entity_type="profile_segment",
+        changes={"filters": segment, "rows": rows, "format": "csv"},
+    )

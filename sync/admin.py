@@ -28,7 +28,7 @@ class SyncEventAdmin(admin.ModelAdmin):
     def has_add_permission(self, request):
         return False
 
-    @admin.action(description="Retry delivery (dead letters and skipped outbound events)")
+    @admin.action(description="Retry delivery (dead letters and skipped outbound events)", permissions=["change"])
     def retry_deliveries(self, request, queryset):
         ids = list(
             queryset.filter(

@@ -6,6 +6,7 @@ from types import SimpleNamespace
 
 import pytest
 from django.contrib.auth import get_user_model
+from django.contrib.auth.models import Permission
 from rest_framework.test import APIClient
 
 from tests.factories import ProfileFactory
@@ -59,7 +60,11 @@ def service_client(service_key):
 
 @pytest.fixture
 def staff_user(db):
-    return get_user_model().objects.create_user(username="carol", password=None, is_staff=True)
+    # A member of the CRM team who may change profiles (writes through the API need that right; the
+    # read-only "CRM viewer" group is tested in tests/profiles/test_staff_roles.py).
+    user = get_user_model().objects.create_user(username="carol", password=None, is_staff=True)
+    user.user_permissions.add(Permission.objects.get(codename="change_crmuserprofile"))
+    return user
 
 
 @pytest.fixture

@@ -7,6 +7,10 @@ Every authenticated REST request carries a `Caller` as `request.user`:
 
 Cross-user access answers 404 (never 403), so an end user cannot even learn whether another user
 exists. Cross-user listings (`/churn-risk`, `/audit-log/...`) are not for end users: 403.
+
+Staff rights follow their Django permissions, as in admin: a staff session writes through the API only
+with the change right on user profiles (the "CRM viewer" group only looks: 403), and only superusers
+erase a user (GDPR).
 """
 
 from __future__ import annotations
@@ -15,7 +19,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from rest_framework import status
-from rest_framework.permissions import BasePermission
+from rest_framework.permissions import SAFE_METHODS, BasePermission
 
 from yahealthy_crm.actors import ActorType
 from yahealthy_crm.errors import ApplicationError, ErrorCode
@@ -82,11 +86,35 @@ def user_scope_check(*, caller: Caller, user_id: str) -> None:
         raise not_found_error("User not found.")
 
 
+# The Django permission a staff session needs to write through the API (superusers have every one).
+STAFF_WRITE_PERMISSION = "profiles.change_crmuserprofile"
+
+
+def staff_may_write(caller: Caller) -> bool:
+    return caller.django_user is not None and caller.django_user.has_perm(STAFF_WRITE_PERMISSION)
+
+
+def erase_permission_check(*, caller: Caller) -> None:
+    """Only superusers erase a user among staff (service keys erase on the app's request; end users
+    erase themselves, scoped by `user_scope_check`)."""
+    if caller.is_staff and not (caller.django_user is not None and caller.django_user.is_superuser):
+        raise permission_denied_error("Only superusers can erase a user (GDPR).")
+
+
 class IsCaller(BasePermission):
-    """Any authenticated caller (service key, end-user JWT or staff session)."""
+    """Any authenticated caller (service key, end-user JWT or staff session); a staff session writes
+    only with the change right on user profiles."""
+
+    message = "Your staff account can view CRM data but not change it."
 
     def has_permission(self, request, view) -> bool:
-        return isinstance(request.user, Caller)
+        caller = request.user
+        if not isinstance(caller, Caller):
+            return False
+        if caller.is_staff and request.method not in SAFE_METHODS and not staff_may_write(caller):
+            self.message = IsCaller.message  # a subclass's own message is about something else
+            return False
+        return True
 
 
 class IsServiceOrStaff(IsCaller):

@@ -37,8 +37,9 @@ ENDPOINTS = [
     ("metrics", "get", "/api/crm/users/{a}/metrics", None, 200),
     ("churn_risk", "get", "/api/crm/churn-risk", None, 200),
     ("audit_log", "get", "/api/crm/audit-log/{a}", None, 200),
+    ("list_users", "get", "/api/crm/users?band=low", None, 200),
 ]
-CROSS_USER = {"churn_risk", "audit_log"}  # not for end users at all
+CROSS_USER = {"churn_risk", "audit_log", "list_users"}  # not for end users at all
 
 
 def _expected(caller: str, endpoint: str, ok: int) -> tuple[int, str | None]:
@@ -46,6 +47,8 @@ def _expected(caller: str, endpoint: str, ok: int) -> tuple[int, str | None]:
         return 401, "not_authenticated"
     if caller in ("expired_jwt", "wrong_signature_jwt", "revoked_key"):
         return 401, "authentication_failed"
+    if caller == "staff_session" and endpoint == "erase_user":
+        return 403, "permission_denied"  # among staff only superusers erase (tests/profiles/test_staff_roles.py)
     if caller in ("service_key", "staff_session"):
         return ok, None
     if endpoint in CROSS_USER or endpoint == "create_user":
