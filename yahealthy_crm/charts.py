@@ -130,6 +130,7 @@ def line_chart_svg(
             show_legend=len(series) > 1,
             legend_at_bottom=True,
             x_label_rotation=30,
+            include_x_axis=True,  # a trend drawn from zero: no exaggerated slope
             **options,
         )
     )
