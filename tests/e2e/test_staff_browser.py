@@ -112,7 +112,8 @@ def test_staff_dashboard_segment_export_and_360_and_a_viewer_cannot_erase(live_s
     page.click("text=All high-risk users")
     page.wait_for_selector("#result_list")
     listed = set(page.locator("#result_list tbody th a").all_inner_texts())
-    assert listed and listed <= high
+    assert listed
+    assert listed <= high
     with page.expect_download() as download_info:
         page.click("#crm-export-csv")
     exported = list(csv.DictReader(io.StringIO(open(download_info.value.path()).read())))  # noqa: SIM115
