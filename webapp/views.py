@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from django.shortcuts import render
 from django.urls import reverse
-from django.views.decorators.http import require_GET
+from django.views.decorators.http import require_safe
 
 # Only this origin's own script and style files run or load: no inline script, no inline style, no
 # third-party host, and the page cannot be framed or post a form anywhere.
@@ -28,7 +28,7 @@ COACH_PAGE_CSP = "; ".join(
 )
 
 
-@require_GET
+@require_safe
 def coach_page(request):
     # The REST API's root, as the page's script builds its URLs from it.
     api_root = reverse("crm:user-create").removesuffix("users")

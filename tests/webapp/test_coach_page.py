@@ -55,7 +55,8 @@ def test_the_page_has_a_strict_content_security_policy_and_no_inline_script(clie
     assert not re.search(r"\son[a-z]+=", html)
 
 
-def test_only_get_is_allowed(client):
+def test_only_get_and_head_are_allowed(client):
+    assert client.head(COACH)["Content-Security-Policy"] == COACH_PAGE_CSP
     assert client.post(COACH).status_code == 405
 
 
