@@ -121,6 +121,8 @@ def test_end_user_asks_for_a_protein_goal_accepts_it_and_sees_it_among_active_go
     link = _coach_link(USER, live_server.url)
     token = link.split("#token=", 1)[1]
     page = phone_page
+    sent: list[tuple[str, str | None]] = []
+    page.on("request", lambda request: sent.append((request.url, request.headers.get("authorization"))))
 
     # when she opens the link on her phone
     page.goto(link)
@@ -182,6 +184,14 @@ def test_end_user_asks_for_a_protein_goal_accepts_it_and_sees_it_among_active_go
     expect(page.locator("#insights")).to_contain_text("Raise your protein to 120 g a day")
     markup_insight.refresh_from_db()
     assert markup_insight.dismissed_at is not None
+
+    # and the token was only ever sent as a Bearer header to the API, never in a URL
+    assert sent
+    assert all(token not in url for url, _ in sent)
+    api_calls = [(url, auth) for url, auth in sent if "/api/crm/" in url]
+    assert len(api_calls) >= 10
+    assert {auth for _, auth in api_calls} == {f"Bearer {token}"}
+    assert all(auth is None for url, auth in sent if "/api/crm/" not in url)
 
     # and the page fits the phone's width (no sideways scrolling), without script errors
     assert page.evaluate("document.documentElement.scrollWidth") <= PHONE["width"]
