@@ -238,6 +238,11 @@ def test_consent_rate_limit_and_built_in_coach_messages(live_server, phone_page,
     page.goto(_coach_link(USER, live_server.url))
     expect(page.locator("#app")).to_be_visible()
 
+    # an empty question is caught on the page, with the focus back in the box
+    page.click("#ask-button")
+    expect(page.locator("#ask-error")).to_have_text("Type a question for your coach first.")
+    expect(page.locator("#ask-message")).to_be_focused()
+
     # then the page says how to grant it, before she even asks; and asking answers the same
     expect(page.locator("#consent")).to_be_visible()
     expect(page.locator("#consent")).to_contain_text("privacy settings")

@@ -194,8 +194,16 @@
     }
     if (error.status === 429) return "You've asked a lot in a short time. Try again in " + error.retryAfter + " s.";
     if (error.status === 403) return "You don't have access to this. " + error.message;
-    if (error.status === 404) return "We couldn't find your coaching profile. Open the coach again from the app.";
+    if (error.status === 404) {
+      return (error.message || "Not found.") + " It may have been removed; open the coach again from the app if this keeps happening.";
+    }
     if (error.status >= 500) return "Something went wrong on our side. Please try again in a moment.";
+    // 400: the first field message says what to change ("Ensure this field has no more than ...").
+    var fields = Object.keys(error.details || {});
+    for (var i = 0; i < fields.length; i++) {
+      var messages = error.details[fields[i]];
+      if (Array.isArray(messages) && typeof messages[0] === "string") return messages[0];
+    }
     return error.message || "That didn't work. Please try again.";
   }
 
@@ -306,7 +314,6 @@
     event.preventDefault();
     var message = $("ask-message").value.trim();
     askError("");
-    $("consent").hidden = true;
     if (!message) {
       askError("Type a question for your coach first.");
       $("ask-message").focus();
@@ -322,6 +329,7 @@
     api("POST", userPath("ask"), body)
       .then(function (answer) {
         askThinking(false);
+        $("consent").hidden = true;
         answerShow(answer);
         $("ask-status").textContent = "Your coach answered.";
         if (answer.conversationId) {
@@ -345,6 +353,13 @@
         }
         if (error.status === 429) {
           askWaitForRetry(error.retryAfter);
+          return;
+        }
+        if (error.code === "conversation_not_found") {
+          // The conversation is gone (e.g. erased): the next question starts a new one.
+          conversationId = null;
+          $("new-conversation").hidden = true;
+          askError("That conversation is no longer available. Ask again to start a new one.");
           return;
         }
         askError(friendly(error));
