@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from drf_spectacular.utils import OpenApiExample, OpenApiParameter, extend_schema
+from drf_spectacular.utils import OpenApiExample, extend_schema
 from rest_framework import serializers
 from rest_framework.views import APIView
 
@@ -12,7 +12,6 @@ from activities.selectors import activity_list, vector_search_by_user
 from compliance.pii import redact_pii
 from profiles.selectors import profile_for_caller_get
 from yahealthy_crm.api import (
-    PAGINATION_PARAMETERS,
     USER_ERRORS,
     PaginationSerializer,
     StrictSerializer,
@@ -48,17 +47,14 @@ class ActivityOutputSerializer(serializers.Serializer):
 
 
 class ActivityListParamsSerializer(PaginationSerializer):
-    type = serializers.ChoiceField(choices=ActivityType.choices, required=False)
+    type = serializers.ChoiceField(choices=ActivityType.choices, required=False, help_text="Only this activity type.")
 
 
 class UserActivitiesApi(APIView):
     @extend_schema(
         operation_id="users_activities_list",
         summary="A user's activities, newest first",
-        parameters=[
-            OpenApiParameter("type", str, enum=ActivityType.values, description="Only this activity type."),
-            *PAGINATION_PARAMETERS,
-        ],
+        parameters=[ActivityListParamsSerializer],
         responses={200: list_envelope_serializer("ActivityList", ActivityOutputSerializer), **USER_ERRORS},
         examples=[
             OpenApiExample(
@@ -104,7 +100,7 @@ class UserActivitiesApi(APIView):
 
 
 class ActivitySearchParamsSerializer(StrictSerializer):
-    q = serializers.CharField(max_length=500)
+    q = serializers.CharField(max_length=500, help_text="What to look for, e.g. `chicken dinner`.")
     limit = serializers.IntegerField(min_value=1, max_value=50, required=False, default=10)
 
 
@@ -118,10 +114,7 @@ class ActivitySearchApi(APIView):
         summary="Semantic search over a user's activities",
         description="Nearest activities to `q` by cosine similarity of their embeddings (HNSW index, "
         "filtered by user), most similar first. Activities without an embedding yet are not found.",
-        parameters=[
-            OpenApiParameter("q", str, required=True, description="What to look for, e.g. `chicken dinner`."),
-            OpenApiParameter("limit", int, description="1-50, default 10."),
-        ],
+        parameters=[ActivitySearchParamsSerializer],
         responses={200: envelope_serializer("ActivitySearch", ActivitySearchHitSerializer(many=True)), **USER_ERRORS},
         tags=["engagement"],
     )

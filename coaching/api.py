@@ -63,6 +63,7 @@ from yahealthy_crm.api import (
 )
 from yahealthy_crm.auth import admin_key_check
 from yahealthy_crm.errors import ApplicationError, ErrorCode
+from yahealthy_crm.openapi import ADMIN_KEY_SECURITY
 from yahealthy_crm.permissions import Caller, IsServiceOrStaff, not_found_error
 from yahealthy_crm.ratelimit import AI_ASK_RATE, BULK_RATE, rate_limit_enforce
 
@@ -492,7 +493,7 @@ JOBS = {
     JOB_DAILY_ENGAGEMENT: daily_engagement_job,
     JOB_RETENTION_OUTCOMES: retention_outcomes_job,
 }
-ADMIN_KEY_PARAMETER = OpenApiParameter("X-Admin-Key", str, OpenApiParameter.HEADER, required=True)
+JOB_PARAMETER = OpenApiParameter("job", str, OpenApiParameter.PATH, enum=list(JOBS), description="The job to run.")
 
 
 class JobTriggerView(APIView):
@@ -505,7 +506,8 @@ class JobTriggerView(APIView):
         description="Starts a JobRun (status `running`) and queues the task that executes it; `runId` is "
         "for `GET /api/crm/jobs/<runId>`. While a run of the same job is going, a second trigger answers "
         "409 `job_already_running` with the running run's id and queues nothing.",
-        parameters=[ADMIN_KEY_PARAMETER],
+        parameters=[JOB_PARAMETER],
+        auth=ADMIN_KEY_SECURITY,
         request=None,
         responses={
             202: inline_serializer(
@@ -517,9 +519,11 @@ class JobTriggerView(APIView):
                     "runId": serializers.IntegerField(),
                 },
             ),
-            401: ErrorSerializer,
-            404: ErrorSerializer,
+            401: OpenApiResponse(ErrorSerializer, description="Missing or wrong X-Admin-Key (or none configured)."),
+            404: OpenApiResponse(ErrorSerializer, description="Unknown job."),
             409: OpenApiResponse(ErrorSerializer, description="The job is running (details.runId)."),
+            405: OpenApiResponse(ErrorSerializer, description="A number in place of the job is a run (GET only)."),
+            429: OpenApiResponse(ErrorSerializer, description="Over 1000 job triggers an hour."),
         },
     )
     def post(self, request, job: str):
@@ -574,8 +578,13 @@ class JobRunView(APIView):
     @extend_schema(
         operation_id="jobs_run_status",
         summary="A job run's status and counts",
-        parameters=[ADMIN_KEY_PARAMETER],
-        responses={200: JobRunSerializer, 401: ErrorSerializer, 404: ErrorSerializer},
+        auth=ADMIN_KEY_SECURITY,
+        responses={
+            200: JobRunSerializer,
+            401: ErrorSerializer,
+            404: ErrorSerializer,
+            405: OpenApiResponse(ErrorSerializer, description="A job name in place of the run id is a trigger (POST)."),
+        },
         examples=[
             OpenApiExample(
                 "Finished",

@@ -6,7 +6,7 @@ from __future__ import annotations
 from decimal import ROUND_HALF_UP, Decimal
 
 from django.utils import timezone
-from drf_spectacular.utils import OpenApiExample, OpenApiParameter, OpenApiResponse, extend_schema
+from drf_spectacular.utils import OpenApiExample, OpenApiResponse, extend_schema
 from rest_framework import serializers, status
 from rest_framework.views import APIView
 
@@ -15,7 +15,6 @@ from goals.selectors import GOAL_STATUS_ALL, goal_list, nutrition_snapshot_get
 from goals.services import goal_create, goal_update
 from profiles.selectors import profile_for_caller_get
 from yahealthy_crm.api import (
-    PAGINATION_PARAMETERS,
     USER_ERRORS,
     ErrorSerializer,
     PaginationSerializer,
@@ -29,6 +28,10 @@ from yahealthy_crm.api import (
 )
 from yahealthy_crm.permissions import Caller, not_found_error, user_scope_check
 
+# The webhook's goal payload takes the same range (sync.inbound.schemas.GoalPayloadSerializer).
+GOAL_VALUE_MIN = Decimal("0.01")
+GOAL_VALUE_MAX = Decimal(1_000_000)
+
 
 def _not_in_past(value):
     if value is not None and value < timezone.localdate():
@@ -39,7 +42,7 @@ def _not_in_past(value):
 class GoalCreateInputSerializer(StrictSerializer):
     goal_type = serializers.ChoiceField(choices=GoalType.choices)
     goal_value = serializers.DecimalField(
-        max_digits=10, decimal_places=2, min_value=Decimal("0.01"), rounding=ROUND_HALF_UP
+        max_digits=10, decimal_places=2, min_value=GOAL_VALUE_MIN, max_value=GOAL_VALUE_MAX, rounding=ROUND_HALF_UP
     )
     goal_unit = serializers.CharField(max_length=16)
     metric = serializers.ChoiceField(
@@ -55,7 +58,13 @@ class GoalCreateInputSerializer(StrictSerializer):
         help_text="`active` (default) or `suggested` (awaits the user's acceptance).",
     )
     start_value = serializers.DecimalField(
-        max_digits=10, decimal_places=2, required=False, allow_null=True, rounding=ROUND_HALF_UP
+        max_digits=10,
+        decimal_places=2,
+        min_value=Decimal(0),
+        max_value=GOAL_VALUE_MAX,
+        required=False,
+        allow_null=True,
+        rounding=ROUND_HALF_UP,
     )
     rationale = serializers.CharField(required=False, allow_blank=True, max_length=2000)
 
@@ -66,7 +75,7 @@ class GoalUpdateInputSerializer(StrictSerializer):
     )
     status = serializers.ChoiceField(choices=GoalStatus.choices)
     goal_value = serializers.DecimalField(
-        max_digits=10, decimal_places=2, min_value=Decimal("0.01"), rounding=ROUND_HALF_UP
+        max_digits=10, decimal_places=2, min_value=GOAL_VALUE_MIN, max_value=GOAL_VALUE_MAX, rounding=ROUND_HALF_UP
     )
     target_date = serializers.DateField(allow_null=True, validators=[_not_in_past])
     priority = serializers.ChoiceField(choices=GoalPriority.choices)
@@ -99,7 +108,9 @@ class GoalOutputSerializer(serializers.Serializer):
 
 
 class GoalListParamsSerializer(PaginationSerializer):
-    status = serializers.ChoiceField(choices=[*GoalStatus.values, GOAL_STATUS_ALL], required=False)
+    status = serializers.ChoiceField(
+        choices=[*GoalStatus.values, GOAL_STATUS_ALL], required=False, help_text="Default `active`."
+    )
 
 
 GOAL_EXAMPLE = {
@@ -131,12 +142,7 @@ class UserGoalsApi(APIView):
     @extend_schema(
         operation_id="users_goals_list",
         summary="A user's goals (active by default), newest first",
-        parameters=[
-            OpenApiParameter(
-                "status", str, enum=[*GoalStatus.values, GOAL_STATUS_ALL], description="Default `active`."
-            ),
-            *PAGINATION_PARAMETERS,
-        ],
+        parameters=[GoalListParamsSerializer],
         responses={200: list_envelope_serializer("GoalList", GoalOutputSerializer), **ERRORS},
         examples=[list_example("Active goals", GOAL_EXAMPLE)],
         tags=["goals"],

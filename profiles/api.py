@@ -23,7 +23,6 @@ from profiles.selectors import (
 )
 from profiles.services import profile_create, profile_update
 from yahealthy_crm.api import (
-    PAGINATION_PARAMETERS,
     USER_ERRORS,
     USER_ID_REGEX,
     ErrorSerializer,
@@ -45,7 +44,9 @@ from yahealthy_crm.permissions import (
     user_scope_check,
 )
 
-USER_ID_PATTERN = rf"^{USER_ID_REGEX}$"
+# \Z, not $: Python's $ also matches before a final newline (drf-spectacular writes \Z as $ for ECMA).
+USER_ID_PATTERN = rf"^{USER_ID_REGEX}\Z"
+PHONE_PATTERN = r"^\+?[\d\s().-]{7,20}\Z"
 
 
 class ProfileFieldsSerializer(StrictSerializer):
@@ -76,10 +77,10 @@ class ProfileFieldsSerializer(StrictSerializer):
 
 
 class ProfileCreateInputSerializer(ProfileFieldsSerializer):
-    user_id = serializers.RegexField(USER_ID_PATTERN, max_length=64)
+    user_id = serializers.RegexField(USER_ID_PATTERN, max_length=64, trim_whitespace=False)
     email = serializers.EmailField(required=False, write_only=True, help_text="Stored as a keyed hash only.")
     phone = serializers.RegexField(
-        r"^\+?[\d\s().-]{7,20}$", required=False, write_only=True, help_text="Stored as a keyed hash only."
+        PHONE_PATTERN, required=False, write_only=True, trim_whitespace=False, help_text="Stored as a keyed hash only."
     )
 
 
@@ -264,11 +265,15 @@ class UserDetailApi(APIView):
 
 
 class ChurnRiskParamsSerializer(PaginationSerializer):
-    min_risk = serializers.DecimalField(
-        max_digits=4, decimal_places=3, min_value=Decimal(0), max_value=Decimal(1), required=False
+    min_risk = serializers.FloatField(
+        min_value=0, max_value=1, required=False, help_text=f"Threshold 0..1 (default {CHURN_HIGH_RISK})."
     )
-    lifecycle = serializers.ChoiceField(choices=LifecycleStage.choices, required=False)
-    band = serializers.ChoiceField(choices=ChurnBand.choices, required=False)
+    lifecycle = serializers.ChoiceField(
+        choices=LifecycleStage.choices, required=False, help_text="Only users in this lifecycle stage."
+    )
+    band = serializers.ChoiceField(
+        choices=ChurnBand.choices, required=False, help_text="Only users in this stored churn band."
+    )
 
 
 class ChurnRiskItemSerializer(serializers.Serializer):
@@ -290,14 +295,7 @@ class ChurnRiskApi(APIView):
         summary="Users at risk of churning, highest risk first",
         description="Uses the risk and band stored by the weekly churn assessment; `lifecycle` and `band` "
         "narrow the list to a lifecycle stage (daily) and a churn band. Not for end users (403).",
-        parameters=[
-            OpenApiParameter("min_risk", float, description="Threshold 0..1 (default 0.7)."),
-            OpenApiParameter(
-                "lifecycle", str, enum=LifecycleStage.values, description="Only users in this lifecycle stage."
-            ),
-            OpenApiParameter("band", str, enum=ChurnBand.values, description="Only users in this stored churn band."),
-            *PAGINATION_PARAMETERS,
-        ],
+        parameters=[ChurnRiskParamsSerializer],
         responses={
             200: list_envelope_serializer("ChurnRiskList", ChurnRiskItemSerializer),
             400: ErrorSerializer,
@@ -331,7 +329,7 @@ class ChurnRiskApi(APIView):
     def get(self, request):
         params = query_params_validate(ChurnRiskParamsSerializer, request)
         queryset = churn_risk_list(
-            min_risk=params.get("min_risk", CHURN_HIGH_RISK),
+            min_risk=Decimal(str(params["min_risk"])) if "min_risk" in params else CHURN_HIGH_RISK,
             lifecycle_stage=params.get("lifecycle"),
             churn_band=params.get("band"),
         )

@@ -2,15 +2,36 @@
 
 from __future__ import annotations
 
-from drf_spectacular.utils import OpenApiExample, OpenApiParameter, extend_schema
+from drf_spectacular.utils import (
+    OpenApiExample,
+    OpenApiParameter,
+    OpenApiResponse,
+    PolymorphicProxySerializer,
+    extend_schema,
+)
 from rest_framework import serializers
 from rest_framework.renderers import JSONRenderer
 from rest_framework.request import Request
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
-from sync.inbound.batch import MAX_BATCH_EVENTS, batch_body_size_check, webhook_batch_ingest
-from sync.inbound.intake import webhook_body_size_check, webhook_event_ingest
+from sync.inbound.batch import (
+    MAX_BATCH_BODY_BYTES,
+    MAX_BATCH_EVENTS,
+    TOO_LARGE_MESSAGE,
+    batch_body_size_check,
+    webhook_batch_ingest,
+)
+from sync.inbound.intake import MAX_BODY_BYTES, webhook_body_size_check, webhook_event_ingest
+from sync.inbound.schemas import (
+    ENTITY_OPERATIONS,
+    EXTERNAL_ID_MAX_LENGTH,
+    EXTERNAL_ID_REQUIRED,
+    PAYLOAD_SERIALIZERS,
+    USER_ID_PATTERN,
+)
+from yahealthy_crm.api import ErrorSerializer
+from yahealthy_crm.openapi import WEBHOOK_SECURITY
 
 
 class WebhookAppliedSerializer(serializers.Serializer):
@@ -32,6 +53,82 @@ class WebhookAcceptedSerializer(serializers.Serializer):
     result = WebhookResultSerializer()
 
 
+# --- The request body of the single webhook, for the schema: one variant per entity type and group
+# of operations that share a payload rule (sync.inbound.schemas decides; these only describe it).
+
+
+def _event_variant(entity_type: str, operations: list[str], payload_class) -> type[serializers.Serializer]:
+    external_id_required = entity_type in EXTERNAL_ID_REQUIRED and "create" not in operations
+    if payload_class is None:
+        payload = serializers.DictField(required=False, help_text="Not read for this operation.")
+    else:
+        payload_required = any(field.required for field in payload_class().fields.values())
+        payload = payload_class(required=payload_required, help_text="Unknown keys are kept in the stored payload.")
+    name = "".join(part.title() for part in entity_type.split("_")) + "".join(op.title() for op in operations)
+    fields = {
+        "entityType": serializers.ChoiceField(choices=[entity_type]),
+        "operation": serializers.ChoiceField(choices=operations),
+        "userId": serializers.RegexField(USER_ID_PATTERN, max_length=64),
+        "externalId": serializers.CharField(
+            max_length=EXTERNAL_ID_MAX_LENGTH,
+            required=external_id_required,
+            allow_blank=not external_id_required,
+            help_text="The app's id of the record; a create without one is named by its idempotency key.",
+        ),
+        "occurredAt": serializers.DateTimeField(
+            required=False,
+            allow_null=True,
+            help_text="Orders changes (default: webhook-timestamp); at most 5 minutes in the future.",
+        ),
+        "payload": payload,
+    }
+    return type(f"AppEvent{name}Serializer", (serializers.Serializer,), fields)
+
+
+def _event_variants() -> list[type[serializers.Serializer]]:
+    variants = []
+    for entity_type, operations in ENTITY_OPERATIONS.items():
+        groups: dict[tuple, list[str]] = {}
+        for operation in operations:
+            payload_class = PAYLOAD_SERIALIZERS.get((entity_type, operation))
+            # Creates may leave externalId out, updates and deletes of addressed records may not.
+            groups.setdefault((payload_class, operation == "create"), []).append(operation)
+        variants += [_event_variant(entity_type, ops, payload) for (payload, _), ops in groups.items()]
+    return variants
+
+
+APP_EVENT_REQUEST = PolymorphicProxySerializer(
+    component_name="AppEvent",
+    serializers=_event_variants(),
+    resource_type_field_name=None,
+)
+WEBHOOK_ERRORS = {
+    400: OpenApiResponse(ErrorSerializer, description="`malformed_json`: not a JSON object (or not acceptable JSON)."),
+    401: OpenApiResponse(
+        ErrorSerializer,
+        description="`webhook_signature_invalid` (headers missing, wrong signature, timestamp over 5 minutes off) "
+        "or `webhook_secret_not_configured`.",
+    ),
+    409: OpenApiResponse(ErrorSerializer, description="`idempotency_key_in_flight`: retry shortly."),
+    410: OpenApiResponse(ErrorSerializer, description="`user_erased`: the user was erased under GDPR."),
+    413: OpenApiResponse(ErrorSerializer, description=f"`payload_too_large`: body over {MAX_BODY_BYTES} bytes."),
+    422: OpenApiResponse(
+        ErrorSerializer,
+        description="`validation_error` (field errors in details), `entity_not_found` (goal update/progress for "
+        "an unknown externalId) or `idempotency_key_reused` (same key, different body).",
+    ),
+    429: OpenApiResponse(ErrorSerializer, description="`rate_limited`: over 100 events a minute for this userId."),
+}
+IDEMPOTENCY_KEY_PARAMETER = OpenApiParameter(
+    "Idempotency-Key",
+    {"type": "string", "maxLength": 255},
+    OpenApiParameter.HEADER,
+    required=False,
+    description="At most 255 characters; default `{entityType}:{externalId}:{operation}:{occurredAt}` "
+    "(without occurredAt: `webhook:{webhook-id}`). The same key with another body is refused (422).",
+)
+
+
 class _SignedWebhookApi(APIView):
     # The Standard Webhooks signature is the authentication; no session, no CSRF.
     authentication_classes: list = []
@@ -46,15 +143,13 @@ class AppEventWebhookApi(_SignedWebhookApi):
 
     @extend_schema(
         operation_id="webhook_app_event",
-        request={"application/json": {"type": "object"}},
-        responses={202: WebhookAcceptedSerializer},
-        parameters=[
-            OpenApiParameter("Idempotency-Key", str, OpenApiParameter.HEADER, required=False),
-            OpenApiParameter("webhook-id", str, OpenApiParameter.HEADER, required=True),
-            OpenApiParameter("webhook-timestamp", str, OpenApiParameter.HEADER, required=True),
-            OpenApiParameter("webhook-signature", str, OpenApiParameter.HEADER, required=True),
-        ],
-        description="Signed app event (see docs/sync.md). 202 on success or replay.",
+        request={"application/json": APP_EVENT_REQUEST},
+        responses={202: WebhookAcceptedSerializer, **WEBHOOK_ERRORS},
+        parameters=[IDEMPOTENCY_KEY_PARAMETER],
+        auth=WEBHOOK_SECURITY,
+        description="Signed app event (see docs/sync.md). 202 on success or replay (header "
+        "`Idempotent-Replayed: true`). Rules the schema states only in words: a goal's `metric` must fit "
+        "its `goal_type`, `occurredAt` may be at most 5 minutes in the future.",
     )
     def post(self, request: Request) -> Response:
         try:
@@ -81,24 +176,14 @@ def _declared_length(request: Request) -> int:
         return 0
 
 
-class BatchEventSerializer(serializers.Serializer):
-    """One event: the single endpoint's body plus its own optional idempotency key."""
-
-    entityType = serializers.CharField()
-    operation = serializers.CharField()
-    userId = serializers.CharField()
-    externalId = serializers.CharField(required=False)
-    occurredAt = serializers.DateTimeField(required=False)
-    payload = serializers.DictField(required=False)
-    idempotencyKey = serializers.CharField(
-        required=False,
-        help_text="Default: `{entityType}:{externalId}:{operation}:{occurredAt}`, without occurredAt "
-        "`webhook:{webhook-id}:{index}`.",
-    )
-
-
 class BatchRequestSerializer(serializers.Serializer):
-    events = BatchEventSerializer(many=True, help_text=f"At most {MAX_BATCH_EVENTS} events, body at most 1 MiB.")
+    events = serializers.ListField(
+        child=serializers.JSONField(),
+        max_length=MAX_BATCH_EVENTS,
+        help_text=f"At most {MAX_BATCH_EVENTS} events (more: 413), body at most {MAX_BATCH_BODY_BYTES} bytes. Each "
+        "is an app event as the single endpoint takes it (`AppEvent`) plus an optional `idempotencyKey`; an "
+        "event that is not valid gets its own error result and never fails the request.",
+    )
 
 
 class BatchErrorSerializer(serializers.Serializer):
@@ -174,17 +259,14 @@ class AppEventsBatchWebhookApi(_SignedWebhookApi):
     @extend_schema(
         operation_id="webhook_app_events_batch",
         request={"application/json": BatchRequestSerializer},
-        responses={200: BatchResponseSerializer},
-        parameters=[
-            OpenApiParameter(
-                name,
-                str,
-                OpenApiParameter.HEADER,
-                required=True,
-                examples=[OpenApiExample("Signed example", value=value)],
-            )
-            for name, value in BATCH_EXAMPLE_HEADERS.items()
-        ],
+        responses={
+            200: BatchResponseSerializer,
+            400: WEBHOOK_ERRORS[400],
+            401: WEBHOOK_ERRORS[401],
+            413: OpenApiResponse(ErrorSerializer, description=f"`payload_too_large`: {TOO_LARGE_MESSAGE}"),
+            422: OpenApiResponse(ErrorSerializer, description="`validation_error`: no `events` list."),
+        },
+        auth=WEBHOOK_SECURITY,
         examples=[
             OpenApiExample(
                 "Two events, the second invalid",

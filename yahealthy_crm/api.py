@@ -12,9 +12,11 @@ from django.conf import settings
 from django.db.models import QuerySet
 from django.urls import register_converter
 from drf_spectacular.types import OpenApiTypes
-from drf_spectacular.utils import OpenApiExample, OpenApiParameter, OpenApiResponse, extend_schema_field
+from drf_spectacular.utils import OpenApiExample, OpenApiResponse, extend_schema_field
 from rest_framework import serializers, status
 from rest_framework.response import Response
+
+from yahealthy_crm.json_input import JsonTypedSerializer
 
 USER_ID_REGEX = r"[A-Za-z0-9_.:@-]{1,64}"
 
@@ -34,8 +36,10 @@ class UserIdConverter:
 register_converter(UserIdConverter, "user_id")
 
 
-class StrictSerializer(serializers.Serializer):
-    """An input serializer that rejects fields it does not know (typos must not pass silently)."""
+# An input serializer that rejects fields it does not know (typos must not pass silently) and, like
+# every JsonTypedSerializer, values of the wrong JSON type: the server takes what the schema says.
+class StrictSerializer(JsonTypedSerializer):
+    rejects_unknown_fields = True
 
     def to_internal_value(self, data):
         if not isinstance(data, dict):
@@ -54,24 +58,25 @@ def success(data: Any, *, http_status: int = status.HTTP_200_OK) -> Response:
 
 
 class PaginationSerializer(StrictSerializer):
-    limit = serializers.IntegerField(min_value=1, required=False)
-    offset = serializers.IntegerField(min_value=0, max_value=1_000_000, required=False, default=0)
+    limit = serializers.IntegerField(
+        min_value=1,
+        max_value=settings.API_PAGE_SIZE_MAX,
+        required=False,
+        help_text=f"Page size (default {settings.API_PAGE_SIZE_DEFAULT}).",
+    )
+    offset = serializers.IntegerField(
+        min_value=0, max_value=1_000_000, required=False, default=0, help_text="Rows to skip."
+    )
 
-    def validate_limit(self, value: int) -> int:
-        if value > settings.API_PAGE_SIZE_MAX:
-            raise serializers.ValidationError(f"Ensure this value is at most {settings.API_PAGE_SIZE_MAX}.")
-        return value
 
-
-PAGINATION_PARAMETERS = [
-    OpenApiParameter("limit", int, description="Page size (default 20, at most 100)."),
-    OpenApiParameter("offset", int, description="Rows to skip (default 0)."),
-]
+# A view's query parameters are its query serializer (`extend_schema(parameters=[XParamsSerializer])`):
+# the schema then states the bounds `query_params_validate` enforces. This is the plain pagination.
+PAGINATION_PARAMETERS = [PaginationSerializer]
 
 
 def query_params_validate(serializer_class: type[serializers.Serializer], request) -> dict:
     """Validate query parameters with an input serializer (400 with field errors when wrong)."""
-    serializer = serializer_class(data=request.query_params.dict())
+    serializer = serializer_class(data=request.query_params.dict(), context={"query_params": True})
     serializer.is_valid(raise_exception=True)
     return serializer.validated_data
 

@@ -192,7 +192,9 @@ WHITENOISE_USE_FINDERS = True
 REST_FRAMEWORK = {
     "DEFAULT_AUTHENTICATION_CLASSES": ["rest_framework.authentication.SessionAuthentication"],
     "DEFAULT_PERMISSION_CLASSES": ["rest_framework.permissions.IsAuthenticated"],
-    "DEFAULT_SCHEMA_CLASS": "drf_spectacular.openapi.AutoSchema",
+    "DEFAULT_SCHEMA_CLASS": "yahealthy_crm.openapi.CrmAutoSchema",
+    # JSON only (no form or multipart bodies): what the OpenAPI schema offers is what is parsed.
+    "DEFAULT_PARSER_CLASSES": ["yahealthy_crm.json_input.StrictJSONParser"],
     "EXCEPTION_HANDLER": "yahealthy_crm.errors.api_exception_handler",
     "DEFAULT_RENDERER_CLASSES": [
         "rest_framework.renderers.JSONRenderer",
@@ -218,6 +220,16 @@ CRM_JWT_PUBLIC_KEY = env("CRM_JWT_PUBLIC_KEY", default="")
 # (yahealthy_crm/bootstrap.py), so links from `manage.py coach_link` work locally; only this machine has it.
 CRM_JWT_SECRET = env("CRM_JWT_SECRET", default="") or (
     "" if CRM_JWT_PUBLIC_KEY else local_secret_read(VAR_DIR / "jwt_secret")
+    # Every operation's error answers and the non-DRF security schemes (yahealthy_crm/openapi.py).
+    "POSTPROCESSING_HOOKS": [
+        "yahealthy_crm.openapi.single_value_enums_hide",
+        "drf_spectacular.hooks.postprocess_schema_enums",
+        "yahealthy_crm.openapi.error_responses_postprocess",
+    ],
+    "ENUM_NAME_OVERRIDES": {
+        "PriorityEnum": "goals.models.GoalPriority",
+        "AppGoalStatusEnum": ["active", "completed", "abandoned"],
+    },
 )
 CRM_PII_HASH_KEY = env("CRM_PII_HASH_KEY", default="") or SECRET_KEY
 APP_WEBHOOK_URL = env("APP_WEBHOOK_URL", default="")

@@ -45,6 +45,7 @@ from sync.models import SyncDirection, SyncEvent, SyncStatus
 from sync.outbox import request_hash_compute
 from yahealthy_crm.actors import ActorType
 from yahealthy_crm.errors import ApplicationError
+from yahealthy_crm.json_input import JsonInputError, json_loads_strict
 from yahealthy_crm.ratelimit import WEBHOOK_RATE, rate_limit_enforce
 from yahealthy_crm.sql import statements_run
 
@@ -181,10 +182,10 @@ def webhook_body_size_check(*, size: int) -> None:
 def _body_parse(body: bytes) -> dict:
     """The JSON object of the body (400 malformed_json otherwise)."""
     try:
-        data = json.loads(body)
-    except ValueError as exc:
+        data = json_loads_strict(body)
+    except JsonInputError as exc:
         raise ApplicationError(
-            f"The body is not valid JSON: {exc}.",
+            str(exc),
             code=SyncErrorCode.MALFORMED_JSON,
             status_code=status.HTTP_400_BAD_REQUEST,
         ) from exc

@@ -18,6 +18,7 @@ from goals.models import GoalMetric, GoalPriority, GoalStatus, GoalType
 from goals.rules import goal_metric_resolve
 from profiles.models import ActivityLevel, PrimaryGoal
 from yahealthy_crm.errors import ApplicationError
+from yahealthy_crm.json_input import JsonTypedSerializer
 
 ACTIVITY_OPERATIONS = ("create", "update", "delete")
 # entityType -> operations the CRM accepts (seed "Webhook from App to CRM").
@@ -44,7 +45,8 @@ ACTIVITY_ENTITY_TYPES = {
 # Entity types whose records the app addresses by id: externalId is required.
 EXTERNAL_ID_REQUIRED = ACTIVITY_ENTITY_TYPES - {ActivityType.APP_OPEN, ActivityType.MILESTONE} | {"goal"}
 FUTURE_TOLERANCE = dt.timedelta(minutes=5)
-USER_ID_PATTERN = r"^[A-Za-z0-9_.:@-]{1,64}$"
+# \Z, not $: Python's $ also matches before a final newline (the schema's ECMA $ does not).
+USER_ID_PATTERN = r"^[A-Za-z0-9_.:@-]{1,64}\Z"
 EXTERNAL_ID_MAX_LENGTH = 128
 
 
@@ -58,10 +60,10 @@ def _in_range(column: str) -> dict:
     return {"min_value": low, "max_value": high}
 
 
-class EventEnvelopeSerializer(serializers.Serializer):
+class EventEnvelopeSerializer(JsonTypedSerializer):
     entityType = serializers.CharField(max_length=32)
     operation = serializers.CharField(max_length=16)
-    userId = serializers.RegexField(USER_ID_PATTERN, max_length=64)
+    userId = serializers.RegexField(USER_ID_PATTERN, max_length=64, trim_whitespace=False)
     externalId = serializers.CharField(max_length=EXTERNAL_ID_MAX_LENGTH, required=False, allow_blank=True, default="")
     occurredAt = serializers.DateTimeField(required=False, allow_null=True, default=None)
     payload = serializers.DictField(required=False, default=dict)
@@ -118,7 +120,7 @@ def external_id_derive(event: dict, *, candidate: str) -> None:
     raise serializers.ValidationError({"externalId": [message]})
 
 
-class _PayloadSerializer(serializers.Serializer):
+class _PayloadSerializer(JsonTypedSerializer):
     """Base: unknown payload keys are kept in the stored payload but never reach typed columns."""
 
     def columns(self) -> dict:
@@ -211,7 +213,7 @@ class ProfilePayloadSerializer(_PayloadSerializer):
     consent_ai_processing = serializers.BooleanField(required=False)
     consent_marketing = serializers.BooleanField(required=False)
     email = serializers.EmailField(required=False, allow_blank=True)
-    phone = serializers.RegexField(r"^\+?[\d\s().-]{7,20}$", required=False, allow_blank=True)
+    phone = serializers.RegexField(r"^\+?[\d\s().-]{7,20}\Z", required=False, allow_blank=True, trim_whitespace=False)
 
     def profile_fields(self) -> dict:
         return self.profile_fields_from(self.validated_data)
