@@ -8,8 +8,10 @@ from __future__ import annotations
 import contextlib
 import os
 import signal
+import socket
 import subprocess
 import sys
+import threading
 import time
 import urllib.error
 import urllib.request
@@ -19,6 +21,7 @@ from pathlib import Path
 
 import pytest
 from django.conf import settings
+from django.db import connection
 
 from tests.support import database_url, free_port
 from tests.sync.support import WEBHOOK_SECRET
@@ -107,3 +110,96 @@ def gunicorn_running(tmp_path: Path, extra_env: dict | None = None, **kwargs) ->
         yield server
     finally:
         server_stop(server)
+
+
+class TcpProxy:
+    """A TCP forwarder the test can cut and restore: a dependency (PostgreSQL, Redis) going away.
+
+    `cut()` closes every open connection and refuses new ones (connections are accepted and closed at
+    once, as a restarting server does); `restore()` forwards again. The upstream is a TCP address or
+    a Unix socket path.
+    """
+
+    def __init__(self, upstream: tuple[str, int] | str):
+        self.upstream = upstream
+        self.listener = socket.socket()
+        self.listener.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        self.listener.bind(("127.0.0.1", 0))
+        self.listener.listen(128)
+        self.port = self.listener.getsockname()[1]
+        self.forwarding = True
+        self.closed = False
+        self._open: set[socket.socket] = set()
+        self._lock = threading.Lock()
+        threading.Thread(target=self._accept_loop, daemon=True).start()
+
+    def _upstream_connect(self) -> socket.socket:
+        if isinstance(self.upstream, str):
+            upstream = socket.socket(socket.AF_UNIX)
+            upstream.connect(self.upstream)
+            return upstream
+        return socket.create_connection(self.upstream, timeout=5)
+
+    def _accept_loop(self) -> None:
+        while not self.closed:
+            try:
+                client, _ = self.listener.accept()
+            except OSError:
+                return
+            if not self.forwarding:
+                client.close()
+                continue
+            try:
+                upstream = self._upstream_connect()
+            except OSError:
+                client.close()
+                continue
+            upstream.settimeout(None)
+            with self._lock:
+                self._open.update((client, upstream))
+            for source, target in ((client, upstream), (upstream, client)):
+                threading.Thread(target=self._pipe, args=(source, target), daemon=True).start()
+
+    def _pipe(self, source: socket.socket, target: socket.socket) -> None:
+        try:
+            while chunk := source.recv(65536):
+                target.sendall(chunk)
+        except OSError:
+            pass
+        finally:
+            for sock in (source, target):
+                with contextlib.suppress(OSError):
+                    sock.shutdown(socket.SHUT_RDWR)
+                sock.close()
+            with self._lock:
+                self._open.difference_update((source, target))
+
+    def cut(self) -> None:
+        self.forwarding = False
+        with self._lock:
+            open_sockets = list(self._open)
+        for sock in open_sockets:
+            with contextlib.suppress(OSError):
+                sock.shutdown(socket.SHUT_RDWR)
+
+    def restore(self) -> None:
+        self.forwarding = True
+
+    def close(self) -> None:
+        self.closed = True
+        self.cut()
+        self.listener.close()
+
+
+def database_proxy() -> TcpProxy:
+    """A TcpProxy in front of the test database server."""
+    params = connection.settings_dict
+    host = params["HOST"] or params.get("OPTIONS", {}).get("host", "") or "localhost"
+    port = int(params["PORT"] or 5432)
+    return TcpProxy(f"{host}/.s.PGSQL.{port}" if host.startswith("/") else (host, port))
+
+
+def database_url_through(proxy: TcpProxy) -> str:
+    params = connection.settings_dict
+    password = f":{params['PASSWORD']}" if params["PASSWORD"] else ""
+    return f"postgres://{params['USER']}{password}@127.0.0.1:{proxy.port}/{params['NAME']}"

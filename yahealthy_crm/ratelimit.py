@@ -8,13 +8,20 @@ without Redis (every key of a batch in one statement), add-then-incr with it.
 
 from __future__ import annotations
 
+import logging
 from dataclasses import dataclass
 
+import redis
 from django.conf import settings
 from django.core.cache import caches
 from django_ratelimit import core as ratelimit_core
 
 from yahealthy_crm.errors import RateLimitedError
+
+logger = logging.getLogger(__name__)
+
+# The PostgreSQL cache (table crm_cache, always migrated): where counters go while Redis is down.
+RATE_LIMIT_FALLBACK_CACHE = "database"
 
 AI_ASK_RATE = "10/m"
 WEBHOOK_RATE = "100/m"
@@ -45,15 +52,15 @@ def rate_limit_take_many(*, group: str, rate: str, counts: dict[str, int]) -> di
         value: ratelimit_core._make_cache_key(group, windows[value], rate, value, ratelimit_core.ALL)
         for value in counts
     }
-    cache = caches[getattr(settings, "RATELIMIT_USE_CACHE", "default")]
     timeout = period + ratelimit_core.EXPIRATION_FUDGE
-    if hasattr(cache, "incr_or_add_many"):
-        totals = cache.incr_or_add_many({cache_keys[value]: count for value, count in counts.items()}, timeout)
-    else:
-        totals = {}
-        for value, count in counts.items():
-            key = cache_keys[value]
-            totals[key] = count if cache.add(key, count, timeout) else cache.incr(key, count)
+    increments = {cache_keys[value]: count for value, count in counts.items()}
+    try:
+        totals = _counters_add(caches[getattr(settings, "RATELIMIT_USE_CACHE", "default")], increments, timeout)
+    except redis.RedisError:
+        # Redis unreachable: limits keep counting in PostgreSQL (same keys, same windows) rather than
+        # refusing every webhook or letting every caller through. Counts start afresh there.
+        logger.warning("rate limits: the cache is unreachable, counting in the database meanwhile")
+        totals = _counters_add(caches[RATE_LIMIT_FALLBACK_CACHE], increments, timeout)
     grants = {}
     for value, count in counts.items():
         total = totals[cache_keys[value]]
@@ -61,6 +68,15 @@ def rate_limit_take_many(*, group: str, rate: str, counts: dict[str, int]) -> di
             allowed=max(0, min(count, limit - (total - count))), retry_after_s=max(windows[value] - now, 1)
         )
     return grants
+
+
+def _counters_add(cache, increments: dict[str, int], timeout: int) -> dict[str, int]:
+    if hasattr(cache, "incr_or_add_many"):
+        return cache.incr_or_add_many(increments, timeout)
+    totals = {}
+    for key, count in increments.items():
+        totals[key] = count if cache.add(key, count, timeout) else cache.incr(key, count)
+    return totals
 
 
 def rate_limit_enforce(request, *, group: str, key_value: str, rate: str) -> None:

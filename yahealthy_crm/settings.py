@@ -106,7 +106,7 @@ CELERY_QUEUE_DIR = Path(env("CELERY_QUEUE_DIR", default=str(VAR_DIR / "queue")))
 if REDIS_URL:
     CELERY_BROKER_URL = REDIS_URL
     CELERY_RESULT_BACKEND = REDIS_URL
-    CELERY_BROKER_TRANSPORT_OPTIONS: dict = {"visibility_timeout": 3600}
+    CELERY_BROKER_TRANSPORT_OPTIONS: dict = {"visibility_timeout": 3600, "socket_connect_timeout": 2}
     CACHES = {"default": {"BACKEND": "django.core.cache.backends.redis.RedisCache", "LOCATION": REDIS_URL}}
 else:
     # "localhost" only names the (local) filesystem transport; kombu warns when no host is given.
@@ -121,7 +121,17 @@ else:
     }
     # Shared by every local process and atomic for counters (rate limits): a PostgreSQL table.
     CACHES = {"default": {"BACKEND": "yahealthy_crm.cache.PostgresCache", "LOCATION": "crm_cache"}}
+# Always there: rate limits count here while Redis is unreachable (yahealthy_crm/ratelimit.py).
+CACHES["database"] = {"BACKEND": "yahealthy_crm.cache.PostgresCache", "LOCATION": "crm_cache"}
 
+# Nothing reads task results (job progress lives in JobRun rows) but the ping health task. Storing
+# them makes every enqueue subscribe to the result store: with Redis down that held a request for
+# 19 s and, past its retry limit, left the web process unable to enqueue until restarted.
+CELERY_TASK_IGNORE_RESULT = True
+# With the broker down, enqueueing gives up quickly: the work is recorded and swept later
+# (tests/platform/test_faults.py).
+CELERY_BROKER_CONNECTION_TIMEOUT = 2
+CELERY_TASK_PUBLISH_RETRY_POLICY = {"max_retries": 2, "interval_start": 0, "interval_step": 0.2, "interval_max": 0.5}
 CELERY_TASK_ACKS_LATE = True
 CELERY_TASK_REJECT_ON_WORKER_LOST = True
 CELERY_WORKER_PREFETCH_MULTIPLIER = 1

@@ -2,7 +2,7 @@ from celery import shared_task
 from django.db import connection
 
 
-@shared_task(name="yahealthy_crm.ping")
+@shared_task(name="yahealthy_crm.ping", ignore_result=False)  # the one result anyone reads
 def ping() -> dict:
     """Round trip through broker, worker and database; used by the end-to-end test and operators."""
     with connection.cursor() as cursor:
