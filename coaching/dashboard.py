@@ -3,7 +3,8 @@ distribution, the weekly trend of the high band, retention outcomes per action t
 
 A constant number of queries whatever the number of users (asserted in tests/coaching/test_dashboard.py):
 one grouped count over the profiles (band x stage x risk bucket), one over the weekly churn history,
-the retention outcome report (two), and the high-risk page.
+the retention outcome report (two; kept OUTCOMES_CACHE_S in the PostgreSQL cache table, see
+`retention_outcomes_cached`), and the high-risk page.
 """
 
 from __future__ import annotations
@@ -12,6 +13,7 @@ import datetime as dt
 from dataclasses import dataclass
 from decimal import Decimal
 
+from django.core.cache import caches
 from django.db.models import Count, DecimalField, F, IntegerField, Max, Q, Value
 from django.db.models.functions import Cast, Floor, Least
 from django.utils import timezone
@@ -24,6 +26,12 @@ from profiles.selectors import churn_risk_list
 RISK_BUCKETS = 20  # the histogram: 0.00-0.05, 0.05-0.10, ... 0.95-1.00
 TREND_WEEKS = 12
 HIGH_RISK_ROWS = 25
+# The outcome report compares every decided action with untreated users of the same band and week: one
+# probe of the activity index per scored user and week (about 150 ms with 10k users and 12 weeks of
+# history). Its inputs change daily (outcomes job, weekly scores), so the dashboard reuses it for ten
+# minutes and says when it was computed.
+OUTCOMES_CACHE_KEY = "crm:dashboard:retention-outcomes"
+OUTCOMES_CACHE_S = 600
 
 
 @dataclass(frozen=True)
@@ -53,6 +61,7 @@ class ChurnDashboard:
     risk_histogram: list[RiskBucket]
     high_trend: list[TrendWeek]  # oldest first, TREND_WEEKS weeks ending with this week
     outcomes: dict  # coaching.retention_actions.retention_outcomes_report
+    outcomes_computed_at: dt.datetime
     high_risk: list[CrmUserProfile]  # highest risk first
     last_assessed_at: dt.datetime | None
 
@@ -102,7 +111,8 @@ def high_band_trend(*, weeks: int = TREND_WEEKS, today: dt.date | None = None) -
     rows = (
         ChurnScoreWeekly.objects.filter(week__gte=first, week__lte=this_week)
         .values("week")
-        .annotate(scored=Count("id"), high=Count("id", filter=Q(churn_band=ChurnBand.HIGH)))
+        # Counting the index's own columns lets PostgreSQL answer from the (week, churn_band) index alone.
+        .annotate(scored=Count("*"), high=Count("week", filter=Q(churn_band=ChurnBand.HIGH)))
         .order_by()
     )
     found = {row["week"]: row for row in rows}
@@ -112,6 +122,17 @@ def high_band_trend(*, weeks: int = TREND_WEEKS, today: dt.date | None = None) -
         row = found.get(week)
         trend.append(TrendWeek(week=week, scored=row["scored"] if row else 0, high=row["high"] if row else 0))
     return trend
+
+
+def retention_outcomes_cached(*, now: dt.datetime) -> tuple[dict, dt.datetime]:
+    """The retention outcome report and when it was computed, at most OUTCOMES_CACHE_S old. The cache is
+    the PostgreSQL table every process shares (caches["database"]), Redis or not."""
+    cache = caches["database"]
+    cached = cache.get(OUTCOMES_CACHE_KEY)
+    if cached is None:
+        cached = {"report": retention_outcomes_report(now=now), "computedAt": now}
+        cache.set(OUTCOMES_CACHE_KEY, cached, OUTCOMES_CACHE_S)
+    return cached["report"], cached["computedAt"]
 
 
 def churn_dashboard_get(*, now: dt.datetime | None = None, high_risk_rows: int = HIGH_RISK_ROWS) -> ChurnDashboard:
@@ -131,6 +152,7 @@ def churn_dashboard_get(*, now: dt.datetime | None = None, high_risk_rows: int =
             "consent_marketing",
         )[:high_risk_rows]
     )
+    outcomes, outcomes_computed_at = retention_outcomes_cached(now=now)
     return ChurnDashboard(
         total_users=sum(by_band.values()),
         by_band=by_band,
@@ -138,7 +160,8 @@ def churn_dashboard_get(*, now: dt.datetime | None = None, high_risk_rows: int =
         band_by_stage=band_by_stage,
         risk_histogram=histogram,
         high_trend=high_band_trend(today=timezone.localdate(now)),
-        outcomes=retention_outcomes_report(now=now),
+        outcomes=outcomes,
+        outcomes_computed_at=outcomes_computed_at,
         high_risk=high_risk,
         last_assessed_at=last_assessed,
     )

@@ -6,11 +6,19 @@ import datetime as dt
 from decimal import Decimal
 
 import pytest
+from django.core.cache import caches
 from django.db import connection
 from django.test.utils import CaptureQueriesContext
 from django.utils import timezone
 
-from coaching.dashboard import HIGH_RISK_ROWS, RISK_BUCKETS, TREND_WEEKS, churn_dashboard_get, high_band_trend
+from coaching.dashboard import (
+    HIGH_RISK_ROWS,
+    OUTCOMES_CACHE_KEY,
+    RISK_BUCKETS,
+    TREND_WEEKS,
+    churn_dashboard_get,
+    high_band_trend,
+)
 from coaching.models import ChurnScoreWeekly, RetentionAction
 from tests.factories import ProfileFactory
 
@@ -121,8 +129,37 @@ def test_dashboard_reads_take_the_same_queries_for_3_and_60_users():
     for n in (3, 60):
         for i in range(n):
             _profile(f"q{n}_{i}", "0.9", "high", "dormant")
+        caches["database"].delete(OUTCOMES_CACHE_KEY)  # the report computed each time: the worst case
         with CaptureQueriesContext(connection) as queries:
             churn_dashboard_get()
         counts.append(len(queries))
     assert counts[0] == counts[1]
-    assert counts[0] <= 5
+    assert counts[0] <= 7  # 4 reads, the report (1-2), the cache get and set
+
+
+def test_outcomes_are_reused_for_ten_minutes_and_say_when_they_were_computed():
+    profile = _profile("c_1", "0.8", "high")
+
+    def act():
+        now = timezone.now()
+        RetentionAction.objects.create(
+            user=profile,
+            action_type="streak_restart",
+            source="staff",
+            churn_risk=Decimal("0.8"),
+            churn_band="high",
+            created_at=now,
+            outcome_due_at=now + dt.timedelta(days=14),
+        )
+
+    def actions() -> int:
+        board = churn_dashboard_get()
+        return next(r for r in board.outcomes["actionTypes"] if r["actionType"] == "streak_restart")["actions"]
+
+    act()
+    first = churn_dashboard_get().outcomes_computed_at
+    act()
+    assert actions() == 1  # the report of a minute ago
+    assert churn_dashboard_get().outcomes_computed_at == first
+    caches["database"].delete(OUTCOMES_CACHE_KEY)  # as after OUTCOMES_CACHE_S
+    assert actions() == 2
