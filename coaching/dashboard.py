@@ -135,6 +135,37 @@ def retention_outcomes_cached(*, now: dt.datetime) -> tuple[dict, dt.datetime]:
     return cached["report"], cached["computedAt"]
 
 
+@dataclass(frozen=True)
+class UserChurnWeek:
+    week: dt.date
+    churn_risk: float | None  # None: not scored that week
+    churn_band: str
+
+
+def user_churn_history(*, user_id: str, weeks: int = TREND_WEEKS, today: dt.date | None = None) -> list[UserChurnWeek]:
+    """One user's weekly churn scores, the last `weeks` weeks ending with this one (one query)."""
+    this_week = _monday(today or timezone.localdate())
+    first = this_week - dt.timedelta(weeks=weeks - 1)
+    found = {
+        row["week"]: row
+        for row in ChurnScoreWeekly.objects.filter(user_id=user_id, week__gte=first, week__lte=this_week).values(
+            "week", "churn_risk", "churn_band"
+        )
+    }
+    history = []
+    for offset in range(weeks):
+        week = first + dt.timedelta(weeks=offset)
+        row = found.get(week)
+        history.append(
+            UserChurnWeek(
+                week=week,
+                churn_risk=float(row["churn_risk"]) if row else None,
+                churn_band=row["churn_band"] if row else "",
+            )
+        )
+    return history
+
+
 def churn_dashboard_get(*, now: dt.datetime | None = None, high_risk_rows: int = HIGH_RISK_ROWS) -> ChurnDashboard:
     """Everything the churn dashboard shows, in a constant number of queries."""
     now = now or timezone.now()

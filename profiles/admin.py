@@ -15,8 +15,8 @@ from django.utils import timezone
 from django.utils.html import format_html, format_html_join
 
 from activities.models import UserActivity
-from coaching.dashboard import churn_dashboard_get, churn_drivers_summary
-from coaching.models import AiInsight, CoachingSession
+from coaching.dashboard import TREND_WEEKS, churn_dashboard_get, churn_drivers_summary, user_churn_history
+from coaching.models import AiInsight, CoachingSession, RetentionAction
 from coaching.retention import churn_assess_users, user_metrics_get
 from compliance.gdpr import gdpr_erase
 from compliance.selectors import audit_log_for_user, user_is_erased
@@ -168,6 +168,8 @@ class CrmUserProfileAdmin(admin.ModelAdmin):
         "sessions_360",
         "sync_events_360",
         "audit_360",
+        "churn_history_360",
+        "retention_actions_360",
     )
     fieldsets = (
         (
@@ -202,6 +204,8 @@ class CrmUserProfileAdmin(admin.ModelAdmin):
             {
                 "fields": (
                     "metrics_360",
+                    "churn_history_360",
+                    "retention_actions_360",
                     "nutrition_360",
                     "goals_360",
                     "activities_360",
@@ -507,6 +511,43 @@ class CrmUserProfileAdmin(admin.ModelAdmin):
                     e.created_at,
                 )
                 for e in events
+            ],
+        )
+
+    @admin.display(description=f"Churn risk, last {TREND_WEEKS} weeks")
+    def churn_history_360(self, obj):
+        if not obj.pk:
+            return "-"
+        weeks = user_churn_history(user_id=obj.user_id)
+        if not any(week.churn_risk is not None for week in weeks):
+            return format_html("<em>{}</em>", "not scored by the weekly churn job yet")
+        return line_chart_svg(
+            title="",
+            labels=[week.week.strftime("%d %b") for week in weeks],
+            series={"churn risk": [week.churn_risk for week in weeks]},
+            percent=True,
+            range=(0, 1),
+            width=640,
+            height=200,
+            explicit_size=True,  # the admin's read-only field box would shrink a size-less SVG to nothing
+        )
+
+    @admin.display(description="Retention actions")
+    def retention_actions_360(self, obj):
+        actions = RetentionAction.objects.filter(user_id=obj.user_id).order_by("-created_at")[:RECENT_ROWS]
+        outcome = {True: "came back", False: "did not come back", None: "pending"}
+        return _table(
+            ("action", "type", "source", "risk then", "when", "outcome"),
+            [
+                (
+                    _link(a),
+                    a.action_type,
+                    a.source,
+                    f"{a.churn_risk} ({a.churn_band})",
+                    a.created_at,
+                    outcome[a.returned],
+                )
+                for a in actions
             ],
         )
 

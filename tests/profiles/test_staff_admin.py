@@ -16,6 +16,7 @@ from django.test.utils import CaptureQueriesContext
 from django.urls import reverse
 from django.utils import timezone
 
+from coaching.models import ChurnScoreWeekly, RetentionAction
 from compliance.models import AuditLog
 from profiles.models import CrmUserProfile
 from tests.factories import FoodLogFactory, GoalFactory, InsightFactory, ProfileFactory, days_ago
@@ -233,3 +234,44 @@ def test_user_360_query_count_does_not_grow_with_users_or_history(admin_client, 
     assert page.status_code == 200
     assert "User 360" in page.content.decode()
     assert len(baseline) <= 30
+
+
+def test_user_360_shows_the_weekly_churn_risk_and_retention_actions(admin_client):
+    # given a user scored this week and last week, with one retention action that worked
+    profile = _profile("h360_history", churn_risk=Decimal("0.8"), churn_band="high")
+    today = timezone.localdate()
+    monday = today - dt.timedelta(days=today.weekday())
+    for weeks_ago, risk in ((0, "0.800"), (1, "0.550")):
+        ChurnScoreWeekly.objects.create(
+            user=profile,
+            week=monday - dt.timedelta(weeks=weeks_ago),
+            churn_risk=Decimal(risk),
+            churn_band="high" if weeks_ago == 0 else "medium",
+            engagement_tier="bronze",
+            lifecycle_stage="current",
+        )
+    RetentionAction.objects.create(
+        user=profile,
+        action_type="streak_restart",
+        source="job",
+        churn_risk=Decimal("0.55"),
+        churn_band="medium",
+        created_at=days_ago(20),
+        outcome_due_at=days_ago(6),
+        returned=True,
+    )
+    # when
+    html = admin_client.get(reverse("admin:profiles_crmuserprofile_change", args=[profile.pk])).content.decode()
+    # then
+    chart = re.search(r'<svg[^>]*class="pygal-chart".*?</svg>', html, flags=re.S).group(0)
+    assert "80 %" in chart
+    assert "55 %" in chart
+    assert "<script" not in chart
+    assert "streak_restart" in html
+    assert "came back" in html
+
+
+def test_user_360_without_weekly_scores_says_so(admin_client):
+    profile = _profile("h360_unscored")
+    html = admin_client.get(reverse("admin:profiles_crmuserprofile_change", args=[profile.pk])).content.decode()
+    assert "not scored by the weekly churn job yet" in html
