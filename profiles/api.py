@@ -386,9 +386,18 @@ class UserListFilter(django_filters.FilterSet):
 class UserListParamsSerializer(StrictSerializer):
     """The list's own parameters; the filters are UserListFilter's."""
 
-    limit = serializers.IntegerField(min_value=1, max_value=settings.API_PAGE_SIZE_MAX, required=False)
-    ordering = serializers.ChoiceField(choices=USER_LIST_ORDERINGS, required=False, default="-churn_risk")
-    cursor = serializers.CharField(max_length=512, required=False)
+    limit = serializers.IntegerField(
+        min_value=1,
+        max_value=settings.API_PAGE_SIZE_MAX,
+        required=False,
+        help_text=f"Page size (default {settings.API_PAGE_SIZE_DEFAULT}).",
+    )
+    ordering = serializers.ChoiceField(
+        choices=USER_LIST_ORDERINGS, required=False, default="-churn_risk", help_text="Sort order."
+    )
+    cursor = serializers.CharField(
+        max_length=512, required=False, help_text="`pagination.nextCursor` of the previous page, as it is."
+    )
 
 
 class UserListItemSerializer(serializers.Serializer):
@@ -418,12 +427,12 @@ USER_LIST_PARAMETERS = [
     ),
     OpenApiParameter("consent_ai", bool, description="AI-processing consent given (`true`) or not (`false`)."),
     OpenApiParameter("consent_marketing", bool, description="Marketing consent given (`true`) or not (`false`)."),
-    OpenApiParameter("search", str, description="Part of the user id (case-insensitive)."),
     OpenApiParameter(
-        "ordering", str, enum=list(USER_LIST_ORDERINGS), description="Sort order (default `-churn_risk`)."
+        "search",
+        {"type": "string", "maxLength": 64, "pattern": r"^[^\x00]*$"},  # no NUL; blank is no filter
+        description="Part of the user id (case-insensitive).",
     ),
-    OpenApiParameter("limit", int, description="Page size (default 20, at most 100)."),
-    OpenApiParameter("cursor", str, description="`pagination.nextCursor` of the previous page."),
+    UserListParamsSerializer,  # limit, ordering, cursor: as validated (yahealthy_crm/openapi.py)
 ]
 
 

@@ -22,7 +22,12 @@ from sync.inbound.batch import (
     batch_body_size_check,
     webhook_batch_ingest,
 )
-from sync.inbound.intake import MAX_BODY_BYTES, webhook_body_size_check, webhook_event_ingest
+from sync.inbound.intake import (
+    MAX_BODY_BYTES,
+    webhook_body_size_check,
+    webhook_content_type_check,
+    webhook_event_ingest,
+)
 from sync.inbound.schemas import (
     ENTITY_OPERATIONS,
     EXTERNAL_ID_MAX_LENGTH,
@@ -136,6 +141,10 @@ class _SignedWebhookApi(APIView):
     throttle_classes: list = []
     parser_classes: list = []  # the raw body is verified before it is parsed
     renderer_classes = [JSONRenderer]
+
+    def initial(self, request, *args, **kwargs):
+        super().initial(request, *args, **kwargs)
+        webhook_content_type_check(content_type=request.content_type)
 
 
 class AppEventWebhookApi(_SignedWebhookApi):

@@ -134,6 +134,12 @@ class CrmAutoSchema(AutoSchema):
         return schema
 
 
+def _resolved(result: dict, schema: dict) -> dict:
+    while "$ref" in schema:
+        schema = result["components"]["schemas"][schema["$ref"].rsplit("/", 1)[1]]
+    return schema
+
+
 def _error_response(description: str) -> dict:
     return {
         "description": description,
@@ -194,6 +200,9 @@ def error_responses_postprocess(result, generator, request, public):
         for method, operation in item.items():
             if method not in {"get", "post", "put", "patch", "delete"}:
                 continue
+            body_schema = operation.get("requestBody", {}).get("content", {}).get("application/json", {}).get("schema")
+            if body_schema and "oneOf" in _resolved(result, body_schema):
+                operation["requestBody"]["required"] = True  # every variant has required fields
             responses = operation.setdefault("responses", {})
             for status in _statuses_for(path, method, operation):
                 if status not in responses:

@@ -44,7 +44,7 @@ from sync.inbound.schemas import ACTIVITY_ENTITY_TYPES, event_validator_get
 from sync.models import SyncDirection, SyncEvent, SyncStatus
 from sync.outbox import request_hash_compute
 from yahealthy_crm.actors import ActorType
-from yahealthy_crm.errors import ApplicationError
+from yahealthy_crm.errors import ApplicationError, ErrorCode
 from yahealthy_crm.json_input import JsonInputError, json_loads_strict
 from yahealthy_crm.ratelimit import WEBHOOK_RATE, rate_limit_enforce
 from yahealthy_crm.sql import statements_run
@@ -81,6 +81,8 @@ def _webhook(secret: str) -> Webhook:
 def webhook_signature_verify(*, body: bytes, headers: Mapping[str, str]) -> None:
     """Standard Webhooks check (webhook-id/-timestamp/-signature, HMAC-SHA256, 5 min tolerance).
 
+    CRM_WEBHOOK_SECRET may hold several secrets separated by spaces (a rotation): any one verifies.
+
     Runs before the body is parsed. Without CRM_WEBHOOK_SECRET every event is refused: an unsigned
     endpoint would let anyone write health data.
     """
@@ -98,16 +100,22 @@ def webhook_signature_verify(*, body: bytes, headers: Mapping[str, str]) -> None
             code=SyncErrorCode.SIGNATURE_INVALID,
             status_code=status.HTTP_401_UNAUTHORIZED,
         ) from exc
-    try:
-        _webhook(settings.CRM_WEBHOOK_SECRET).verify(text, dict(headers.items()), json_parse=False)
-    except (WebhookVerificationError, binascii.Error, ValueError) as exc:
-        reason = str(exc) if isinstance(exc, WebhookVerificationError) else "Malformed signature header"
-        raise ApplicationError(
-            f"Webhook signature verification failed: {reason}. Sign the request per the Standard "
-            "Webhooks spec (webhook-id, webhook-timestamp within 5 minutes, webhook-signature).",
-            code=SyncErrorCode.SIGNATURE_INVALID,
-            status_code=status.HTTP_401_UNAUTHORIZED,
-        ) from exc
+    header_map = dict(headers.items())
+    # During a rotation CRM_WEBHOOK_SECRET holds the new and the old secret: either one verifies.
+    failure: Exception | None = None
+    for secret in settings.CRM_WEBHOOK_SECRET.split():
+        try:
+            _webhook(secret).verify(text, header_map, json_parse=False)
+            return
+        except (WebhookVerificationError, binascii.Error, ValueError) as exc:
+            failure = exc
+    reason = str(failure) if isinstance(failure, WebhookVerificationError) else "Malformed signature header"
+    raise ApplicationError(
+        f"Webhook signature verification failed: {reason}. Sign the request per the Standard "
+        "Webhooks spec (webhook-id, webhook-timestamp within 5 minutes, webhook-signature).",
+        code=SyncErrorCode.SIGNATURE_INVALID,
+        status_code=status.HTTP_401_UNAUTHORIZED,
+    ) from failure
 
 
 def _text(value: Any, limit: int) -> str:
@@ -176,6 +184,18 @@ def webhook_body_size_check(*, size: int) -> None:
             f"The webhook body is larger than {MAX_BODY_BYTES // 1024} KB.",
             code=SyncErrorCode.PAYLOAD_TOO_LARGE,
             status_code=status.HTTP_413_REQUEST_ENTITY_TOO_LARGE,
+        )
+
+
+def webhook_content_type_check(*, content_type: str) -> None:
+    """415 unless the body is declared `application/json` (UTF-8, the only charset JSON has)."""
+    media_type, _, parameters = (content_type or "").partition(";")
+    charset = parameters.strip().lower().removeprefix("charset=").strip('"') if parameters.strip() else "utf-8"
+    if media_type.strip().lower() != "application/json" or charset not in ("utf-8", "utf8"):
+        raise ApplicationError(
+            f"Send the event as Content-Type: application/json (UTF-8), not '{content_type[:80]}'.",
+            code=ErrorCode.UNSUPPORTED_MEDIA_TYPE,
+            status_code=status.HTTP_415_UNSUPPORTED_MEDIA_TYPE,
         )
 
 
