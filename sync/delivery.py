@@ -45,7 +45,9 @@ def _outbound_secret() -> str:
 def _post_signed(event: SyncEvent, *, secret: str) -> tuple[int, str]:
     body = json.dumps(event.payload, separators=(",", ":"))
     sent_at = timezone.now()
-    signature = Webhook(secret).sign(event.webhook_id, sent_at, body)
+    # Several secrets (a rotation, README "Operating"): one signature each, space-separated as the
+    # Standard Webhooks spec allows, so the app verifies with either its old or its new secret.
+    signature = " ".join(Webhook(key).sign(event.webhook_id, sent_at, body) for key in secret.split())
     url = settings.APP_WEBHOOK_URL
     if not url.startswith(("http://", "https://")):
         raise ValueError("APP_WEBHOOK_URL must be an http(s) URL")

@@ -240,6 +240,18 @@ CRM_JWT_SECRET = env("CRM_JWT_SECRET", default="") or (
         "PriorityEnum": "goals.models.GoalPriority",
         "AppGoalStatusEnum": ["active", "completed", "abandoned"],
     },
+}
+
+# --- Product settings ---------------------------------------------------------------------------
+CRM_ADMIN_KEY = env("CRM_ADMIN_KEY", default="")
+# Standard Webhooks secrets (`whsec_...`). Either may hold two, separated by a space, while a secret
+# is rotated (README "Operating"): inbound, a signature by either is accepted; outbound, each signs.
+CRM_WEBHOOK_SECRET = env("CRM_WEBHOOK_SECRET", default="")
+CRM_JWT_PUBLIC_KEY = env("CRM_JWT_PUBLIC_KEY", default="")
+# Neither JWT variable set: a random HS256 secret generated once into var/jwt_secret
+# (yahealthy_crm/bootstrap.py), so links from `manage.py coach_link` work locally; only this machine has it.
+CRM_JWT_SECRET = env("CRM_JWT_SECRET", default="") or (
+    "" if CRM_JWT_PUBLIC_KEY else local_secret_read(VAR_DIR / "jwt_secret")
 )
 CRM_PII_HASH_KEY = env("CRM_PII_HASH_KEY", default="") or SECRET_KEY
 APP_WEBHOOK_URL = env("APP_WEBHOOK_URL", default="")

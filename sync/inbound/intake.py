@@ -81,6 +81,8 @@ def _webhook(secret: str) -> Webhook:
 def webhook_signature_verify(*, body: bytes, headers: Mapping[str, str]) -> None:
     """Standard Webhooks check (webhook-id/-timestamp/-signature, HMAC-SHA256, 5 min tolerance).
 
+    CRM_WEBHOOK_SECRET may hold several secrets separated by spaces (a rotation): any one verifies.
+
     Runs before the body is parsed. Without CRM_WEBHOOK_SECRET every event is refused: an unsigned
     endpoint would let anyone write health data.
     """
@@ -98,16 +100,22 @@ def webhook_signature_verify(*, body: bytes, headers: Mapping[str, str]) -> None
             code=SyncErrorCode.SIGNATURE_INVALID,
             status_code=status.HTTP_401_UNAUTHORIZED,
         ) from exc
-    try:
-        _webhook(settings.CRM_WEBHOOK_SECRET).verify(text, dict(headers.items()), json_parse=False)
-    except (WebhookVerificationError, binascii.Error, ValueError) as exc:
-        reason = str(exc) if isinstance(exc, WebhookVerificationError) else "Malformed signature header"
-        raise ApplicationError(
-            f"Webhook signature verification failed: {reason}. Sign the request per the Standard "
-            "Webhooks spec (webhook-id, webhook-timestamp within 5 minutes, webhook-signature).",
-            code=SyncErrorCode.SIGNATURE_INVALID,
-            status_code=status.HTTP_401_UNAUTHORIZED,
-        ) from exc
+    header_map = dict(headers.items())
+    # During a rotation CRM_WEBHOOK_SECRET holds the new and the old secret: either one verifies.
+    failure: Exception | None = None
+    for secret in settings.CRM_WEBHOOK_SECRET.split():
+        try:
+            _webhook(secret).verify(text, header_map, json_parse=False)
+            return
+        except (WebhookVerificationError, binascii.Error, ValueError) as exc:
+            failure = exc
+    reason = str(failure) if isinstance(failure, WebhookVerificationError) else "Malformed signature header"
+    raise ApplicationError(
+        f"Webhook signature verification failed: {reason}. Sign the request per the Standard "
+        "Webhooks spec (webhook-id, webhook-timestamp within 5 minutes, webhook-signature).",
+        code=SyncErrorCode.SIGNATURE_INVALID,
+        status_code=status.HTTP_401_UNAUTHORIZED,
+    ) from failure
 
 
 def _text(value: Any, limit: int) -> str:
