@@ -187,6 +187,8 @@ _CHANGE_RE = re.compile(
 _BACK_REFERENCE_RE = re.compile(r"\b(that|this|it|the same)\b", re.I)
 _EASIER_RE = re.compile(r"\b(easier|lower|smaller|less|too (?:high|hard|much|ambitious|big))\b", re.I)
 _HARDER_RE = re.compile(r"\b(harder|higher|bigger|more ambitious|too (?:low|easy|small))\b", re.I)
+# "thanks", "ok": a reply that asks nothing, not a question about the previous turn.
+_ACKNOWLEDGEMENT_RE = re.compile(r"^\W*(thanks|thank you|thx|ok(ay)?|great|cool|got it|perfect|nice)\W*$", re.I)
 _TOPIC_SWITCH_RE = re.compile(r"^\W*(and|what about|how about|same for|now|also)\b|\binstead\b", re.I)
 SHORT_FOLLOW_UP_WORDS = 6  # "make it 110", "why?", "and carbs?": short messages lean on the previous turn
 GOAL_STEP_FACTOR = 0.1  # "easier" / "harder" moves a goal by 10 %
@@ -250,7 +252,7 @@ def ask_plan_resolve(message: str, history: list[ConversationTurn]) -> AskPlan:
     - "is that realistic?", "why?": the previous turn's topics (and its goal).
     """
     topics, wants_goal = intents_detect(message)
-    if not history:
+    if not history or _ACKNOWLEDGEMENT_RE.search(message):
         return AskPlan(topics, wants_goal)
     previous_topics = _turn_topics(history[-1])
     goal = _goal_in_discussion(history)

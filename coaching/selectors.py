@@ -142,10 +142,6 @@ def insight_get_for_user(*, user_id: str, insight_id: int) -> AiInsight | None:
     return AiInsight.objects.filter(user_id=user_id, pk=insight_id).first()
 
 
-def coaching_session_list(*, user_id: str) -> QuerySet[CoachingSession]:
-    return CoachingSession.objects.filter(user_id=user_id).defer("embedding").order_by("-created_at", "-id")
-
-
 # --- Conversations ------------------------------------------------------------------------------------
 
 

@@ -145,6 +145,7 @@ def test_a_value_outside_the_sensible_range_is_explained_not_stored(client_a, al
         ("what about carbs?", ("carbs", None)),
         ("why?", ("protein", None)),
         ("How much water should I drink?", ("water", None)),
+        ("Thanks!", (None, None)),
     ],
 )
 def test_follow_up_resolution(message, expected):
@@ -158,7 +159,7 @@ def test_follow_up_resolution(message, expected):
 
     plan = ask_plan_resolve(message, [previous])
 
-    assert (plan.topics[0], plan.new_value) == expected
+    assert ((plan.topics or [None])[0], plan.new_value) == expected
     assert ask_plan_resolve(message, []).new_value is None  # no conversation: nothing to refer to
 
 
