@@ -220,16 +220,6 @@ SPECTACULAR_SETTINGS = {
     "SWAGGER_UI_DIST": "SIDECAR",
     "SWAGGER_UI_FAVICON_HREF": "SIDECAR",
     "REDOC_DIST": "SIDECAR",
-}
-
-# --- Product settings ---------------------------------------------------------------------------
-CRM_ADMIN_KEY = env("CRM_ADMIN_KEY", default="")
-CRM_WEBHOOK_SECRET = env("CRM_WEBHOOK_SECRET", default="")
-CRM_JWT_PUBLIC_KEY = env("CRM_JWT_PUBLIC_KEY", default="")
-# Neither JWT variable set: a random HS256 secret generated once into var/jwt_secret
-# (yahealthy_crm/bootstrap.py), so links from `manage.py coach_link` work locally; only this machine has it.
-CRM_JWT_SECRET = env("CRM_JWT_SECRET", default="") or (
-    "" if CRM_JWT_PUBLIC_KEY else local_secret_read(VAR_DIR / "jwt_secret")
     # Every operation's error answers and the non-DRF security schemes (yahealthy_crm/openapi.py).
     "POSTPROCESSING_HOOKS": [
         "yahealthy_crm.openapi.single_value_enums_hide",
