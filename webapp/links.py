@@ -43,7 +43,8 @@ def coach_link_token(*, user_id: str, minutes: int, now: dt.datetime | None = No
         "exp": issued_at + dt.timedelta(minutes=minutes),
         "iss": COACH_LINK_ISSUER,
     }
-    return jwt.encode(claims, settings.CRM_JWT_SECRET, algorithm="HS256")
+    # During a rotation CRM_JWT_SECRET holds "new old": links are signed with the new one.
+    return jwt.encode(claims, settings.CRM_JWT_SECRET.split()[0], algorithm="HS256")
 
 
 def coach_link_build(*, user_id: str, base_url: str, minutes: int = COACH_LINK_MINUTES_DEFAULT) -> str:

@@ -7,6 +7,7 @@ Bad credentials are always 401 with the one error shape, never a fallback to ano
 from __future__ import annotations
 
 import hmac
+import re
 
 import jwt
 from django.conf import settings
@@ -19,6 +20,7 @@ from yahealthy_crm.models import ServiceApiKey
 from yahealthy_crm.permissions import Caller, CallerKind
 
 JWT_LEEWAY_S = 30
+_PEM_BLOCK = re.compile(r"-----BEGIN PUBLIC KEY-----.+?-----END PUBLIC KEY-----", re.DOTALL)
 # Write last_used_at at most once per minute per key: one UPDATE per request would serialise a
 # busy app backend on a single row.
 LAST_USED_RESOLUTION_S = 60
@@ -60,34 +62,45 @@ class ServiceApiKeyAuthentication(authentication.BaseAuthentication):
         return self.keyword
 
 
+def _jwt_keys() -> list[tuple[str, str]]:
+    """(key, algorithm) pairs that may verify a token. Each setting may hold more than one key while
+    it is rotated (README "Operating"): HS256 secrets separated by spaces, RS256 PEM blocks one after
+    the other."""
+    keys = [(pem, "RS256") for pem in _PEM_BLOCK.findall(settings.CRM_JWT_PUBLIC_KEY or "")]
+    if settings.CRM_JWT_PUBLIC_KEY and not keys:
+        keys.append((settings.CRM_JWT_PUBLIC_KEY, "RS256"))  # let PyJWT say what is wrong with it
+    keys += [(secret, "HS256") for secret in (settings.CRM_JWT_SECRET or "").split()]
+    return keys
+
+
 def jwt_decode(token: str) -> dict:
     """Verify an app-issued JWT: HS256 with CRM_JWT_SECRET or RS256 with CRM_JWT_PUBLIC_KEY."""
-    keys = []
-    if settings.CRM_JWT_PUBLIC_KEY:
-        keys.append((settings.CRM_JWT_PUBLIC_KEY, "RS256"))
-    if settings.CRM_JWT_SECRET:
-        keys.append((settings.CRM_JWT_SECRET, "HS256"))
+    keys = _jwt_keys()
     if not keys:
         raise exceptions.AuthenticationFailed("Bearer tokens are not configured on this server.")
     try:
         algorithm = jwt.get_unverified_header(token).get("alg")
     except jwt.PyJWTError:
         raise exceptions.AuthenticationFailed("Malformed bearer token.") from None
-    key = next((key for key, alg in keys if alg == algorithm), None)
-    if key is None:
+    candidates = [key for key, alg in keys if alg == algorithm]
+    if not candidates:
         raise exceptions.AuthenticationFailed("Unsupported token algorithm.")
-    try:
-        return jwt.decode(
-            token,
-            key,
-            algorithms=[algorithm],
-            options={"require": ["exp", "sub"]},
-            leeway=JWT_LEEWAY_S,
-        )
-    except jwt.ExpiredSignatureError:
-        raise exceptions.AuthenticationFailed("The bearer token has expired.") from None
-    except jwt.PyJWTError:
-        raise exceptions.AuthenticationFailed("Invalid bearer token.") from None
+    for key in candidates:
+        try:
+            return jwt.decode(
+                token,
+                key,
+                algorithms=[algorithm],
+                options={"require": ["exp", "sub"]},
+                leeway=JWT_LEEWAY_S,
+            )
+        except jwt.ExpiredSignatureError:  # the signature verified: this is the key, the token is old
+            raise exceptions.AuthenticationFailed("The bearer token has expired.") from None
+        except jwt.InvalidSignatureError:
+            continue  # maybe the other key of a rotation
+        except jwt.PyJWTError:
+            break
+    raise exceptions.AuthenticationFailed("Invalid bearer token.")
 
 
 class JwtAuthentication(authentication.BaseAuthentication):

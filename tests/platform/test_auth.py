@@ -176,3 +176,39 @@ def test_docs_and_healthz_are_public(anon_client):
     assert schema.json()["openapi"].startswith("3.")
     assert docs.status_code == 200
     assert "swagger-ui" in docs.content.decode()
+
+
+def _rsa_key_pair():
+    private_key = rsa.generate_private_key(public_exponent=65537, key_size=2048)
+    public_pem = (
+        private_key.public_key()
+        .public_bytes(serialization.Encoding.PEM, serialization.PublicFormat.SubjectPublicKeyInfo)
+        .decode()
+    )
+    return private_key, public_pem
+
+
+def test_jwt_secret_rotation_accepts_the_new_and_the_old_secret(settings, profile_a):
+    new, old = "new-jwt-secret-of-sufficient-length-0123456789", "old-jwt-secret-of-sufficient-length-0123456789"
+    settings.CRM_JWT_SECRET = f"{new} {old}"
+    assert _profile(bearer_client(make_jwt(USER_A, secret=new)).get(URL_A)) == (200, USER_A)
+    assert _profile(bearer_client(make_jwt(USER_A, secret=old)).get(URL_A)) == (200, USER_A)
+    expired_old = bearer_client(make_jwt(USER_A, secret=old, expires_in_s=-120)).get(URL_A)
+    assert expired_old.json()["error"]["message"] == "The bearer token has expired."
+    forged = bearer_client(make_jwt(USER_A, secret="neither-secret-of-sufficient-length-0123456789")).get(URL_A)
+    assert forged.json()["error"]["message"] == "Invalid bearer token."
+    # the rotation done: the old secret is refused
+    settings.CRM_JWT_SECRET = new
+    assert _error(bearer_client(make_jwt(USER_A, secret=old)).get(URL_A)) == (401, "authentication_failed")
+
+
+def test_rs256_public_key_rotation_accepts_either_key(settings, profile_a):
+    (new_private, new_public), (old_private, old_public) = _rsa_key_pair(), _rsa_key_pair()
+    settings.CRM_JWT_PUBLIC_KEY = new_public + old_public
+    settings.CRM_JWT_SECRET = ""
+    for private_key in (new_private, old_private):
+        token = make_jwt(USER_A, secret=private_key, algorithm="RS256")
+        assert _profile(bearer_client(token).get(URL_A)) == (200, USER_A)
+    stranger, _ = _rsa_key_pair()
+    token = make_jwt(USER_A, secret=stranger, algorithm="RS256")
+    assert _error(bearer_client(token).get(URL_A)) == (401, "authentication_failed")
