@@ -23,6 +23,8 @@ DEBUG = env.bool("DJANGO_DEBUG", default=False)
 # No built-in default: without DJANGO_SECRET_KEY the entry points generate one once into
 # var/secret_key (yahealthy_crm/bootstrap.py); settings only read it.
 SECRET_KEY = env("DJANGO_SECRET_KEY", default="") or local_secret_read(VAR_DIR / "secret_key")
+# Rotation (README "Operating"): the previous key here keeps sessions and signed links valid meanwhile.
+SECRET_KEY_FALLBACKS = env.list("DJANGO_SECRET_KEY_FALLBACKS", default=[])
 ALLOWED_HOSTS = env.list("DJANGO_ALLOWED_HOSTS", default=["localhost", "127.0.0.1", "[::1]", "testserver"])
 CSRF_TRUSTED_ORIGINS = env.list("DJANGO_CSRF_TRUSTED_ORIGINS", default=[])
 
@@ -243,6 +245,8 @@ CRM_JWT_PUBLIC_KEY = env("CRM_JWT_PUBLIC_KEY", default="")
 CRM_JWT_SECRET = env("CRM_JWT_SECRET", default="") or (
     "" if CRM_JWT_PUBLIC_KEY else local_secret_read(VAR_DIR / "jwt_secret")
 )
+# Keys the stored hashes of emails and phone numbers: set it on its own in production and never rotate
+# it (new hashes would no longer match the stored ones). Unset, it follows the secret key.
 CRM_PII_HASH_KEY = env("CRM_PII_HASH_KEY", default="") or SECRET_KEY
 APP_WEBHOOK_URL = env("APP_WEBHOOK_URL", default="")
 # Outbound deliveries are signed with APP_WEBHOOK_SECRET, else with CRM_WEBHOOK_SECRET (docs/sync.md).
