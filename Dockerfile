@@ -11,6 +11,8 @@ COPY activities ./activities
 COPY coaching ./coaching
 COPY sync ./sync
 COPY compliance ./compliance
+COPY demo ./demo
+COPY webapp ./webapp
 COPY manage.py Procfile gunicorn.conf.py ./
 RUN pip install --no-cache-dir . \
     && useradd --create-home crm && mkdir -p /app/var && chown crm /app/var
