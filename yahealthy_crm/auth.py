@@ -123,9 +123,17 @@ class JwtAuthentication(authentication.BaseAuthentication):
 
 
 class StaffSessionAuthentication(authentication.SessionAuthentication):
-    """Django session of an active staff member (admin, browsable API), with CSRF on writes."""
+    """Django session of an active staff member (admin, browsable API), with CSRF on writes.
+
+    Last in the chain: an Authorization header neither scheme above took (`Basic ...`, a bare token)
+    is refused here rather than ignored, so a wrong credential is never covered by a session."""
 
     def authenticate(self, request):
+        if authentication.get_authorization_header(request).strip():
+            raise exceptions.AuthenticationFailed(
+                "Unsupported Authorization header: use `Api-Key <key>` or `Bearer <JWT>`, or no header "
+                "with a staff session."
+            )
         result = super().authenticate(request)
         if result is None:
             return None
