@@ -17,9 +17,10 @@ CRM_APPS = ("profiles", "goals", "activities", "coaching", "sync", "compliance")
 def crm_viewer_group_create(apps, schema_editor):
     for label in CRM_APPS:
         app_config = apps.get_app_config(label)
-        app_config.models_module = True  # create_permissions skips apps without a models module
+        models_module = app_config.models_module
+        app_config.models_module = models_module or True  # create_permissions skips apps without one
         create_permissions(app_config, apps=apps, verbosity=0)
-        app_config.models_module = None
+        app_config.models_module = models_module
     Group = apps.get_model("auth", "Group")
     Permission = apps.get_model("auth", "Permission")
     group, _ = Group.objects.get_or_create(name=CRM_VIEWER_GROUP)
