@@ -17,7 +17,7 @@ CRM_APPS = ("profiles", "goals", "activities", "coaching", "sync", "compliance")
 def crm_viewer_group_create(apps, schema_editor):
     for label in CRM_APPS:
         app_config = apps.get_app_config(label)
-        models_module = app_config.models_module
+        models_module = getattr(app_config, "models_module", None)  # historical configs have none
         app_config.models_module = models_module or True  # create_permissions skips apps without one
         create_permissions(app_config, apps=apps, verbosity=0)
         app_config.models_module = models_module
