@@ -275,3 +275,11 @@ def test_user_360_without_weekly_scores_says_so(admin_client):
     profile = _profile("h360_unscored")
     html = admin_client.get(reverse("admin:profiles_crmuserprofile_change", args=[profile.pk])).content.decode()
     assert "not scored by the weekly churn job yet" in html
+
+
+def test_dashboard_of_a_new_deployment_without_users_or_scores(admin_client):
+    response = admin_client.get(DASHBOARD)
+    assert response.status_code == 200
+    html = response.content.decode()
+    assert "No user in the high band." in html
+    assert html.count('class="pygal-chart"') == 5
