@@ -52,6 +52,7 @@ TYPED_RESPONSES = {
         "response",
         "toolsUsed",
         "sessionId",
+        "conversationId",
         "provider",
         "fallbackReason",
         "suggestedGoals",

@@ -21,7 +21,7 @@ ENDPOINTS = [
     ("/api/crm/users/{a}/activities?limit=100", 3),
     ("/api/crm/users/{a}/nutrition-snapshot", 3),
     ("/api/crm/users/{a}/metrics", 5),  # + the active churn model and its features (one statement)
-    ("/api/crm/users/{a}/export", 9),
+    ("/api/crm/users/{a}/export", 10),  # the seven tables, coaching conversations, profile lookup, audit
     ("/api/crm/churn-risk?min_risk=0.5&limit=100", 2),
     ("/api/crm/audit-log/{a}?limit=100", 3),
 ]
