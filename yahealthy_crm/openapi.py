@@ -96,6 +96,7 @@ ERROR_DESCRIPTIONS = {
     "503": "The database is briefly unavailable (`service_unavailable`, Retry-After: 1).",
 }
 _UNSAFE_METHODS = {"post", "put", "patch", "delete"}
+USER_ID_EXAMPLE = "user_123"
 
 
 def _meta(schema: dict) -> dict:
@@ -200,6 +201,9 @@ def error_responses_postprocess(result, generator, request, public):
         for method, operation in item.items():
             if method not in {"get", "post", "put", "patch", "delete"}:
                 continue
+            for parameter in operation.get("parameters", []):
+                if parameter["in"] == "path" and parameter["name"] == "user_id":
+                    parameter.setdefault("example", USER_ID_EXAMPLE)  # the id of every example body
             body_schema = operation.get("requestBody", {}).get("content", {}).get("application/json", {}).get("schema")
             if body_schema and "oneOf" in _resolved(result, body_schema):
                 operation["requestBody"]["required"] = True  # every variant has required fields
