@@ -86,12 +86,9 @@ def wordllama_model():
 
 
 def _unit_rows(matrix) -> list[list[float]]:
-    """Rows scaled to length 1; an all-zero row (empty text) stays the zero vector."""
-    rows = []
-    for row in matrix.tolist():
-        norm = math.sqrt(sum(v * v for v in row))
-        rows.append([v / norm for v in row] if norm else [0.0] * len(row))
-    return rows
+    """The rows of a numpy matrix scaled to length 1; an all-zero row (empty text) stays all zero."""
+    norms = (matrix * matrix).sum(axis=1, keepdims=True) ** 0.5
+    return (matrix / (norms + (norms == 0))).tolist()
 
 
 def embed_texts_wordllama(texts: list[str]) -> list[list[float]]:
