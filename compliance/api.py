@@ -19,7 +19,7 @@ from yahealthy_crm.api import (
     query_params_validate,
     success,
 )
-from yahealthy_crm.permissions import Caller, IsServiceOrStaff, user_scope_check
+from yahealthy_crm.permissions import Caller, IsServiceOrStaff, export_permission_check, user_scope_check
 
 
 class AuditEntrySerializer(serializers.Serializer):
@@ -139,4 +139,5 @@ class UserExportApi(APIView):
     def get(self, request, user_id: str):
         caller: Caller = request.user
         user_scope_check(caller=caller, user_id=user_id)
+        export_permission_check(caller=caller)
         return success(user_export(user_id=user_id, actor_type=caller.actor_type, actor_id=caller.actor_id))

@@ -39,6 +39,7 @@ from profiles.services import (
 from sync.models import SyncEvent
 from yahealthy_crm.actors import ActorType
 from yahealthy_crm.charts import bar_chart_svg, histogram_svg, line_chart_svg
+from yahealthy_crm.permissions import STAFF_EXPORT_PERMISSION
 
 RECENT_ROWS = 10
 # The admin index links the churn dashboard (a page of this admin, below) above the app list.
@@ -259,7 +260,7 @@ class CrmUserProfileAdmin(admin.ModelAdmin):
         return request.user.is_active and request.user.is_superuser
 
     def has_export_permission(self, request) -> bool:
-        return request.user.has_perm("profiles.export_crmuserprofile")
+        return request.user.has_perm(STAFF_EXPORT_PERMISSION)
 
     # --- Pages: the churn dashboard, the CSV export of the filtered list ---------------------------
 

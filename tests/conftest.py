@@ -60,10 +60,12 @@ def service_client(service_key):
 
 @pytest.fixture
 def staff_user(db):
-    # A member of the CRM team who may change profiles (writes through the API need that right; the
-    # read-only "CRM viewer" group is tested in tests/profiles/test_staff_roles.py).
+    # A member of the CRM team who may change and export profiles (API writes and the GDPR export need
+    # those rights; the read-only "CRM viewer" group is tested in tests/profiles/test_staff_roles.py).
     user = get_user_model().objects.create_user(username="carol", password=None, is_staff=True)
-    user.user_permissions.add(Permission.objects.get(codename="change_crmuserprofile"))
+    user.user_permissions.add(
+        *Permission.objects.filter(codename__in=["change_crmuserprofile", "export_crmuserprofile"])
+    )
     return user
 
 

@@ -94,6 +94,19 @@ def staff_may_write(caller: Caller) -> bool:
     return caller.django_user is not None and caller.django_user.has_perm(STAFF_WRITE_PERMISSION)
 
 
+# Taking a user's data out of the CRM (CSV in admin, the GDPR export through the API) is its own right:
+# the "CRM viewer" group looks at data in place but does not carry it away.
+STAFF_EXPORT_PERMISSION = "profiles.export_crmuserprofile"
+
+
+def export_permission_check(*, caller: Caller) -> None:
+    """Staff export only with the export right (service keys export on the app's request)."""
+    if caller.is_staff and not (
+        caller.django_user is not None and caller.django_user.has_perm(STAFF_EXPORT_PERMISSION)
+    ):
+        raise permission_denied_error("Your staff account may view CRM data but not export it.")
+
+
 def erase_permission_check(*, caller: Caller) -> None:
     """Only superusers erase a user among staff (service keys erase on the app's request; end users
     erase themselves, scoped by `user_scope_check`)."""

@@ -158,3 +158,16 @@ def test_every_crm_model_admin_is_reachable_by_the_viewer(viewer_client):
         if model._meta.app_label in CRM_APPS:
             url = reverse(f"admin:{model._meta.app_label}_{model._meta.model_name}_changelist")
             assert viewer_client.get(url).status_code == 200, url
+
+
+def test_a_viewer_cannot_take_the_gdpr_export_through_the_api(viewer, editor, risky):
+    viewer_api = APIClient()
+    viewer_api.force_login(viewer)
+    response = viewer_api.get(f"/api/crm/users/{risky.user_id}/export")
+    assert response.status_code == 403
+    assert response.json()["error"]["message"] == "Your staff account may view CRM data but not export it."
+    assert not AuditLog.objects.filter(action="user.exported").exists()
+    # staff with the export right may
+    editor_api = APIClient()
+    editor_api.force_login(editor)
+    assert editor_api.get(f"/api/crm/users/{risky.user_id}/export").status_code == 200
