@@ -3,14 +3,17 @@ the nutrition snapshot (nutrition against the user's goals)."""
 
 from __future__ import annotations
 
+import re
 from decimal import ROUND_HALF_UP, Decimal
 
 from django.utils import timezone
+from drf_spectacular.extensions import OpenApiSerializerExtension
 from drf_spectacular.utils import OpenApiExample, OpenApiResponse, extend_schema
 from rest_framework import serializers, status
 from rest_framework.views import APIView
 
-from goals.models import GoalMetric, GoalPriority, GoalStatus, GoalType
+from goals.models import GOAL_TYPE_METRICS, GoalMetric, GoalPriority, GoalStatus, GoalType
+from goals.rules import goal_units_deciding_metric
 from goals.selectors import GOAL_STATUS_ALL, goal_list, nutrition_snapshot_get
 from goals.services import goal_create, goal_update
 from profiles.selectors import profile_for_caller_get
@@ -26,6 +29,7 @@ from yahealthy_crm.api import (
     query_params_validate,
     success,
 )
+from yahealthy_crm.openapi import INLINE_ENUM
 from yahealthy_crm.permissions import Caller, not_found_error, user_scope_check
 
 # The webhook's goal payload takes the same range (sync.inbound.schemas.GoalPayloadSerializer).
@@ -67,6 +71,44 @@ class GoalCreateInputSerializer(StrictSerializer):
         rounding=ROUND_HALF_UP,
     )
     rationale = serializers.CharField(required=False, allow_blank=True, max_length=2000)
+
+
+def _case_insensitive(text: str) -> str:
+    return "".join(f"[{char.lower()}{char.upper()}]" if char.isalpha() else re.escape(char) for char in text)
+
+
+class GoalCreateInputSchema(OpenApiSerializerExtension):
+    """The schema of goal creation states which metric fits which goal type (goals.rules): one branch
+    per goal type with its metrics; where a type has several, `metric` is required unless the unit
+    decides it (`goal_units_deciding_metric`), as `goal_metric_resolve` does."""
+
+    target_class = GoalCreateInputSerializer
+
+    def map_serializer(self, auto_schema, direction):
+        base = auto_schema._map_basic_serializer(self.target, direction)
+        branches = []
+        for goal_type, metrics in GOAL_TYPE_METRICS.items():
+            properties = {
+                **base["properties"],
+                "goal_type": {"type": "string", "enum": [goal_type], INLINE_ENUM: True},
+                "metric": {
+                    "type": "string",
+                    "enum": sorted(metrics),
+                    INLINE_ENUM: True,
+                    "description": "Inferred from goal_type + goal_unit when the unit decides.",
+                },
+            }
+            branch = {**base, "properties": properties, "required": list(base["required"])}
+            units = goal_units_deciding_metric(goal_type=goal_type)
+            if len(metrics) == 1:
+                branches.append(branch)
+                continue
+            branches.append({**branch, "required": [*branch["required"], "metric"]})
+            if units:
+                unit_pattern = rf"^\s*(?:{'|'.join(_case_insensitive(unit) for unit in units)})\s*$"
+                unit_schema = {"type": "string", "maxLength": 16, "pattern": unit_pattern}
+                branches.append({**branch, "properties": {**properties, "goal_unit": unit_schema}})
+        return {"anyOf": branches}
 
 
 class GoalUpdateInputSerializer(StrictSerializer):

@@ -52,6 +52,14 @@ def goal_metric_mismatch_message(*, goal_type: str) -> str:
     return f"For {goal_type} goals use one of: {', '.join(sorted(GOAL_TYPE_METRICS[goal_type]))}."
 
 
+def goal_units_deciding_metric(*, goal_type: str) -> list[str]:
+    """The units (as sent, any case, aliases included) from which `goal_metric_resolve` infers the
+    metric of a `goal_type` with several metrics; the OpenAPI schema of goal creation states them."""
+    units = list(GOAL_TYPE_METRICS[goal_type].values())
+    deciding = {unit for unit in units if units.count(unit) == 1}
+    return sorted(deciding | {alias for alias, unit in GOAL_UNIT_ALIASES.items() if unit in deciding})
+
+
 def goal_metric_resolve(*, goal_type: str, goal_unit: str, metric: str | None = None, app_default: bool = False) -> str:
     """The metric a goal measures: the given one (checked against the type) or the one its unit implies.
 

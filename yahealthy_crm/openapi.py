@@ -168,11 +168,16 @@ def _statuses_for(path: str, method: str, operation: dict) -> list[str]:
 
 
 _HIDDEN_ENUM = "x-single-value-enum"
+# Marks an enum a schema extension built for one branch (goal creation's metrics per goal type): it
+# stays inline, where drf-spectacular would make a component of it with a hashed name.
+INLINE_ENUM = "x-inline-enum"
 
 
 def _single_value_enums_walk(node, *, source: str, target: str) -> None:
     if isinstance(node, dict):
-        if isinstance(node.get(source), list) and len(node[source]) == 1:
+        hiding = source == "enum"
+        inline = node.pop(INLINE_ENUM, False) if hiding else True  # everything hidden comes back
+        if isinstance(node.get(source), list) and (len(node[source]) == 1 or inline):
             node[target] = node.pop(source)
         for value in node.values():
             _single_value_enums_walk(value, source=source, target=target)
@@ -205,7 +210,7 @@ def error_responses_postprocess(result, generator, request, public):
                 if parameter["in"] == "path" and parameter["name"] == "user_id":
                     parameter.setdefault("example", USER_ID_EXAMPLE)  # the id of every example body
             body_schema = operation.get("requestBody", {}).get("content", {}).get("application/json", {}).get("schema")
-            if body_schema and "oneOf" in _resolved(result, body_schema):
+            if body_schema and {"oneOf", "anyOf"} & set(_resolved(result, body_schema)):
                 operation["requestBody"]["required"] = True  # every variant has required fields
             responses = operation.setdefault("responses", {})
             for status in _statuses_for(path, method, operation):

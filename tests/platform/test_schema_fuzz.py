@@ -11,9 +11,10 @@ for the webhooks. `docs/api.md` ("Fuzzing") says how to run it alone and with mo
 What a static schema cannot state is handled in the open here, each case named:
 - dates judged against today (a goal's `target_date` not in the past, an event's `occurredAt` at most
   5 minutes ahead): generated positive values are moved into the allowed range before sending;
-- cross-field rules stated in words in the schema (a goal's `metric` must fit its `goal_type`; REST
-  goals whose metric the unit does not decide need `metric`): a positive case refused with exactly
-  that error is not counted against `positive_data_acceptance` (every other check still runs);
+- a cross-field rule stated in words in the webhook's schema (a goal's `metric` must fit its
+  `goal_type`, for an update the stored goal's): a positive event refused with exactly that error is
+  not counted against `positive_data_acceptance` (every other check still runs). REST goal creation
+  states the same rule in its schema (one branch per goal type);
 - state: a list cursor is valid only as the server issued it, GDPR erase targets a throwaway user
   made just before, an Idempotency-Key is made unique per request, and an event for an erased user
   (410) or for a goal the CRM does not have (422 `entity_not_found`) is a state answer, not a schema
@@ -187,17 +188,13 @@ def _refused_by_a_rule_in_words(case, response) -> bool:
         return True  # a goal update/progress for a goal the CRM does not have (state)
     if code == "validation_error" and set(details) == {"cursor"}:
         return True  # a cursor is an opaque token only the server issues (state)
-    if code == "metric_required" and set(details) == {"metric"}:
-        return True  # REST goal whose unit does not decide the metric
-    if code == "validation_error" and set(details) == {"metric"}:
-        return True  # REST goal: metric does not fit goal_type
     payload_errors = details.get("payload") if isinstance(details, dict) else None
     return (
         code == "validation_error"
         and set(details) == {"payload"}
         and isinstance(payload_errors, dict)
         and set(payload_errors) == {"metric"}
-    )  # webhook goal: metric does not fit goal_type (or the stored goal's type)
+    )  # webhook goal: metric does not fit goal_type (or, for an update, the stored goal's type)
 
 
 def _credentials(case, world: dict, caller: str) -> dict:
