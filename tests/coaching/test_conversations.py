@@ -10,9 +10,10 @@ from decimal import Decimal
 import pytest
 from drf_spectacular.generators import SchemaGenerator
 
+from activities.embeddings import embed_texts
 from coaching.models import AiInsight, CoachingConversation, CoachingSession
 from coaching.providers import ask_plan_resolve
-from coaching.selectors import ConversationTurn, conversation_turns_get
+from coaching.selectors import ConversationTurn, coaching_session_text, conversation_turns_get
 from compliance.models import AuditLog
 from goals.models import HealthGoal
 from tests.coaching.fake_openai import completion, tool_call
@@ -342,3 +343,28 @@ def test_openai_history_respects_the_token_budget(client_a, alice, fake_openai, 
     contents = [m["content"] for m in fake_openai.chat_requests[2]["messages"][2:]]
     assert contents == ["second question", "B" * 400, "third question"]
     assert len(fake_openai.chat_requests[1]["messages"]) == 5  # the second ask saw the first turn
+
+
+def test_retrieval_leaves_out_the_turns_of_the_current_conversation(client_a, alice, fake_openai):
+    # given: a first turn whose session is embedded (the after-commit task, run here by hand)
+    fake_openai.script = [completion(content="Eat more lentils for protein.")]
+    first = _ask(client_a, "Protein ideas with lentils?")
+    session = CoachingSession.objects.get(pk=first["sessionId"])
+    CoachingSession.objects.filter(pk=session.pk).update(embedding=embed_texts([coaching_session_text(session)])[0])
+    fake_openai.script = [completion(content="Lentil soup."), completion(content="Lentil curry.")]
+
+    # when: the same question inside the conversation, then in a new one
+    _ask(client_a, "More protein ideas with lentils?", first["conversationId"])
+    _ask(client_a, "More protein ideas with lentils?")
+
+    # then: inside, the turn comes as a message, not again as retrieved history; outside, it is retrieved
+    def retrieved_sessions(request):
+        context = json.loads(request["messages"][1]["content"].split("\n", 1)[1])
+        return [item for item in context["relevantHistory"] if item["kind"] == "session"]
+
+    inside, outside = fake_openai.chat_requests[1], fake_openai.chat_requests[2]
+    assert retrieved_sessions(inside) == []
+    assert "Protein ideas with lentils?" in [m["content"] for m in inside["messages"]]
+    assert [item["text"] for item in retrieved_sessions(outside)] == [
+        "Asked: Protein ideas with lentils? | Coach: Eat more lentils for protein."
+    ]
