@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from drf_spectacular.extensions import OpenApiSerializerExtension
 from drf_spectacular.utils import (
     OpenApiExample,
     OpenApiParameter,
@@ -15,6 +16,7 @@ from rest_framework.request import Request
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
+from goals.models import GOAL_TYPE_METRICS
 from sync.inbound.batch import (
     MAX_BATCH_BODY_BYTES,
     MAX_BATCH_EVENTS,
@@ -34,9 +36,10 @@ from sync.inbound.schemas import (
     EXTERNAL_ID_REQUIRED,
     PAYLOAD_SERIALIZERS,
     USER_ID_PATTERN,
+    GoalPayloadSerializer,
 )
 from yahealthy_crm.api import ErrorSerializer
-from yahealthy_crm.openapi import WEBHOOK_SECURITY
+from yahealthy_crm.openapi import INLINE_ENUM, WEBHOOK_SECURITY
 
 
 class WebhookAppliedSerializer(serializers.Serializer):
@@ -60,6 +63,30 @@ class WebhookAcceptedSerializer(serializers.Serializer):
 
 # --- The request body of the single webhook, for the schema: one variant per entity type and group
 # of operations that share a payload rule (sync.inbound.schemas decides; these only describe it).
+
+
+class GoalPayloadSchema(OpenApiSerializerExtension):
+    """A goal event's `metric` must fit its `goal_type` (goals.models.GOAL_TYPE_METRICS): one branch per
+    goal type; without a metric the CRM infers it (docs/sync.md). An update may leave goal_type out,
+    and then its metric is checked against the stored goal's type, which no schema can state."""
+
+    target_class = GoalPayloadSerializer
+
+    def map_serializer(self, auto_schema, direction):
+        base = auto_schema._map_basic_serializer(self.target, direction)
+        return {
+            "anyOf": [
+                {
+                    **base,
+                    "properties": {
+                        **base["properties"],
+                        "goal_type": {"type": "string", "enum": [goal_type], INLINE_ENUM: True},
+                        "metric": {"type": "string", "enum": sorted(metrics), INLINE_ENUM: True},
+                    },
+                }
+                for goal_type, metrics in GOAL_TYPE_METRICS.items()
+            ]
+        }
 
 
 def _event_variant(entity_type: str, operations: list[str], payload_class) -> type[serializers.Serializer]:

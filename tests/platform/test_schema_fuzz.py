@@ -11,10 +11,10 @@ for the webhooks. `docs/api.md` ("Fuzzing") says how to run it alone and with mo
 What a static schema cannot state is handled in the open here, each case named:
 - dates judged against today (a goal's `target_date` not in the past, an event's `occurredAt` at most
   5 minutes ahead): generated positive values are moved into the allowed range before sending;
-- a cross-field rule stated in words in the webhook's schema (a goal's `metric` must fit its
-  `goal_type`, for an update the stored goal's): a positive event refused with exactly that error is
-  not counted against `positive_data_acceptance` (every other check still runs). REST goal creation
-  states the same rule in its schema (one branch per goal type);
+- a goal update event's `metric` is checked against the stored goal's type (the schema states the
+  rule in words; creations state it in their schema, one branch per goal type): a positive update
+  refused with exactly that error is not counted against `positive_data_acceptance` (every other
+  check still runs);
 - state: a list cursor is valid only as the server issued it, GDPR erase targets a throwaway user
   made just before, an Idempotency-Key is made unique per request, and an event for an erased user
   (410) or for a goal the CRM does not have (422 `entity_not_found`) is a state answer, not a schema
@@ -93,7 +93,9 @@ def _schema(live_server, max_examples: int):
     config = schemathesis.Config.from_dict(
         {
             "seed": SEED,
-            "generation": {"deterministic": True, "max-examples": max_examples},
+            # No NUL characters: the server refuses them in any key, and OpenAPI 3.0 cannot say so for
+            # the keys a webhook payload may add (no `propertyNames`); test_bad_input.py sends them.
+            "generation": {"deterministic": True, "max-examples": max_examples, "allow-x00": False},
             "checks": {"negative_data_rejection": {"expected-statuses": NEGATIVE_REJECTION_STATUSES}},
         }
     )
@@ -189,12 +191,17 @@ def _refused_by_a_rule_in_words(case, response) -> bool:
     if code == "validation_error" and set(details) == {"cursor"}:
         return True  # a cursor is an opaque token only the server issues (state)
     payload_errors = details.get("payload") if isinstance(details, dict) else None
+    goal_update = isinstance(case.body, dict) and (case.body.get("entityType"), case.body.get("operation")) == (
+        "goal",
+        "update",
+    )
     return (
-        code == "validation_error"
+        goal_update
+        and code == "validation_error"
         and set(details) == {"payload"}
         and isinstance(payload_errors, dict)
         and set(payload_errors) == {"metric"}
-    )  # webhook goal: metric does not fit goal_type (or, for an update, the stored goal's type)
+    )  # a goal update's metric is checked against the stored goal's type (state)
 
 
 def _credentials(case, world: dict, caller: str) -> dict:
