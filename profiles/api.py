@@ -78,7 +78,9 @@ class ProfileFieldsSerializer(StrictSerializer):
 
 class ProfileCreateInputSerializer(ProfileFieldsSerializer):
     user_id = serializers.RegexField(USER_ID_PATTERN, max_length=64, trim_whitespace=False)
-    email = serializers.EmailField(required=False, write_only=True, help_text="Stored as a keyed hash only.")
+    email = serializers.EmailField(
+        max_length=254, required=False, write_only=True, help_text="Stored as a keyed hash only."
+    )
     phone = serializers.RegexField(
         PHONE_PATTERN, required=False, write_only=True, trim_whitespace=False, help_text="Stored as a keyed hash only."
     )

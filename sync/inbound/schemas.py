@@ -212,7 +212,7 @@ class ProfilePayloadSerializer(_PayloadSerializer):
     primary_goal = serializers.ChoiceField(PrimaryGoal.choices, required=False, allow_blank=True)
     consent_ai_processing = serializers.BooleanField(required=False)
     consent_marketing = serializers.BooleanField(required=False)
-    email = serializers.EmailField(required=False, allow_blank=True)
+    email = serializers.EmailField(max_length=254, required=False, allow_blank=True)  # RFC 5321's limit
     phone = serializers.RegexField(r"^\+?[\d\s().-]{7,20}\Z", required=False, allow_blank=True, trim_whitespace=False)
 
     def profile_fields(self) -> dict:
