@@ -82,7 +82,12 @@ class ProfileCreateInputSerializer(ProfileFieldsSerializer):
         max_length=254, required=False, write_only=True, help_text="Stored as a keyed hash only."
     )
     phone = serializers.RegexField(
-        PHONE_PATTERN, required=False, write_only=True, trim_whitespace=False, help_text="Stored as a keyed hash only."
+        PHONE_PATTERN,
+        max_length=21,
+        required=False,
+        write_only=True,
+        trim_whitespace=False,
+        help_text="Stored as a keyed hash only.",
     )
 
 

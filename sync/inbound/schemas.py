@@ -213,7 +213,9 @@ class ProfilePayloadSerializer(_PayloadSerializer):
     consent_ai_processing = serializers.BooleanField(required=False)
     consent_marketing = serializers.BooleanField(required=False)
     email = serializers.EmailField(max_length=254, required=False, allow_blank=True)  # RFC 5321's limit
-    phone = serializers.RegexField(r"^\+?[\d\s().-]{7,20}\Z", required=False, allow_blank=True, trim_whitespace=False)
+    phone = serializers.RegexField(
+        r"^\+?[\d\s().-]{7,20}\Z", max_length=21, required=False, allow_blank=True, trim_whitespace=False
+    )
 
     def profile_fields(self) -> dict:
         return self.profile_fields_from(self.validated_data)
