@@ -37,10 +37,21 @@ class AiInsightAdmin(ReadOnlyAdmin):
 
 @admin.register(CoachingSession)
 class CoachingSessionAdmin(ReadOnlyAdmin):
-    list_display = ("id", "user_id", "provider", "model", "status", "tools_used", "latency_ms", "created_at")
+    list_display = (
+        "id",
+        "user_id",
+        "conversation_id",
+        "provider",
+        "model",
+        "status",
+        "tools_used",
+        "latency_ms",
+        "created_at",
+    )
     list_filter = ("provider", "status")
-    search_fields = ("=user__user_id", "message")
-    raw_id_fields = ("user",)
+    # `=conversation__id`: paste a conversationId to see its turns in order.
+    search_fields = ("=user__user_id", "=conversation__id", "message")
+    raw_id_fields = ("user", "conversation")
     exclude = ("embedding",)
     readonly_fields = ("created_at",)
     list_per_page = 50

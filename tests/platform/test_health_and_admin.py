@@ -155,3 +155,19 @@ def test_churn_list_filters_by_risk_band(staff_client):
     ).content.decode()
     assert "risky" in html
     assert ">safe<" not in html
+
+
+@pytest.mark.django_db
+def test_coaching_sessions_list_shows_and_finds_a_conversation(staff_client):
+    profile = ProfileFactory(user_id="conversing_user")
+    first = CoachingSessionFactory(user=profile, message="Help me set a protein goal.")
+    CoachingSessionFactory(user=profile, conversation=first.conversation, message="Make it 110")
+    CoachingSessionFactory(user=profile, message="Another conversation")
+    url = reverse("admin:coaching_coachingsession_changelist")
+
+    page = staff_client.get(url, {"q": str(first.conversation_id)})
+
+    assert page.status_code == 200
+    shown = {session.message for session in page.context["cl"].result_list}
+    assert shown == {"Help me set a protein goal.", "Make it 110"}
+    assert str(first.conversation_id) in page.content.decode()
