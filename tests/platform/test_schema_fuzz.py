@@ -65,8 +65,9 @@ JOB_PATHS = ("/api/crm/jobs/",)
 
 
 @pytest.fixture
-def fuzz_world(settings, live_server):
-    """Credentials for every scheme and one user with data, the schema examples' `user_123`."""
+def fuzz_world(settings, live_server, celery_eager):
+    """Credentials for every scheme and one user with data, the schema examples' `user_123`. Celery
+    runs in process, so the jobs and sweeps the fuzzer starts run here and leave no message behind."""
     settings.CRM_WEBHOOK_SECRET = WEBHOOK_SECRET
     settings.CRM_ADMIN_KEY = ADMIN_KEY
     settings.APP_WEBHOOK_URL = ""
