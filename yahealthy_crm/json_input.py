@@ -46,29 +46,38 @@ def _int_parse(text: str) -> int:
         raise JsonInputError(f"The number {text[:40]}... has too many digits.") from None
 
 
-def _string_check(text: str, where: str) -> None:
+def _string_problem(text: str) -> str | None:
     if "\x00" in text:
-        raise JsonInputError(f"{where} contains a NUL character (\\u0000), which cannot be stored; remove it.")
+        return "contains a NUL character (\\u0000), which cannot be stored; remove it"
     try:
         text.encode("utf-8")
     except UnicodeEncodeError:
-        raise JsonInputError(
-            f"{where} contains an unpaired UTF-16 surrogate (a lone \\ud800-\\udfff escape); send valid Unicode."
-        ) from None
+        return "contains an unpaired UTF-16 surrogate (a lone \\ud800-\\udfff escape); send valid Unicode"
+    return None
 
 
-def _walk(value: Any, *, path: str, depth: int) -> None:
+def _walk(value: Any, *, depth: int = 0) -> tuple[list[str], str] | None:
+    """The first unacceptable value: (its path from the top, what is wrong), None when all are fine.
+    The path is only built on the way back from a problem (the common case builds nothing)."""
     if depth > MAX_JSON_DEPTH:
-        raise JsonInputError(f"The JSON is nested more than {MAX_JSON_DEPTH} levels deep.")
+        return [], f"is nested more than {MAX_JSON_DEPTH} levels deep"
     if isinstance(value, str):
-        _string_check(value, f"The string at {path}")
-    elif isinstance(value, dict):
+        problem = _string_problem(value)
+        return ([], problem) if problem else None
+    if isinstance(value, dict):
         for key, item in value.items():
-            _string_check(key, f"A key in {path}")
-            _walk(item, path=f"{path}.{key}"[:200], depth=depth + 1)
+            problem = _string_problem(key)
+            if problem:
+                return [f".{key!r}"], f"has a key that {problem}"
+            found = _walk(item, depth=depth + 1)
+            if found:
+                return [f".{key}", *found[0]], found[1]
     elif isinstance(value, list):
         for index, item in enumerate(value):
-            _walk(item, path=f"{path}[{index}]"[:200], depth=depth + 1)
+            found = _walk(item, depth=depth + 1)
+            if found:
+                return [f"[{index}]", *found[0]], found[1]
+    return None
 
 
 def json_loads_strict(body: bytes | str) -> Any:
@@ -86,7 +95,10 @@ def json_loads_strict(body: bytes | str) -> Any:
         raise JsonInputError(f"The JSON is nested more than {MAX_JSON_DEPTH} levels deep.") from None
     except ValueError as exc:
         raise JsonInputError(f"The body is not valid JSON: {exc}.") from None
-    _walk(value, path="$", depth=0)
+    found = _walk(value)
+    if found:
+        path = ("$" + "".join(found[0]))[:200]
+        raise JsonInputError(f"The value at {path} {found[1]}.")
     return value
 
 
