@@ -209,6 +209,8 @@ def error_responses_postprocess(result, generator, request, public):
             for parameter in operation.get("parameters", []):
                 if parameter["in"] == "path" and parameter["name"] == "user_id":
                     parameter.setdefault("example", USER_ID_EXAMPLE)  # the id of every example body
+                if parameter["in"] == "path" and parameter.get("schema", {}).get("type") == "integer":
+                    parameter["schema"].setdefault("minimum", 0)  # Django's <int:...> matches digits only
             body_schema = operation.get("requestBody", {}).get("content", {}).get("application/json", {}).get("schema")
             if body_schema and {"oneOf", "anyOf"} & set(_resolved(result, body_schema)):
                 operation["requestBody"]["required"] = True  # every variant has required fields
