@@ -421,19 +421,25 @@ class UserListItemSerializer(serializers.Serializer):
     created_at = serializers.DateTimeField()
 
 
+def _filter_parameter(name: str, values, description: str) -> OpenApiParameter:
+    """A UserListFilter parameter as it is on the wire: one of its values, or empty (no filter)."""
+    return OpenApiParameter(
+        name, {"type": "string", "enum": ["", *(str(value) for value in values)]}, description=description
+    )
+
+
 USER_LIST_PARAMETERS = [
-    OpenApiParameter("band", str, enum=ChurnBand.values, description="Stored churn band."),
-    OpenApiParameter("tier", str, enum=EngagementTier.values, description="Engagement tier."),
-    OpenApiParameter("lifecycle", str, enum=LifecycleStage.values, description="Lifecycle stage (daily)."),
-    OpenApiParameter("primary_goal", str, enum=PrimaryGoal.values, description="Primary goal."),
-    OpenApiParameter(
+    _filter_parameter("band", ChurnBand.values, "Stored churn band."),
+    _filter_parameter("tier", EngagementTier.values, "Engagement tier."),
+    _filter_parameter("lifecycle", LifecycleStage.values, "Lifecycle stage (daily)."),
+    _filter_parameter("primary_goal", PrimaryGoal.values, "Primary goal."),
+    _filter_parameter(
         "inactive_days",
-        int,
-        enum=list(INACTIVE_DAYS_CHOICES),
-        description="No activity for at least this many days (never-active users count from their creation).",
+        INACTIVE_DAYS_CHOICES,
+        "No activity for at least this many days (never-active users count from their creation).",
     ),
-    OpenApiParameter("consent_ai", bool, description="AI-processing consent given (`true`) or not (`false`)."),
-    OpenApiParameter("consent_marketing", bool, description="Marketing consent given (`true`) or not (`false`)."),
+    _filter_parameter("consent_ai", ["true", "false"], "AI-processing consent given (`true`) or not (`false`)."),
+    _filter_parameter("consent_marketing", ["true", "false"], "Marketing consent given (`true`) or not (`false`)."),
     OpenApiParameter(
         "search",
         {"type": "string", "maxLength": 64, "pattern": r"^[^\x00]*$"},  # no NUL; blank is no filter
