@@ -53,7 +53,7 @@ pytestmark = pytest.mark.django_db(transaction=True)
 
 ADMIN_KEY = "fuzz-admin-key-0123456789"
 EXAMPLE_USER = "user_123"  # the user id of the schema's examples
-# Examples per operation and generation mode; FUZZ_MAX_EXAMPLES=200 for a deeper run.
+# Examples per operation and generation mode; FUZZ_MAX_EXAMPLES=100 for a deeper run (about 4 minutes).
 MAX_EXAMPLES = int(os.environ.get("FUZZ_MAX_EXAMPLES", "30"))
 SEED = 14
 # Refusals that are as good as the defaults for invalid data: a batch over 500 events is 413, and an
