@@ -15,7 +15,6 @@ from decimal import Decimal
 
 import pytest
 from django.core.management import call_command
-from django.db import connections
 from django.utils import timezone
 
 from coaching.models import AiInsight
@@ -27,17 +26,6 @@ from tests.support import free_port
 from webapp.links import coach_link_token
 from yahealthy_crm.ratelimit import AI_ASK_RATE, rate_limit_take
 
-CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser")
-CHROMIUM_ARGS = [
-    "--headless",
-    "--no-sandbox",
-    "--disable-gpu",
-    "--disable-quic",
-    "--no-first-run",
-    "--disable-background-networking",
-    "--disable-component-update",
-    "--disable-sync",
-]
 PHONE = {"width": 375, "height": 812}
 USER = "ella_e2e"
 TOKEN_KEY = "yahealthy.coach.token"
@@ -46,27 +34,12 @@ pytestmark = [pytest.mark.e2e, pytest.mark.django_db(transaction=True)]
 
 
 @pytest.fixture
-def phone_page():
-    if CHROMIUM is None:
-        if os.environ.get("CI"):
-            pytest.fail("chromium is required in CI (apt-get install chromium); .ci/run installs it")
-        pytest.skip("no chromium on this machine (apt-get install chromium)")
-    from playwright.sync_api import sync_playwright
-
-    # Playwright's sync API runs an event loop in this thread; the test's own ORM calls are safe.
-    os.environ["DJANGO_ALLOW_ASYNC_UNSAFE"] = "true"
-    with sync_playwright() as playwright:
-        browser = playwright.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
-        page = browser.new_page(viewport=PHONE, device_scale_factor=1, is_mobile=True, has_touch=True)
-        console_errors: list[str] = []
-        page.on("console", lambda message: console_errors.append(message.text) if message.type == "error" else None)
-        page.console_errors = console_errors
-        yield page
-        # The test's ORM calls ran inside Playwright's event-loop context, which has connections of
-        # its own; left open, one keeps pytest-django from dropping the test database at the end.
-        connections.close_all()
-        browser.close()
-    os.environ.pop("DJANGO_ALLOW_ASYNC_UNSAFE", None)
+def phone_page(browser):
+    page = browser.new_page(viewport=PHONE, device_scale_factor=1, is_mobile=True, has_touch=True)
+    console_errors: list[str] = []
+    page.on("console", lambda message: console_errors.append(message.text) if message.type == "error" else None)
+    page.console_errors = console_errors
+    return page
 
 
 @pytest.fixture

@@ -16,7 +16,6 @@ import pytest
 from django.apps import apps as django_apps
 from django.contrib.auth import get_user_model
 from django.contrib.auth.models import Group
-from django.db import connections
 
 from coaching.lifecycle import engagement_daily_refresh
 from compliance.models import AuditLog
@@ -24,17 +23,6 @@ from demo.data import demo_users_create
 from profiles.models import CrmUserProfile
 from tests.staff_data import churn_history_seed, retention_actions_seed
 
-CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser")
-CHROMIUM_ARGS = [
-    "--headless",
-    "--no-sandbox",
-    "--disable-gpu",
-    "--disable-quic",
-    "--no-first-run",
-    "--disable-background-networking",
-    "--disable-component-update",
-    "--disable-sync",
-]
 WIDTH = 1400
 DEMO_USERS = 150
 
@@ -48,25 +36,6 @@ def _crm_viewer_group() -> Group:
         migration = importlib.import_module("profiles.migrations.0005_crm_viewer_group")
         migration.crm_viewer_group_create(django_apps, None)
     return Group.objects.get(name="CRM viewer")
-
-
-@pytest.fixture
-def browser():
-    if CHROMIUM is None:
-        if os.environ.get("CI"):
-            pytest.fail("chromium is required in CI (apt-get install chromium); .ci/run installs it")
-        pytest.skip("no chromium on this machine (apt-get install chromium)")
-    from playwright.sync_api import sync_playwright
-
-    # Playwright's sync API runs an event loop in this thread; the test's own ORM calls are safe.
-    os.environ["DJANGO_ALLOW_ASYNC_UNSAFE"] = "true"
-    with sync_playwright() as playwright:
-        chromium = playwright.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
-        yield chromium
-        # Connections opened inside Playwright's event-loop context would keep the test database alive.
-        connections.close_all()
-        chromium.close()
-    os.environ.pop("DJANGO_ALLOW_ASYNC_UNSAFE", None)
 
 
 def _png_width(path) -> int:
