@@ -314,14 +314,15 @@ def test_worker_killed_mid_delivery_delivers_once_after_restart(tmp_path):
 
 
 def test_web_server_killed_mid_burst_every_accepted_event_stored_once(tmp_path):
-    users = [f"burst_user_{n}" for n in range(10)]
+    users = [f"burst_user_{n}" for n in range(20)]  # 30 events each, twice: under 100 a minute
     for user_id in users:
         ProfileFactory(user_id=user_id)
-    events = [(f"burst_{n}", _food_event(users[n % len(users)], f"burst_{n}")) for n in range(400)]
+    events = [(f"burst_{n}", _food_event(users[n % len(users)], f"burst_{n}")) for n in range(600)]
     env = {"WEB_CONCURRENCY": "2", "CRM_VAR_DIR": str(tmp_path / "var")}
     server = gunicorn_start(tmp_path, env)
     accepted: list[str] = []
     lock = threading.Lock()
+    killer = threading.Thread(target=server_stop, args=(server,), kwargs={"sig": signal.SIGKILL})
 
     def send(item):
         key, event = item
@@ -332,9 +333,9 @@ def test_web_server_killed_mid_burst_every_accepted_event_stored_once(tmp_path):
         if status == 202:
             with lock:
                 accepted.append(key)
+                if len(accepted) == 150:  # mid-burst, however fast the machine is
+                    killer.start()
 
-    killer = threading.Timer(1.5, lambda: server_stop(server, sig=signal.SIGKILL))
-    killer.start()
     with ThreadPoolExecutor(max_workers=6) as pool:
         list(pool.map(send, events))
     killer.join()
