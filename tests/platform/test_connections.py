@@ -114,6 +114,20 @@ def test_connections_idle_for_2_to_5_seconds_are_kept(server):
     assert reconnects == []
 
 
+def test_a_hundred_requests_on_one_connection(server):
+    # Together with the test above (idle gaps on ten connections at once, to keep the suite short):
+    # the server never closes a busy connection after some number of requests either.
+    conn = http.client.HTTPConnection("127.0.0.1", server.port, timeout=10)
+    assert _request(conn, "GET", "/healthz")[0] == 200
+    first_socket = conn.sock
+    for number in range(99):
+        status, connection_header, _ = _request(conn, "GET", "/healthz")
+        assert status == 200, number
+        assert connection_header != "close"
+    assert conn.sock is first_socket
+    conn.close()
+
+
 def test_the_keep_alive_timeout_is_what_makes_the_difference(tmp_path):
     # Control for the test above: with gunicorn's old 2 s keep-alive, an idle connection is gone.
     with gunicorn_running(tmp_path, {"CRM_KEEPALIVE_S": "2"}) as short_lived:
