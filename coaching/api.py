@@ -671,6 +671,30 @@ class RetentionActionCreateApi(APIView):
         return success(RetentionActionSerializer(action).data, http_status=status.HTTP_201_CREATED)
 
 
+class _ControlGroupSerializer(serializers.Serializer):
+    users = serializers.IntegerField()
+    returned = serializers.IntegerField()
+    returnRate = serializers.FloatField(allow_null=True)
+
+
+class _ActionTypeOutcomeSerializer(serializers.Serializer):
+    actionType = serializers.ChoiceField(choices=RetentionActionType.choices)
+    actions = serializers.IntegerField()
+    pending = serializers.IntegerField()
+    decided = serializers.IntegerField()
+    returned = serializers.IntegerField()
+    returnRate = serializers.FloatField(allow_null=True, help_text="returned / decided; null before any is decided")
+    control = _ControlGroupSerializer()
+    lift = serializers.FloatField(allow_null=True, help_text="returnRate - control.returnRate")
+
+
+class RetentionOutcomesSerializer(serializers.Serializer):
+    """Documents coaching.retention_actions.retention_outcomes_report's result, returned as is."""
+
+    windowDays = serializers.IntegerField()
+    actionTypes = _ActionTypeOutcomeSerializer(many=True)
+
+
 class RetentionOutcomesApi(APIView):
     permission_classes = [IsServiceOrStaff]
 
@@ -681,7 +705,11 @@ class RetentionOutcomesApi(APIView):
         "returned (any activity within 14 days), return rate; `control`: users scored in the same band in "
         "the same week who got no action, and how many of them came back within 14 days; `lift` = return "
         "rate - control return rate. Not for end users (403).",
-        responses={200: OpenApiResponse(description="The report"), 401: ErrorSerializer, 403: ErrorSerializer},
+        responses={
+            200: envelope_serializer("RetentionOutcomesResponse", RetentionOutcomesSerializer()),
+            401: ErrorSerializer,
+            403: ErrorSerializer,
+        },
         examples=[
             OpenApiExample(
                 "Report",

@@ -59,6 +59,7 @@ TYPED_RESPONSES = {
     },
     ("/api/crm/webhooks/app-event", "post", "202"): {"status", "idempotencyKey", "result"},
     ("/api/crm/users/{user_id}/export", "get", "200"): {"userId", "exportedAt", "tables"},
+    ("/api/crm/retention/outcomes", "get", "200"): {"windowDays", "actionTypes"},
 }
 
 
