@@ -46,7 +46,14 @@ sys.path.insert(0, str(ROOT))
 
 from bench.support import database_recreate, with_database  # noqa: E402
 from bench.support import server_url as configured_server_url  # noqa: E402
-from bench.webhook_ingest import _free_port, _wait_ready, _wrk  # noqa: E402
+from bench.wrk import (  # noqa: E402
+    free_port,
+    record_write,
+    request_raw,
+    server_wait_ready,
+    signed_webhook_headers,
+    wrk_run,
+)
 
 WEBHOOK_PATH = "/api/crm/webhooks/app-event"
 BATCH_PATH = "/api/crm/webhooks/app-events"
@@ -54,17 +61,10 @@ READ_PATHS = ("", "/metrics", "/nutrition-snapshot", "/goals", "/insights")
 QUESTIONS = ("Help me set a protein goal.", "How was my week?", "Am I eating enough fibre?", "Any tips for sleep?")
 
 
-def _raw(port: int, method: str, path: str, headers: dict[str, str], body: bytes = b"") -> bytes:
-    lines = [f"{method} {path} HTTP/1.1", f"Host: 127.0.0.1:{port}", *(f"{k}: {v}" for k, v in headers.items())]
-    if method == "POST":
-        lines += ["Content-Type: application/json", f"Content-Length: {len(body)}"]
-    return ("\r\n".join(lines) + "\r\n\r\n").encode() + body
-
-
 def _write(path: Path, requests: list[bytes]) -> None:
     with open(f"{path}.0", "wb") as out:  # wrk thread 0's slice (bench/wrk_replay.lua)
         for raw in requests:
-            out.write(b"%d\n" % len(raw) + raw + b"\n")
+            record_write(out, raw)
 
 
 class Workload:
@@ -93,14 +93,8 @@ class Workload:
         }
 
     def _signed(self, path: str, body: str, key: str, now: datetime) -> bytes:
-        msg_id = f"msg_{key}"
-        headers = {
-            "Idempotency-Key": key,
-            "webhook-id": msg_id,
-            "webhook-timestamp": str(int(now.timestamp())),
-            "webhook-signature": self.webhook.sign(msg_id, now, body),
-        }
-        return _raw(self.port, "POST", path, headers, body.encode())
+        headers = signed_webhook_headers(self.webhook, key=key, body=body, now=now)
+        return request_raw(self.port, "POST", path, headers, body.encode())
 
     def singles(self, count: int) -> list[bytes]:
         now = datetime.now(UTC)
@@ -124,7 +118,7 @@ class Workload:
     def reads(self, count: int) -> list[bytes]:
         auth = {"Authorization": f"Api-Key {self.api_key}"}
         return [
-            _raw(
+            request_raw(
                 self.port,
                 "GET",
                 f"/api/crm/users/{self.random.choice(self.users)}{self.random.choice(READ_PATHS)}",
@@ -139,7 +133,7 @@ class Workload:
         for number in range(count):
             user = self.coach_users[number % len(self.coach_users)]  # round robin: the 10/min per-user limit holds
             body = json.dumps({"message": QUESTIONS[number % len(QUESTIONS)]}).encode()
-            requests.append(_raw(self.port, "POST", f"/api/crm/users/{user}/ask", auth, body))
+            requests.append(request_raw(self.port, "POST", f"/api/crm/users/{user}/ask", auth, body))
         return requests
 
 
@@ -241,7 +235,7 @@ def main() -> int:
         users = [line.split()[0] for line in profiles]
         # Only users who consented to AI processing ask the coach (the others get 403, as they should).
         coach_users = [line.split()[0] for line in profiles if line.endswith(" 1")]
-        port = _free_port()
+        port = free_port()
         processes.append(
             subprocess.Popen(
                 [sys.executable, "-m", "gunicorn", "yahealthy_crm.wsgi", "--bind", f"127.0.0.1:{port}"],
@@ -269,7 +263,7 @@ def main() -> int:
                 stderr=subprocess.DEVNULL,
             )
         )
-        _wait_ready(port)
+        server_wait_ready(port)
         workload = Workload(port, secret, api_key, users, coach_users, args.batch_size)
         counts = {
             name: math.ceil(rate * args.seconds * 1.5) + connections[name] for name, rate in expected_rate.items()
@@ -292,7 +286,7 @@ def main() -> int:
         results: dict[str, dict] = {}
 
         def run(name: str) -> None:
-            results[name] = _wrk(
+            results[name] = wrk_run(
                 port,
                 work_dir / name,
                 seconds=args.seconds,

@@ -30,11 +30,9 @@ import http.client
 import json
 import math
 import os
-import re
 import resource
 import secrets
 import shutil
-import socket
 import subprocess
 import sys
 import tempfile
@@ -50,8 +48,15 @@ sys.path.insert(0, str(ROOT))
 
 from bench.support import database_recreate, with_database  # noqa: E402
 from bench.support import server_url as configured_server_url  # noqa: E402
+from bench.wrk import (  # noqa: E402
+    free_port,
+    record_write,
+    request_raw,
+    server_wait_ready,
+    signed_webhook_headers,
+    wrk_run,
+)
 
-WRK_SCRIPT = Path(__file__).resolve().parent / "wrk_replay.lua"
 CLOCK_TICKS = os.sysconf("SC_CLK_TCK")
 PAYLOAD = {"food_name": "Grilled Chicken", "calories": 450, "protein": 45, "carbs": 50}
 TARGETS = {
@@ -62,25 +67,6 @@ TARGETS = {
     "batch": ("/api/crm/webhooks/app-events", True),
 }
 REFERENCE_RATE_GUESS = 3000  # requests/s used to size the reference views' files (they may wrap harmlessly)
-
-
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
-
-
-def _wait_ready(port: int, timeout: float = 60) -> None:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        try:
-            conn = http.client.HTTPConnection("127.0.0.1", port, timeout=2)
-            conn.request("GET", "/healthz")
-            if conn.getresponse().status < 500:
-                return
-        except OSError:
-            time.sleep(0.3)
-    raise RuntimeError("gunicorn did not become ready")
 
 
 # --- Requests, generated and signed up front --------------------------------------------------
@@ -124,28 +110,12 @@ class RequestFactory:
         else:
             key, event = self._event()
             body = json.dumps(event)
-        headers: dict[str, str] = {}
-        if TARGETS[target][1]:
-            msg_id = f"msg_{key}"
-            headers = {
-                "Idempotency-Key": key,
-                "webhook-id": msg_id,
-                "webhook-timestamp": str(int(now.timestamp())),
-                "webhook-signature": self.webhook.sign(msg_id, now, body),
-            }
+        headers = signed_webhook_headers(self.webhook, key=key, body=body, now=now) if TARGETS[target][1] else {}
         return body, headers
 
     def raw(self, target: str, now: datetime) -> bytes:
         body, headers = self.body_and_headers(target, now)
-        payload = body.encode()
-        lines = [
-            f"POST {TARGETS[target][0]} HTTP/1.1",
-            f"Host: 127.0.0.1:{self.port}",
-            "Content-Type: application/json",
-            f"Content-Length: {len(payload)}",
-            *(f"{name}: {value}" for name, value in headers.items()),
-        ]
-        return ("\r\n".join(lines) + "\r\n\r\n").encode() + payload
+        return request_raw(self.port, "POST", TARGETS[target][0], headers, body.encode())
 
     def write(self, target: str, count: int, prefix: Path, threads: int) -> tuple[int, int]:
         """Writes `count` requests signed now into `<prefix>.<thread>`; returns (count, bytes)."""
@@ -156,7 +126,7 @@ class RequestFactory:
             with open(f"{prefix}.{thread}", "wb") as out:
                 for _ in range(per_thread):
                     raw = self.raw(target, now)
-                    out.write(b"%d\n" % len(raw) + raw + b"\n")
+                    record_write(out, raw)
                     total += len(raw)
         return per_thread * threads, total
 
@@ -292,50 +262,6 @@ class CpuMeter:
 # --- Runs ----------------------------------------------------------------------------------------
 
 
-def _wrk(port: int, prefix: Path, *, seconds: float, connections: int, threads: int, log: Path) -> dict:
-    command = [
-        "wrk",
-        f"-t{threads}",
-        f"-c{connections}",
-        f"-d{seconds:g}s",
-        "--timeout",
-        "60s",
-        "--latency",
-        "-s",
-        str(WRK_SCRIPT),
-        f"http://127.0.0.1:{port}/",
-        "--",
-        str(prefix),
-    ]
-    completed = subprocess.run(command, capture_output=True, text=True, check=False)
-    log.write_text(completed.stdout + completed.stderr)
-    match = re.search(r"^WRK_JSON (.*)$", completed.stdout, re.MULTILINE)
-    if completed.returncode != 0 or not match:
-        raise RuntimeError(f"wrk failed ({completed.returncode}): {completed.stderr.strip() or completed.stdout}")
-    result = json.loads(match.group(1))
-    statuses: dict[int, int] = {}
-    for thread in result["threads"]:
-        for status, count in thread["statuses"].items():
-            statuses[int(status)] = statuses.get(int(status), 0) + count
-    seconds_run = result["duration_us"] / 1e6
-    ok = sum(count for status, count in statuses.items() if 200 <= status < 300)
-    errors = result["errors"]
-    return {
-        "requests": result["requests"],
-        "ok": ok,
-        "statuses": dict(sorted(statuses.items())),
-        "socket_errors": errors["connect"] + errors["read"] + errors["write"] + errors["timeout"],
-        "non_2xx": result["requests"] - ok,
-        "seconds": seconds_run,
-        "rps": result["requests"] / seconds_run,
-        "ok_rps": ok / seconds_run,
-        "p50_ms": result["latency_us"]["p50"] / 1000,
-        "p99_ms": result["latency_us"]["p99"] / 1000,
-        "records": None,
-        "repeats": sum(thread["repeats"] for thread in result["threads"]),
-    }
-
-
 def _db_counts(conn) -> dict[str, int]:
     row = conn.execute(
         "SELECT (SELECT count(*) FROM crm_user_activities),"
@@ -425,7 +351,7 @@ def main() -> int:
         subprocess.run(
             [sys.executable, "manage.py", "shell", "-v", "0", "-c", create_profiles], cwd=ROOT, env=env, check=True
         )
-    port = _free_port()
+    port = free_port()
     # The settings of `make run` (gunicorn.conf.py in ROOT); the access log goes nowhere, but is written.
     gunicorn = subprocess.Popen(
         [sys.executable, "-m", "gunicorn", "yahealthy_crm.wsgi:application", "--bind", f"127.0.0.1:{port}"],
@@ -437,7 +363,7 @@ def main() -> int:
     notes: list[str] = []
     run_wrk = {"connections": args.connections, "threads": args.threads}
     try:
-        _wait_ready(port)
+        server_wait_ready(port)
         monitor = psycopg.connect(bench_url, autocommit=True)
         meter = CpuMeter(gunicorn.pid, monitor, db_name)
         if meter.postmaster is None:
@@ -469,7 +395,7 @@ def main() -> int:
             factory.write(
                 target, math.ceil(warm_rate * args.warmup * 1.5) + run_wrk["connections"], prefix, args.threads
             )
-            warm = _wrk(port, prefix, seconds=args.warmup, log=work_dir / f"{target}.warmup.log", **run_wrk)
+            warm = wrk_run(port, prefix, seconds=args.warmup, log=work_dir / f"{target}.warmup.log", **run_wrk)
             # The warm-up runs colder than the measured window: size with headroom over its rate.
             ceiling = warm["rps"] * 2
             if target in ("bare", "insert"):
@@ -487,7 +413,7 @@ def main() -> int:
             before = _db_counts(monitor)
             meter.start()
             rusage = resource.getrusage(resource.RUSAGE_CHILDREN)
-            result = _wrk(port, prefix, seconds=args.seconds, log=work_dir / f"{target}.log", **run_wrk)
+            result = wrk_run(port, prefix, seconds=args.seconds, log=work_dir / f"{target}.log", **run_wrk)
             after_rusage = resource.getrusage(resource.RUSAGE_CHILDREN)
             cpu = meter.stop()
             time.sleep(1)  # requests in flight when wrk stopped commit
