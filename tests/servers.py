@@ -21,8 +21,10 @@ from pathlib import Path
 
 import pytest
 from django.conf import settings
+from django.core.cache import cache
 from django.db import connection
 
+from activities.services import EMBED_SWEEP_FLAG
 from tests.support import database_url, free_port
 from tests.sync.support import WEBHOOK_SECRET
 
@@ -43,12 +45,20 @@ class RunningServer:
         return self.log_path.read_text(errors="replace")[-6000:]
 
 
-def http_get(url: str, *, timeout: float = 10) -> tuple[int, bytes]:
+def http_request(
+    url: str, *, method: str = "GET", data: bytes | None = None, headers: dict | None = None, timeout: float = 15
+) -> tuple[int, bytes]:
+    """Status and body of one request (an HTTP error status is an answer, not an exception)."""
+    request = urllib.request.Request(url, data=data, method=method, headers=headers or {})
     try:
-        with urllib.request.urlopen(url, timeout=timeout) as response:
+        with urllib.request.urlopen(request, timeout=timeout) as response:
             return response.status, response.read()
     except urllib.error.HTTPError as error:
         return error.code, error.read()
+
+
+def http_get(url: str, *, timeout: float = 10) -> tuple[int, bytes]:
+    return http_request(url, timeout=timeout)
 
 
 def server_wait_ready(server: RunningServer, *, path: str = "/healthz", timeout_s: float = 60) -> None:
@@ -101,6 +111,9 @@ def server_stop(server: RunningServer, *, sig: int = signal.SIGTERM) -> None:
     except subprocess.TimeoutExpired:
         os.killpg(server.process.pid, signal.SIGKILL)
         server.process.wait(timeout=10)
+    # Its webhooks left "embedding sweep scheduled" in the shared cache table, which a flush does not
+    # empty: the next test's server would skip scheduling its own sweep for a minute.
+    cache.delete(EMBED_SWEEP_FLAG)
 
 
 @contextlib.contextmanager

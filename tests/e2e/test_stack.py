@@ -16,6 +16,7 @@ from celery import Celery
 from django.conf import settings
 
 from activities.models import UserActivity
+from tests.servers import http_get
 from tests.support import database_url, free_port, require_redis
 from tests.sync.support import URL as WEBHOOK_PATH
 from tests.sync.support import WEBHOOK_SECRET, signed_headers
@@ -61,14 +62,6 @@ def _stop_stack(process: subprocess.Popen) -> None:
     except (ProcessLookupError, subprocess.TimeoutExpired):
         os.killpg(process.pid, signal.SIGKILL)
         process.wait(timeout=10)
-
-
-def http_get(url: str) -> tuple[int, bytes]:
-    try:
-        with urllib.request.urlopen(url, timeout=10) as response:
-            return response.status, response.read()
-    except urllib.error.HTTPError as error:
-        return error.code, error.read()
 
 
 def _wait_healthy(port: int, process: subprocess.Popen, log_path: Path, timeout_s: float = 90) -> dict:

@@ -12,8 +12,6 @@ import subprocess
 import sys
 import threading
 import time
-import urllib.error
-import urllib.request
 from concurrent.futures import ThreadPoolExecutor
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
@@ -32,6 +30,7 @@ from tests.servers import (
     database_url_through,
     gunicorn_running,
     gunicorn_start,
+    http_request,
     server_stop,
 )
 from tests.support import JWT_SECRET, database_url, free_port, make_jwt, require_redis
@@ -44,14 +43,9 @@ pytestmark = [pytest.mark.e2e, pytest.mark.django_db(transaction=True)]
 
 def _call(url: str, *, method: str = "GET", body: dict | None = None, headers: dict | None = None, timeout=15):
     data = json.dumps(body).encode() if body is not None else None
-    request = urllib.request.Request(
-        url, data=data, method=method, headers={"Content-Type": "application/json", **(headers or {})}
-    )
-    try:
-        with urllib.request.urlopen(request, timeout=timeout) as response:
-            return response.status, json.loads(response.read() or b"null")
-    except urllib.error.HTTPError as error:
-        return error.code, json.loads(error.read() or b"null")
+    headers = {"Content-Type": "application/json", **(headers or {})}
+    status, answer = http_request(url, method=method, data=data, headers=headers, timeout=timeout)
+    return status, json.loads(answer or b"null")
 
 
 def _food_event(user_id: str, external_id: str) -> dict:
@@ -64,19 +58,10 @@ def _food_event(user_id: str, external_id: str) -> dict:
     }
 
 
-def _post_webhook(base_url: str, event: dict, *, key: str, timeout: float = 15):
+def _post_webhook(base_url: str, event: dict, *, key: str, timeout: float = 15) -> int:
     body = json.dumps(event)
-    request = urllib.request.Request(
-        base_url + WEBHOOK_PATH,
-        data=body.encode(),
-        method="POST",
-        headers={"Content-Type": "application/json", "Idempotency-Key": key, **signed_headers(body)},
-    )
-    try:
-        with urllib.request.urlopen(request, timeout=timeout) as response:
-            return response.status
-    except urllib.error.HTTPError as error:
-        return error.code
+    headers = {"Content-Type": "application/json", "Idempotency-Key": key, **signed_headers(body)}
+    return http_request(base_url + WEBHOOK_PATH, method="POST", data=body.encode(), headers=headers, timeout=timeout)[0]
 
 
 def _wait_for(condition, *, timeout_s: float, what: str, interval: float = 0.2):

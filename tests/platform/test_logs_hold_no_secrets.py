@@ -1,13 +1,11 @@
 """Secrets and tokens never reach the logs: gunicorn's access log and the application's own log."""
 
 import json
-import urllib.error
-import urllib.request
 
 import pytest
 from django.contrib.auth import get_user_model
 
-from tests.servers import ADMIN_KEY, gunicorn_running
+from tests.servers import ADMIN_KEY, gunicorn_running, http_request
 from tests.support import JWT_SECRET, make_jwt
 from tests.sync.support import URL as WEBHOOK_PATH
 from tests.sync.support import signed_headers
@@ -17,12 +15,7 @@ pytestmark = [pytest.mark.django_db(transaction=True)]
 
 
 def _call(url: str, *, method: str = "GET", body: bytes | None = None, headers: dict | None = None) -> int:
-    request = urllib.request.Request(url, data=body, method=method, headers=headers or {})
-    try:
-        with urllib.request.urlopen(request, timeout=15) as response:
-            return response.status
-    except urllib.error.HTTPError as error:
-        return error.code
+    return http_request(url, method=method, data=body, headers=headers)[0]
 
 
 def test_keys_tokens_signatures_and_passwords_are_not_logged(tmp_path):
