@@ -62,9 +62,15 @@ ISO_TIMESTAMP_RE = re.compile(
 )
 
 
+# UUIDs (conversation ids, request ids) are never phone numbers either, but a run of their digits can
+# look like one.
+UUID_RE = re.compile(r"(?<![\w-])[0-9a-fA-F]{8}(?:-[0-9a-fA-F]{4}){3}-[0-9a-fA-F]{12}(?![\w-])")
+_NOT_PHONES_RE = re.compile(f"{UUID_RE.pattern}|{ISO_TIMESTAMP_RE.pattern}")
+
+
 def _redact_phones(text: str) -> str:
     pieces, last = [], 0
-    for match in ISO_TIMESTAMP_RE.finditer(text):
+    for match in _NOT_PHONES_RE.finditer(text):
         pieces.append(PHONE_RE.sub(_phone_token, text[last : match.start()]))
         pieces.append(match.group(0))
         last = match.end()

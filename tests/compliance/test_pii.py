@@ -88,3 +88,9 @@ def test_redaction_is_stable_and_recursive():
     assert "x@y.org" not in str(redacted)
     assert "555" not in str(redacted)
     assert len(hash_identifier("a@b.io", kind="email")) == 64
+
+
+def test_uuids_are_not_taken_for_phone_numbers():
+    conversation_id = "b53b9055-7620-4a1b-9c3d-711301ee70dc"
+    assert redact_pii(f"conversation {conversation_id}") == f"conversation {conversation_id}"
+    assert "[phone:" in redact_pii(f"{conversation_id} call +44 7700 900123")
