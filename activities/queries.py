@@ -11,7 +11,7 @@ from django.db import connection, transaction
 from activities.models import UserActivity
 from profiles.models import CrmUserProfile
 from sync.models import SyncDirection, SyncEvent, SyncStatus
-from yahealthy_crm.sql import Statement, model_from_row
+from yahealthy_crm.sql import Statement, model_from_row, prepared_cursor
 
 _TABLE = UserActivity._meta.db_table
 PROFILES_TABLE = CrmUserProfile._meta.db_table
@@ -51,7 +51,7 @@ def activity_event_context_get(
     *, user_id: str, activity_type: str, external_id: str, occurred_at: dt.datetime
 ) -> ActivityEventContext:
     """What an app activity event needs to know before it applies, in one statement."""
-    with connection.cursor() as cursor:
+    with prepared_cursor() as cursor:
         cursor.execute(
             ACTIVITY_EVENT_CONTEXT_SQL,
             {

@@ -19,6 +19,8 @@ from django.core.cache.backends.db import DatabaseCache
 from django.db import connections, router
 from django.utils import timezone
 
+from yahealthy_crm.sql import prepared_cursor
+
 # One write in this many also deletes expired rows.
 PURGE_EXPIRED_EVERY = 200
 NEVER_EXPIRES = dt.datetime(9999, 12, 31, tzinfo=dt.UTC)
@@ -52,7 +54,7 @@ class PostgresCache(DatabaseCache):
         # Never relax the durability of a caller's transaction.
         own_transaction = not conn.in_atomic_block
         sql = sql.format(table=table, from_async=" FROM _async" if own_transaction else "")
-        with conn.cursor() as cursor:
+        with prepared_cursor(db) as cursor:
             cursor.execute((ASYNC_COMMIT_CTE if own_transaction else "") + sql, params)
             row = cursor.fetchone() if cursor.description else None
             if random.randrange(PURGE_EXPIRED_EVERY) == 0:
@@ -67,7 +69,7 @@ class PostgresCache(DatabaseCache):
         sql = sql.format(
             table=conn.ops.quote_name(self._table), from_async_join=" CROSS JOIN _async" if own_transaction else ""
         )
-        with conn.cursor() as cursor:
+        with prepared_cursor(db) as cursor:
             cursor.execute((ASYNC_COMMIT_CTE if own_transaction else "") + sql, params)
             return cursor.fetchall()
 

@@ -99,6 +99,16 @@ DATABASES["default"]["CONN_MAX_AGE"] = env.int("DATABASE_CONN_MAX_AGE", default=
 # No SELECT 1 before each request: a dropped connection fails that one request with a 503
 # (yahealthy_crm/errors.py) and is replaced when the request ends.
 DATABASES["default"]["CONN_HEALTH_CHECKS"] = False
+# The webhook hot paths prepare their fixed statements (yahealthy_crm/sql.py prepared_cursor) and run
+# them with generic plans: planned once per connection, not per event. Nothing else is prepared
+# (Django's cursors bind on the client, which never prepares), so plan_cache_mode changes no other query.
+DATABASE_PREPARED_STATEMENTS = env.bool("DATABASE_PREPARED_STATEMENTS", default=True)
+if DATABASE_PREPARED_STATEMENTS:
+    _db_options = DATABASES["default"].setdefault("OPTIONS", {})
+    _db_options["options"] = f"{_db_options.get('options', '')} -c plan_cache_mode=force_generic_plan".strip()
+    # psycopg prepares nothing, not even on request, while prepare_threshold is None (Django's
+    # default). Django's client-side binding cursors never prepare whatever the threshold.
+    _db_options.setdefault("prepare_threshold", 2**31)
 DATABASES["default"].setdefault("TEST", {})["NAME"] = env("DATABASE_TEST_NAME", default=None)
 DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
 

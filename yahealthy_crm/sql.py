@@ -2,9 +2,14 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 
-from django.db import connection
+from django.conf import settings
+from django.db import connection, connections
+from django.db.backends.postgresql.base import ServerBindingCursor
+from django.db.backends.utils import CursorDebugWrapper, CursorWrapper
 
 
 @dataclass(frozen=True)
@@ -14,6 +19,46 @@ class Statement:
 
     sql: str
     params: list = field(default_factory=list)
+
+
+class _PreparingCursor(ServerBindingCursor):
+    """Binds parameters on the server and prepares every statement it runs (psycopg keeps up to 100
+    per connection and reuses one whenever the same SQL comes again with the same parameter types)."""
+
+    def execute(self, query, params=None, *, prepare=None, binary=None):
+        return super().execute(query, params, prepare=True, binary=binary)
+
+
+class _PreparedDebugWrapper(CursorDebugWrapper):
+    """Logs the statement with its parameters filled in, as the default cursors do (tests count and
+    read them): psycopg keeps no client-side text of a server-bound query."""
+
+    def execute(self, sql, params=None):
+        with self.debug_sql(self.db.ops.compose_sql(sql, params)):
+            return CursorWrapper.execute(self, sql, params)
+
+
+@contextmanager
+def prepared_cursor(using: str = "default") -> Iterator[CursorWrapper]:
+    """A cursor for the hot paths' fixed statements: parsed and planned once per connection.
+
+    Planning the webhook's CTE statements cost more PostgreSQL CPU than running them, and quoting
+    their parameters into the SQL text (Django's default client-side binding) cost more Python CPU
+    than the rest of the request (docs/sync.md "Benchmark"). Prepared statements use generic plans
+    (`plan_cache_mode`, settings.py): nothing else on these connections is prepared, so the ORM's
+    queries are unaffected. DATABASE_PREPARED_STATEMENTS=0 turns this off (e.g. behind a
+    transaction-pooling PgBouncer older than 1.21) and gives a plain cursor.
+    """
+    db = connections[using]
+    if not settings.DATABASE_PREPARED_STATEMENTS:
+        with db.cursor() as cursor:
+            yield cursor
+        return
+    db.ensure_connection()
+    db.validate_thread_sharing()
+    wrapper_class = _PreparedDebugWrapper if db.queries_logged else CursorWrapper
+    with wrapper_class(_PreparingCursor(db.connection), db) as cursor:
+        yield cursor
 
 
 def statements_run(statements: list[Statement]) -> None:
@@ -31,7 +76,7 @@ def statements_run(statements: list[Statement]) -> None:
         ctes = ", ".join(f"w{index} AS ({statement.sql})" for index, statement in enumerate(statements))
         sql = f"WITH {ctes} SELECT 1"
         params = [param for statement in statements for param in statement.params]
-    with connection.cursor() as cursor:
+    with prepared_cursor() as cursor:
         cursor.execute(sql, params)
 
 

@@ -12,14 +12,12 @@ import datetime as dt
 import json
 from dataclasses import dataclass
 
-from django.db import connection
-
 from compliance.models import ErasureTombstone
 from goals.models import GoalStatus, HealthGoal
 from profiles.models import CrmUserProfile
 from profiles.queries import PROFILE_COLUMNS, PROFILE_TABLE, profile_from_row
 from sync.models import SyncDirection, SyncEvent, SyncStatus
-from yahealthy_crm.sql import Statement
+from yahealthy_crm.sql import Statement, prepared_cursor
 
 _EVENTS = SyncEvent._meta.db_table
 EVENT_CLAIM_SQL = f"""
@@ -85,7 +83,7 @@ def event_claim(
     holding the key, or anything holding the profile row (a GDPR erase), raises OperationalError
     (lock_not_available) after that long instead of blocking.
     """
-    with connection.cursor() as cursor:
+    with prepared_cursor() as cursor:
         cursor.execute(
             EVENT_CLAIM_SQL,
             {

@@ -1,0 +1,88 @@
+"""The webhook's fixed statements are prepared once per connection and reused with a generic plan;
+the ORM's queries are never prepared (yahealthy_crm/sql.py `prepared_cursor`, docs/sync.md)."""
+
+import json
+
+import pytest
+from django.db import connection
+from django.test import override_settings
+from django.test.utils import CaptureQueriesContext
+
+from profiles.models import CrmUserProfile
+from tests.factories import ProfileFactory
+from tests.sync.support import URL, event, signed_headers
+from yahealthy_crm.sql import prepared_cursor
+
+pytestmark = pytest.mark.django_db(transaction=True)
+
+
+def _prepared() -> dict[str, tuple[int, int]]:
+    """This connection's prepared statements: SQL -> (generic plans, custom plans) used so far."""
+    with connection.cursor() as cursor:
+        cursor.execute("SELECT statement, generic_plans, custom_plans FROM pg_prepared_statements")
+        return {statement: (generic, custom) for statement, generic, custom in cursor.fetchall()}
+
+
+def _post(client, external_id: str) -> None:
+    body = json.dumps(
+        event(user_id="prepared_user", external_id=external_id, payload={"food_name": "Oats", "calories": 350})
+    )
+    response = client.post(
+        URL,
+        data=body,
+        content_type="application/json",
+        headers={**signed_headers(body), "Idempotency-Key": external_id},
+    )
+    assert response.status_code == 202, response.content
+
+
+def _claim_statement(prepared: dict) -> str:
+    [claim] = [sql for sql in prepared if "set_config('lock_timeout'" in sql]
+    return claim
+
+
+def test_the_claim_is_prepared_once_and_reused_with_a_generic_plan(client):
+    ProfileFactory(user_id="prepared_user")
+    for index in range(1, 4):  # a user's first events write other shapes (last_active_at moves)
+        _post(client, f"prep_{index}")
+    claim = _claim_statement(_prepared())
+    before = _prepared()
+    for index in range(4, 7):
+        _post(client, f"prep_{index}")
+    after = _prepared()
+    assert set(after) == set(before), "the same statements again: nothing new prepared"
+    generic, custom = after[claim]
+    assert (generic - before[claim][0], custom) == (3, 0)
+    # The server-bound statement carries placeholders, never the event's values.
+    assert "$1" in claim and "prepared_user" not in claim
+
+
+def test_orm_queries_are_never_prepared(client):
+    ProfileFactory(user_id="prepared_user")
+    _post(client, "prep_orm")  # a connection that does prepare
+    for _ in range(10):
+        list(CrmUserProfile.objects.filter(user_id="prepared_user"))
+    assert not [sql for sql in _prepared() if "crm_user_profiles" in sql and sql.lstrip().startswith("SELECT")]
+
+
+def test_captured_queries_show_the_values(client):
+    ProfileFactory(user_id="prepared_user")
+    with CaptureQueriesContext(connection) as queries:
+        _post(client, "prep_logged")
+    claim = next(q["sql"] for q in queries.captured_queries if "set_config('lock_timeout'" in q["sql"])
+    assert "'prepared_user'" in claim and "$1" not in claim
+
+
+@override_settings(DATABASE_PREPARED_STATEMENTS=False)
+def test_switched_off_nothing_is_prepared():
+    with prepared_cursor() as cursor:
+        cursor.execute("SELECT %s::int + 41", [1])
+        assert cursor.fetchone() == (42,)
+    assert not [sql for sql in _prepared() if "+ 41" in sql]
+
+
+def test_switched_on_a_statement_is_prepared_at_first_use():
+    with prepared_cursor() as cursor:
+        cursor.execute("SELECT %s::int + 40", [2])
+        assert cursor.fetchone() == (42,)
+    assert [sql for sql in _prepared() if "+ 40" in sql] == ["SELECT $1::int + 40"]
