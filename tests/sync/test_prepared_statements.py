@@ -2,14 +2,19 @@
 the ORM's queries are never prepared (yahealthy_crm/sql.py `prepared_cursor`, docs/sync.md)."""
 
 import json
+import re
 
 import pytest
 from django.db import connection
 from django.test import override_settings
 from django.test.utils import CaptureQueriesContext
+from django.utils import timezone
 
+from activities.models import UserActivity
+from activities.queries import ACTIVITY_EVENT_CONTEXT_SQL
 from profiles.models import CrmUserProfile
-from tests.factories import ProfileFactory
+from sync.models import SyncEvent
+from tests.factories import FoodLogFactory, ProfileFactory
 from tests.sync.support import URL, event, signed_headers
 from yahealthy_crm.sql import prepared_cursor
 
@@ -54,7 +59,8 @@ def test_the_claim_is_prepared_once_and_reused_with_a_generic_plan(client):
     generic, custom = after[claim]
     assert (generic - before[claim][0], custom) == (3, 0)
     # The server-bound statement carries placeholders, never the event's values.
-    assert "$1" in claim and "prepared_user" not in claim
+    assert "$1" in claim
+    assert "prepared_user" not in claim
 
 
 def test_orm_queries_are_never_prepared(client):
@@ -70,7 +76,8 @@ def test_captured_queries_show_the_values(client):
     with CaptureQueriesContext(connection) as queries:
         _post(client, "prep_logged")
     claim = next(q["sql"] for q in queries.captured_queries if "set_config('lock_timeout'" in q["sql"])
-    assert "'prepared_user'" in claim and "$1" not in claim
+    assert "'prepared_user'" in claim
+    assert "$1" not in claim
 
 
 @override_settings(DATABASE_PREPARED_STATEMENTS=False)
@@ -86,3 +93,48 @@ def test_switched_on_a_statement_is_prepared_at_first_use():
         cursor.execute("SELECT %s::int + 40", [2])
         assert cursor.fetchone() == (42,)
     assert [sql for sql in _prepared() if "+ 40" in sql] == ["SELECT $1::int + 40"]
+
+
+def _generic_plan(sql: str, params: dict) -> str:
+    """The plan PostgreSQL keeps for `sql` once prepared (generic: parameters unknown)."""
+    names = list(params)
+    numbered = re.sub(r"%\((\w+)\)s", lambda match: f"${names.index(match.group(1)) + 1}", sql)
+    with connection.cursor() as cursor:
+        cursor.execute("SET plan_cache_mode = force_generic_plan")
+        cursor.execute(f"PREPARE generic_probe AS {numbered}")
+        try:
+            placeholders = ", ".join(["%s"] * len(names))
+            cursor.execute(f"EXPLAIN EXECUTE generic_probe({placeholders})", list(params.values()))
+            return "\n".join(row[0] for row in cursor.fetchall())
+        finally:
+            cursor.execute("DEALLOCATE generic_probe")
+
+
+def test_the_activity_context_keeps_its_partial_indexes_under_a_generic_plan():
+    # Many rows, so that only the index makes the lookup cheap.
+    SyncEvent.objects.bulk_create(
+        SyncEvent(
+            direction="inbound",
+            user_id=f"user_{index % 50}",
+            entity_type="food_log",
+            operation="delete" if index % 10 == 0 else "create",
+            external_id=f"food_{index}",
+            idempotency_key=f"plan_{index}",
+            status="success",
+            occurred_at=timezone.now(),
+        )
+        for index in range(3000)
+    )
+    profiles = ProfileFactory.create_batch(50)
+    UserActivity.objects.bulk_create(
+        FoodLogFactory.build(user=profiles[index % 50], external_id=f"food_{index}") for index in range(3000)
+    )
+    with connection.cursor() as cursor:
+        cursor.execute("ANALYZE crm_sync_events")
+        cursor.execute("ANALYZE crm_user_activities")
+    plan = _generic_plan(
+        ACTIVITY_EVENT_CONTEXT_SQL,
+        {"user_id": "user_1", "activity_type": "food_log", "external_id": "food_1", "occurred_at": timezone.now()},
+    )
+    assert "crm_sync_app_deletes_idx" in plan, plan
+    assert "crm_activity_unique_external_id" in plan, plan
