@@ -174,7 +174,9 @@ class JobLoop(threading.Thread):
                 if run.get("status") not in ("queued", "running"):
                     break
                 time.sleep(0.5)
-            self.runs.append({"status": run.get("status"), "seconds": time.monotonic() - started})
+            self.runs.append(
+                {"status": run.get("status"), "seconds": time.monotonic() - started, "error": run.get("error", "")}
+            )
             self.stop_event.wait(2)
 
 
@@ -343,7 +345,10 @@ def main() -> int:
             f"{result['p50_ms']:8.1f} {result['p99_ms']:8.1f} {errors:7d}  {result['statuses']}"
             + ("  RAN OUT: requests resent" if result["repeats"] and name != "reads" else "")
         )
-    job_seconds = ", ".join(f"{run['status']} in {run['seconds']:.1f} s" for run in jobs.runs)
+    job_seconds = ", ".join(
+        f"{run['status']} in {run['seconds']:.1f} s" + (f" ({run['error'][:300]})" if run["error"] else "")
+        for run in jobs.runs
+    )
     print(f"jobs     weekly churn assessment runs: {len(jobs.runs)} ({job_seconds}); errors: {jobs.errors or 0}")
     total_errors += len(jobs.errors) + sum(run["status"] != "succeeded" for run in jobs.runs)
     stored, distinct = row

@@ -29,6 +29,7 @@ from coaching.privacy import ai_embeddings_drop_unconsented
 from compliance.services import audit_record_many, audit_row_build
 from goals.services import goals_progress_refresh_for_users
 from profiles.models import CrmUserProfile, LifecycleStage, tier_rank
+from profiles.queries import profiles_lock
 from profiles.services import profiles_lifecycle_changed_outbox_record_many, profiles_tier_changed_outbox_record_many
 from yahealthy_crm.actors import ActorType
 
@@ -136,6 +137,9 @@ def _refresh_batch(*, batch: list[CrmUserProfile], now: dt.datetime, today: dt.d
     changed = {id(p): p for p, _ in tier_changes + stage_changes}
     counts["lifecycle_changed"] += len(stage_changes)
     with transaction.atomic():
+        # This chunk writes profiles and goals of many users: their profiles are locked first, in the
+        # one order every multi-user writer uses (no deadlock with webhook batches).
+        profiles_lock(user_ids=ids)
         if changed:
             for profile in changed.values():
                 profile.updated_at = now

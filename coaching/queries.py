@@ -14,6 +14,7 @@ from activities.models import ActivityType, UserActivity
 from coaching.models import ChurnScoreWeekly, CoachingSession
 from goals.models import GoalStatus, HealthGoal
 from profiles.models import CrmUserProfile
+from profiles.queries import profiles_lock
 
 # How far back a user's history is read at a cutoff (older activity does not change the features).
 HISTORY_DAYS = 120
@@ -208,13 +209,15 @@ def churn_scores_write(
     week: dt.date,
     model_version: int | None,
 ) -> None:
-    """Store the scores on the profiles and in this week's history (two statements per batch)."""
+    """Store the scores on the profiles and in this week's history (two statements per batch, after
+    the profiles are locked in user_id order: `profiles.queries.profiles_lock`). Call in a transaction."""
     rows = json.dumps(
         [
             {"user_id": user_id, "risk": risk, "band": band, "factors": factor}
             for user_id, risk, band, factor in zip(user_ids, risks, bands, factors, strict=True)
         ]
     )
+    profiles_lock(user_ids=user_ids)
     with connection.cursor() as cursor:
         cursor.execute(_SCORES_WRITE_SQL, [assessed_at, rows])
         cursor.execute(_HISTORY_UPSERT_SQL, [week, model_version, rows])

@@ -52,6 +52,7 @@ from goals.services import (
     goal_apply_app_event,
     goal_progress_update_for_activity,
 )
+from profiles.queries import profiles_lock
 from profiles.services import profile_apply_app_event
 from sync.app_events import APP_ACTOR_ID, AppliedEvent
 from sync.error_codes import SyncErrorCode
@@ -64,7 +65,6 @@ from sync.inbound.batch_queries import (
     profiles_by_user_id,
     profiles_insert_missing,
     profiles_last_active_forward,
-    profiles_lock,
     sync_events_by_key,
     sync_events_claim,
     sync_events_delete,

@@ -234,18 +234,6 @@ def profiles_insert_missing(*, user_id_hashes: dict[str, str]) -> dict[str, int]
         return {user_id: pk for pk, user_id in cursor.fetchall()}
 
 
-def profiles_lock(*, user_ids: list[str]) -> set[str]:
-    """Lock the users' profile rows FOR UPDATE in user_id order (no deadlock between batches); returns
-    the user ids whose profile exists."""
-    with connection.cursor() as cursor:
-        cursor.execute(
-            f"SELECT user_id FROM {CrmUserProfile._meta.db_table} "  # noqa: S608 - names from the model
-            f"WHERE user_id = {_ANY_TEXT} ORDER BY user_id FOR UPDATE",
-            [json.dumps(sorted(user_ids))],
-        )
-        return {row[0] for row in cursor.fetchall()}
-
-
 def profiles_by_user_id(*, user_ids: list[str]) -> dict[str, CrmUserProfile]:
     """The users' profiles as model objects (rows the batch has locked), for the domains' apply functions."""
     return {profile.user_id: profile for profile in CrmUserProfile.objects.filter(user_id__in=user_ids)}
