@@ -54,7 +54,8 @@ class WebhookResultSerializer(serializers.Serializer):
     data = WebhookAppliedSerializer()
 
 
-# Documents the 202 body. The view returns the stored body as is: a replay repeats it byte for byte.
+# Documents the 202 body. The view returns the stored body as is: a replay repeats the same JSON value
+# (its object keys in jsonb's order, which may differ from the first answer's).
 class WebhookAcceptedSerializer(serializers.Serializer):
     status = serializers.CharField(default="accepted")
     idempotencyKey = serializers.CharField()
