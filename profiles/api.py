@@ -30,6 +30,7 @@ from yahealthy_crm.api import (
     StrictSerializer,
     envelope_serializer,
     list_envelope_serializer,
+    page_size_field,
     paginated,
     query_params_validate,
     success,
@@ -393,12 +394,7 @@ class UserListFilter(django_filters.FilterSet):
 class UserListParamsSerializer(StrictSerializer):
     """The list's own parameters; the filters are UserListFilter's."""
 
-    limit = serializers.IntegerField(
-        min_value=1,
-        max_value=settings.API_PAGE_SIZE_MAX,
-        required=False,
-        help_text=f"Page size (default {settings.API_PAGE_SIZE_DEFAULT}).",
-    )
+    limit = page_size_field()
     ordering = serializers.ChoiceField(
         choices=USER_LIST_ORDERINGS, required=False, default="-churn_risk", help_text="Sort order."
     )

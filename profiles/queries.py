@@ -9,7 +9,7 @@ import json
 from django.db import connection
 
 from profiles.models import CrmUserProfile
-from yahealthy_crm.sql import Statement, model_from_row
+from yahealthy_crm.sql import ANY_OF_JSON_TEXT, Statement, model_from_row
 
 PROFILE_TABLE = CrmUserProfile._meta.db_table
 PROFILE_FIELDS = list(CrmUserProfile._meta.concrete_fields)
@@ -23,7 +23,7 @@ _LAST_ACTIVE_SQL = (
 
 _PROFILES_LOCK_SQL = (
     f"SELECT user_id FROM {PROFILE_TABLE} "  # noqa: S608 - names from the model
-    "WHERE user_id = ANY(ARRAY(SELECT json_array_elements_text(%s::json))) ORDER BY user_id FOR UPDATE"
+    f"WHERE user_id = {ANY_OF_JSON_TEXT} ORDER BY user_id FOR UPDATE"
 )
 
 

@@ -5,7 +5,7 @@ import factory
 from django.utils import timezone
 
 from activities.models import ActivityType, UserActivity
-from coaching.models import AiInsight, CoachingConversation, CoachingSession
+from coaching.models import AiInsight, CoachingConversation, CoachingSession, RetentionAction
 from goals.models import GoalMetric, GoalType, HealthGoal
 from profiles.models import CrmUserProfile
 
@@ -80,3 +80,18 @@ class CoachingSessionFactory(factory.django.DjangoModelFactory):
 
 def days_ago(n: int) -> dt.datetime:
     return timezone.now() - dt.timedelta(days=n)
+
+
+class RetentionActionFactory(factory.django.DjangoModelFactory):
+    """A retention action taken now by the weekly job for a high-risk user; its outcome due in 14 days."""
+
+    class Meta:
+        model = RetentionAction
+
+    user = factory.SubFactory(ProfileFactory)
+    action_type = "reminder"
+    source = "job"
+    churn_risk = Decimal("0.8")
+    churn_band = "high"
+    created_at = factory.LazyFunction(timezone.now)
+    outcome_due_at = factory.LazyAttribute(lambda o: o.created_at + dt.timedelta(days=14))

@@ -57,13 +57,18 @@ def success(data: Any, *, http_status: int = status.HTTP_200_OK) -> Response:
     return Response({"status": "success", "data": data}, status=http_status)
 
 
-class PaginationSerializer(StrictSerializer):
-    limit = serializers.IntegerField(
+def page_size_field() -> serializers.IntegerField:
+    """The `limit` query parameter of every paginated list (offset or cursor)."""
+    return serializers.IntegerField(
         min_value=1,
         max_value=settings.API_PAGE_SIZE_MAX,
         required=False,
         help_text=f"Page size (default {settings.API_PAGE_SIZE_DEFAULT}).",
     )
+
+
+class PaginationSerializer(StrictSerializer):
+    limit = page_size_field()
     offset = serializers.IntegerField(
         min_value=0, max_value=1_000_000, required=False, default=0, help_text="Rows to skip."
     )

@@ -11,6 +11,9 @@ from django.db import connection, connections
 from django.db.backends.postgresql.base import ServerBindingCursor
 from django.db.backends.utils import CursorDebugWrapper, CursorWrapper
 
+# `column = {ANY_OF_JSON_TEXT}` with json.dumps(<list of str>): the list travels as one JSON document.
+ANY_OF_JSON_TEXT = "ANY(ARRAY(SELECT json_array_elements_text(%s::json)))"
+
 
 @dataclass(frozen=True)
 class Statement:

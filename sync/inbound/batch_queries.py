@@ -19,6 +19,7 @@ from compliance.models import AuditLog, ErasureTombstone
 from goals.models import GoalStatus, HealthGoal
 from profiles.models import CrmUserProfile
 from sync.models import SyncDirection, SyncEvent, SyncStatus
+from yahealthy_crm.sql import ANY_OF_JSON_TEXT
 
 _STAMPS = ("created_at", "updated_at")  # set by the database: now(), as the single-event path does
 
@@ -70,9 +71,6 @@ def _value(field, alias: str = "v") -> str:
     return value if isinstance(field, JSONField) else f"{value}::{field.db_type(connection)}"
 
 
-# `column = {_ANY_TEXT}` with json.dumps(<list of str>): the list travels as one JSON document too.
-_ANY_TEXT = "ANY(ARRAY(SELECT json_array_elements_text(%s::json)))"
-
 # Activity keys (user_id, activity_type, external_id) as a recordset.
 _ACTIVITY_KEYS = "user_id text, activity_type text, external_id text"
 
@@ -114,7 +112,7 @@ def tombstones_find(*, user_id_hashes: list[str]) -> set[str]:
     """Which of these user-id hashes belong to erased users (one SELECT)."""
     with connection.cursor() as cursor:
         cursor.execute(
-            f"SELECT user_id_hash FROM {ErasureTombstone._meta.db_table} WHERE user_id_hash = {_ANY_TEXT}",  # noqa: S608
+            f"SELECT user_id_hash FROM {ErasureTombstone._meta.db_table} WHERE user_id_hash = {ANY_OF_JSON_TEXT}",  # noqa: S608
             [json.dumps(user_id_hashes)],
         )
         return {row[0] for row in cursor.fetchall()}
@@ -329,7 +327,7 @@ def users_active_goal_metrics(*, user_ids: list[str], metrics: list[str]) -> dic
     with connection.cursor() as cursor:
         cursor.execute(
             f"SELECT DISTINCT user_id, metric FROM {HealthGoal._meta.db_table} "  # noqa: S608
-            f"WHERE user_id = {_ANY_TEXT} AND status = %s AND metric = ANY(%s)",
+            f"WHERE user_id = {ANY_OF_JSON_TEXT} AND status = %s AND metric = ANY(%s)",
             [json.dumps(user_ids), GoalStatus.ACTIVE, metrics],
         )
         for user_id, metric in cursor.fetchall():

@@ -19,8 +19,8 @@ from coaching.dashboard import (
     churn_dashboard_get,
     high_band_trend,
 )
-from coaching.models import ChurnScoreWeekly, RetentionAction
-from tests.factories import ProfileFactory
+from coaching.models import ChurnScoreWeekly
+from tests.factories import ProfileFactory, RetentionActionFactory
 
 pytestmark = pytest.mark.django_db
 
@@ -108,12 +108,8 @@ def test_high_risk_list_is_the_high_band_highest_first_and_bounded():
 def test_outcomes_per_action_type_come_from_the_retention_report():
     profile = _profile("o_1", "0.8", "high")
     now = timezone.now()
-    RetentionAction.objects.create(
+    RetentionActionFactory(
         user=profile,
-        action_type="reminder",
-        source="job",
-        churn_risk=Decimal("0.8"),
-        churn_band="high",
         created_at=now - dt.timedelta(days=20),
         outcome_due_at=now - dt.timedelta(days=6),
         returned=True,
@@ -141,16 +137,7 @@ def test_outcomes_are_reused_for_ten_minutes_and_say_when_they_were_computed():
     profile = _profile("c_1", "0.8", "high")
 
     def act():
-        now = timezone.now()
-        RetentionAction.objects.create(
-            user=profile,
-            action_type="streak_restart",
-            source="staff",
-            churn_risk=Decimal("0.8"),
-            churn_band="high",
-            created_at=now,
-            outcome_due_at=now + dt.timedelta(days=14),
-        )
+        RetentionActionFactory(user=profile, action_type="streak_restart", source="staff")
 
     def actions() -> int:
         board = churn_dashboard_get()

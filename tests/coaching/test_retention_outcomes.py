@@ -10,7 +10,7 @@ from django.utils import timezone
 from coaching.models import ChurnScoreWeekly, RetentionAction
 from coaching.retention_actions import retention_outcomes_report, retention_outcomes_update
 from coaching.tasks import retention_outcomes_job
-from tests.factories import FoodLogFactory, ProfileFactory
+from tests.factories import FoodLogFactory, ProfileFactory, RetentionActionFactory
 
 T0 = timezone.now() - dt.timedelta(days=30)  # scored and acted on 30 days ago: every window is over
 
@@ -35,14 +35,8 @@ def scored(user_id: str, band: str = "high", at: dt.datetime = T0):
 
 
 def action(profile, action_type: str, at: dt.datetime = T0, band: str = "high") -> RetentionAction:
-    return RetentionAction.objects.create(
-        user=profile,
-        action_type=action_type,
-        source="job",
-        churn_risk=Decimal("0.8"),
-        churn_band=band,
-        created_at=at + dt.timedelta(minutes=5),
-        outcome_due_at=at + dt.timedelta(minutes=5, days=14),
+    return RetentionActionFactory(
+        user=profile, action_type=action_type, churn_band=band, created_at=at + dt.timedelta(minutes=5)
     )
 
 

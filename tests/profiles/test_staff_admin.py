@@ -16,10 +16,17 @@ from django.test.utils import CaptureQueriesContext
 from django.urls import reverse
 from django.utils import timezone
 
-from coaching.models import ChurnScoreWeekly, RetentionAction
+from coaching.models import ChurnScoreWeekly
 from compliance.models import AuditLog
 from profiles.models import CrmUserProfile
-from tests.factories import FoodLogFactory, GoalFactory, InsightFactory, ProfileFactory, days_ago
+from tests.factories import (
+    FoodLogFactory,
+    GoalFactory,
+    InsightFactory,
+    ProfileFactory,
+    RetentionActionFactory,
+    days_ago,
+)
 
 pytestmark = pytest.mark.django_db
 
@@ -250,10 +257,9 @@ def test_user_360_shows_the_weekly_churn_risk_and_retention_actions(admin_client
             engagement_tier="bronze",
             lifecycle_stage="current",
         )
-    RetentionAction.objects.create(
+    RetentionActionFactory(
         user=profile,
         action_type="streak_restart",
-        source="job",
         churn_risk=Decimal("0.55"),
         churn_band="medium",
         created_at=days_ago(20),
