@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import datetime as dt
 import logging
+import time
 from collections.abc import Callable
 from typing import Any
 
@@ -117,10 +118,23 @@ def embeddings_backfill(
 
 # Events arriving within this many seconds share one embedding sweep (one task, one batch).
 EMBED_SWEEP_DELAY_S = 1
+# The flag holds the time (UNIX seconds) the scheduled sweep starts at; it exists from the scheduling
+# until that sweep starts.
 EMBED_SWEEP_FLAG = "activities:embed-sweep-scheduled"
 # If the scheduled sweep never runs (broker or worker down), the next event after this schedules one.
 EMBED_SWEEP_FLAG_TTL_S = 60
 EMBED_PENDING_TASK = "activities.tasks.activities_embed_pending_task"
+# A process that knows a sweep starts at time T skips the flag (a cache round trip per event) for
+# commits until T minus this margin: the worker does not start a task before its countdown ends, so
+# that sweep reads them. The margin covers clock differences between the web and worker hosts.
+EMBED_SWEEP_CLOCK_MARGIN_S = 0.5
+
+
+class _SweepKnown:
+    """When the next embedding sweep this process knows of starts (0: none known). Per process; a
+    stale value only costs a cache round trip."""
+
+    starts_at = 0.0
 
 
 def activity_embeddings_schedule() -> None:
@@ -128,10 +142,20 @@ def activity_embeddings_schedule() -> None:
 
     Call after commit. A sweep already scheduled (and not yet started) will see this commit.
     """
+    now = time.time()
+    if now < _SweepKnown.starts_at - EMBED_SWEEP_CLOCK_MARGIN_S:
+        return  # a sweep is queued to start after now: it will read this commit
     # Never an error for the caller: its rows are committed, and a missed sweep only delays the
     # embeddings until the next event's sweep or the periodic one.
+    starts_at = now + EMBED_SWEEP_DELAY_S
     try:
-        if not cache.add(EMBED_SWEEP_FLAG, 1, timeout=EMBED_SWEEP_FLAG_TTL_S):
+        if not cache.add(EMBED_SWEEP_FLAG, starts_at, timeout=EMBED_SWEEP_FLAG_TTL_S):
+            # Another process scheduled a sweep that has not started: it will read this commit. Learn
+            # when it starts, once per sweep (the one this process knew of has started by now).
+            if now >= _SweepKnown.starts_at:
+                scheduled = cache.get(EMBED_SWEEP_FLAG)
+                if isinstance(scheduled, float):
+                    _SweepKnown.starts_at = scheduled
             return
     except Exception:
         logger.exception("could not check the activity embedding sweep flag")
@@ -144,13 +168,22 @@ def activity_embeddings_schedule() -> None:
             cache.delete(EMBED_SWEEP_FLAG)  # let the next event try again
         except Exception:
             logger.exception("could not clear the activity embedding sweep flag")
+        return
+    _SweepKnown.starts_at = starts_at
+
+
+def embedding_sweep_flag_clear() -> None:
+    """No sweep is scheduled any more (the shared flag, and this process's note of it): the next
+    commit schedules one."""
+    _SweepKnown.starts_at = 0.0
+    cache.delete(EMBED_SWEEP_FLAG)
 
 
 def activities_embed_pending(*, batch_size: int = 256) -> int:
     """The sweep: embed every activity that is missing its embedding."""
     # Cleared before reading: an event committing from now on schedules the next sweep, and every
     # event that found the flag set committed before this read, so nothing is left behind.
-    cache.delete(EMBED_SWEEP_FLAG)
+    embedding_sweep_flag_clear()
     return embeddings_backfill(activities_missing_embedding(), activity_text, batch_size=batch_size, check_updated=True)
 
 

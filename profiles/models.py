@@ -76,7 +76,10 @@ class CrmUserProfile(models.Model):
     churn_band = models.CharField(max_length=8, choices=ChurnBand.choices, default=ChurnBand.LOW)
     lifecycle_stage = models.CharField(max_length=12, choices=LifecycleStage.choices, default=LifecycleStage.NEW)
     lifecycle_changed_at = models.DateTimeField(null=True, blank=True)
-    last_active_at = models.DateTimeField(null=True, blank=True, db_index=True)
+    # Not indexed: every app event moves it, and with no index on it that UPDATE is a HOT update
+    # (no new entries in the table's other indexes; docs/sync.md "Benchmark"). Its readers (inactive
+    # segments, the daily insight selection) scan or use other indexes anyway.
+    last_active_at = models.DateTimeField(null=True, blank=True)
     # Consent (design.md "Compliance"): AI processing granted unless the app says otherwise.
     consent_ai_processing = models.BooleanField(default=True)
     consent_ai_processing_at = models.DateTimeField(null=True, blank=True)

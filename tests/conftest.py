@@ -20,6 +20,14 @@ def _jwt_settings(settings):
     settings.CRM_JWT_PUBLIC_KEY = ""
 
 
+@pytest.fixture(autouse=True)
+def _no_embedding_sweep_known():
+    # A process notes the embedding sweep it scheduled (activities.services): not across tests.
+    from activities.services import _SweepKnown
+
+    _SweepKnown.starts_at = 0.0
+
+
 @pytest.fixture
 def profile_a(db):
     return ProfileFactory(user_id=USER_A)

@@ -21,10 +21,9 @@ from pathlib import Path
 
 import pytest
 from django.conf import settings
-from django.core.cache import cache
 from django.db import connection
 
-from activities.services import EMBED_SWEEP_FLAG
+from activities.services import embedding_sweep_flag_clear
 from tests.support import database_url, free_port
 from tests.sync.support import WEBHOOK_SECRET
 
@@ -113,7 +112,7 @@ def server_stop(server: RunningServer, *, sig: int = signal.SIGTERM) -> None:
         server.process.wait(timeout=10)
     # Its webhooks left "embedding sweep scheduled" in the shared cache table, which a flush does not
     # empty: the next test's server would skip scheduling its own sweep for a minute.
-    cache.delete(EMBED_SWEEP_FLAG)
+    embedding_sweep_flag_clear()
 
 
 @contextlib.contextmanager

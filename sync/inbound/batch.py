@@ -84,6 +84,7 @@ from sync.inbound.intake import (
     app_event_audit_row,
     webhook_signature_verify,
 )
+from sync.inbound.queries import claim_status
 from sync.inbound.schemas import ACTIVITY_ENTITY_TYPES, EventValidator, event_validator_get
 from sync.models import SyncDirection, SyncStatus
 from sync.outbox import request_hash_compute
@@ -378,7 +379,7 @@ def _claim_and_apply(claimers: list[_Item]) -> None:
             "external_id": item.event["externalId"],
             "idempotency_key": item.key,
             "request_hash": item.request_hash,
-            "status": SyncStatus.PROCESSING,
+            "status": claim_status(operation=item.event["operation"]),
             "attempts": 1,
             "payload": redact_pii_data(item.data),
             "occurred_at": item.occurred_at,

@@ -56,6 +56,18 @@ _EVENT_FINISH_SQL = (
 )
 
 
+def claim_status(*, operation: str) -> str:
+    """The status a claim stores: the one the event will most likely finish with.
+
+    Then the finish UPDATE changes no indexed column and PostgreSQL makes it a HOT update (no new
+    entries in the table's six indexes): a third less WAL and buffer traffic per event. Nobody reads
+    the status before the commit (a twin waits on the key's index entry). A delete is claimed
+    `processing`: a successful delete is a tombstone that the "deleted later" checks of later events
+    of the same transaction (a batch) read, and it must not count before it is applied.
+    """
+    return SyncStatus.PROCESSING if operation == "delete" else SyncStatus.SUCCESS
+
+
 @dataclass(frozen=True)
 class EventClaim:
     event_id: int | None  # None: the key exists already (a replay) or the user was erased
@@ -96,7 +108,7 @@ def event_claim(
                 "external_id": external_id,
                 "idempotency_key": idempotency_key,
                 "request_hash": request_hash,
-                "status": SyncStatus.PROCESSING,
+                "status": claim_status(operation=operation),
                 "payload": json.dumps(payload),
                 "occurred_at": occurred_at,
                 "goal_active": GoalStatus.ACTIVE,

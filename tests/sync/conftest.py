@@ -15,11 +15,9 @@ def _webhook_settings(settings):
 @pytest.fixture(autouse=True)
 def _no_embedding_sweep_scheduled(db):
     # With a Redis cache the "sweep scheduled" flag would outlive the test that set it.
-    from django.core.cache import cache
+    from activities.services import embedding_sweep_flag_clear
 
-    from activities.services import EMBED_SWEEP_FLAG
-
-    cache.delete(EMBED_SWEEP_FLAG)
+    embedding_sweep_flag_clear()
 
 
 @pytest.fixture

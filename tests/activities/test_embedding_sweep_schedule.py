@@ -1,0 +1,90 @@
+"""Scheduling the embedding sweep after a commit: one task per burst, and a process that knows when the
+queued sweep starts skips the shared flag (a cache round trip per event) until just before then."""
+
+import time
+
+import pytest
+from celery.signals import before_task_publish
+from django.core.cache import cache
+
+from activities.services import (
+    EMBED_PENDING_TASK,
+    EMBED_SWEEP_CLOCK_MARGIN_S,
+    EMBED_SWEEP_DELAY_S,
+    EMBED_SWEEP_FLAG,
+    _SweepKnown,
+    activity_embeddings_schedule,
+    embedding_sweep_flag_clear,
+)
+
+pytestmark = pytest.mark.django_db
+
+
+@pytest.fixture
+def published():
+    tasks = []
+
+    def count(sender=None, **kwargs):
+        tasks.append(sender)
+
+    before_task_publish.connect(count)
+    embedding_sweep_flag_clear()
+    yield tasks
+    before_task_publish.disconnect(count)
+    embedding_sweep_flag_clear()
+
+
+def test_the_first_commit_schedules_a_sweep_and_notes_when_it_starts(published):
+    before = time.time()
+    activity_embeddings_schedule()
+
+    assert published == [EMBED_PENDING_TASK]
+    starts_at = cache.get(EMBED_SWEEP_FLAG)
+    assert before + EMBED_SWEEP_DELAY_S <= starts_at <= time.time() + EMBED_SWEEP_DELAY_S
+    assert _SweepKnown.starts_at == starts_at
+
+
+def test_commits_before_the_known_start_skip_the_shared_flag(published):
+    activity_embeddings_schedule()
+    # With the flag gone, a commit that looked at it would schedule a second sweep and set it again.
+    cache.delete(EMBED_SWEEP_FLAG)
+
+    activity_embeddings_schedule()
+
+    assert published == [EMBED_PENDING_TASK]
+    assert cache.get(EMBED_SWEEP_FLAG) is None
+
+
+def test_a_sweep_scheduled_by_another_process_is_learned_from_the_flag(published):
+    # given another process's queued sweep, starting in a second
+    cache.set(EMBED_SWEEP_FLAG, time.time() + 1.0, timeout=60)
+
+    # a commit here finds the flag set: no second sweep; it learns when that sweep starts
+    activity_embeddings_schedule()
+    assert published == []
+    cache.delete(EMBED_SWEEP_FLAG)
+    activity_embeddings_schedule()
+
+    assert published == []
+    assert cache.get(EMBED_SWEEP_FLAG) is None
+
+
+def test_close_to_the_known_start_the_flag_decides_again(published):
+    # given a sweep known to start within the clock margin: it may already be reading
+    _SweepKnown.starts_at = time.time() + EMBED_SWEEP_CLOCK_MARGIN_S / 2
+
+    activity_embeddings_schedule()  # the flag is gone (that sweep started): schedule the next
+
+    assert published == [EMBED_PENDING_TASK]
+
+
+def test_the_sweep_itself_clears_the_flag_and_this_process_note(published):
+    from activities.services import activities_embed_pending
+
+    activity_embeddings_schedule()
+    activities_embed_pending()
+
+    assert _SweepKnown.starts_at == 0.0
+    assert cache.get(EMBED_SWEEP_FLAG) is None
+    activity_embeddings_schedule()
+    assert published == [EMBED_PENDING_TASK, EMBED_PENDING_TASK]
