@@ -266,9 +266,25 @@ def _db_counts(conn) -> dict[str, int]:
     row = conn.execute(
         "SELECT (SELECT count(*) FROM crm_user_activities),"
         " (SELECT count(*) FROM crm_sync_events WHERE direction = 'inbound' AND status = 'success'),"
-        " (SELECT count(*) FROM bench_insert_probe)"
+        " (SELECT count(*) FROM bench_insert_probe),"
+        " (SELECT wal_bytes FROM pg_stat_wal),"
+        " (SELECT coalesce(sum(n_tup_upd), 0) FROM pg_stat_user_tables),"
+        " (SELECT coalesce(sum(n_tup_hot_upd), 0) FROM pg_stat_user_tables)"
     ).fetchone()
-    return {"activities": row[0], "sync_success": row[1], "probe_rows": row[2]}
+    return {
+        "activities": row[0],
+        "sync_success": row[1],
+        "probe_rows": row[2],
+        # Write work, steadier than CPU time on a noisy machine: WAL of the whole server; row updates
+        # in the benchmark database, and of those the HOT ones (no new index entries).
+        "wal_bytes": int(row[3]),
+        "rows_updated": int(row[4]),
+        "rows_hot_updated": int(row[5]),
+    }
+
+
+def _stored_events(target: str, db: dict) -> int:
+    return {"bare": 0, "insert": db["probe_rows"]}.get(target, db["activities"])
 
 
 def _probe_batch(factory: RequestFactory, port: int) -> tuple[int, str]:
@@ -416,7 +432,7 @@ def main() -> int:
             result = wrk_run(port, prefix, seconds=args.seconds, log=work_dir / f"{target}.log", **run_wrk)
             after_rusage = resource.getrusage(resource.RUSAGE_CHILDREN)
             cpu = meter.stop()
-            time.sleep(1)  # requests in flight when wrk stopped commit
+            time.sleep(1.5)  # requests in flight when wrk stopped commit; backends report their statistics
             after = _db_counts(monitor)
             events = result["ok"] * per_request
             result.update(cpu)
@@ -462,6 +478,14 @@ def _print_target(target: str, r: dict, args) -> None:
         "single": f"{db['activities']} activities, {db['sync_success']} successful sync events",
         "batch": f"{db['activities']} activities, {db['sync_success']} successful sync events",
     }[target]
+    stored = _stored_events(target, db)
+    writes = (
+        f"\n  PostgreSQL writes per stored event: {db['wal_bytes'] / stored:.0f} WAL bytes (whole server), "
+        f"{db['rows_updated'] / stored:.2f} row updates, "
+        f"{db['rows_hot_updated'] / max(db['rows_updated'], 1):.0%} of them HOT"
+        if stored
+        else ""
+    )
     print(
         f"\n{target}: {r['requests']} requests in {r['seconds']:.1f} s = {r['rps']:.1f} requests/s, "
         f"{r['events_per_s']:.1f} events/s (2xx x {args.batch_size if target == 'batch' else 1}); "
@@ -473,7 +497,9 @@ def _print_target(target: str, r: dict, args) -> None:
         f"{r['postgres_reaped_s']:.2f} s, all databases), wrk {r['wrk_cpu_s']:.2f} s\n"
         f"  machine busy {r['machine_busy']:.0%} of {os.cpu_count()} CPUs; other processes {r['others_s']:.2f} s"
         + (f"; other databases on the server {r['other_db_s']:.2f} s (left out)" if r["other_db_s"] > 0 else "")
-        + f"\n  database: {applied} in the window (+1 s)\n"
+        + f"\n  database: {applied} in the window (+1.5 s)"
+        + writes
+        + "\n"
         f"  request file: {r['records']} requests, {r['file_mb']:.1f} MB, generated and signed in "
         f"{r['generate_s']:.1f} s",
         flush=True,
@@ -531,15 +557,16 @@ def _print_summary(results: dict[str, dict], notes: list[str], args) -> None:
     )
     print(
         "| target | requests/s | events/s | p50 ms | p99 ms | non-2xx + errors | gunicorn CPU ms/event "
-        "| PostgreSQL CPU ms/event | applied (DB) |"
+        "| PostgreSQL CPU ms/event | applied (DB) | WAL bytes/event |"
     )
-    print("|---|---|---|---|---|---|---|---|---|")
+    print("|---|---|---|---|---|---|---|---|---|---|")
     for target, r in results.items():
-        applied = {"bare": "-", "insert": str(r["db"]["probe_rows"])}.get(target, str(r["db"]["activities"]))
+        stored = _stored_events(target, r["db"])
         print(
             f"| {target} | {r['rps']:.0f} | {r['events_per_s']:.0f} | {r['p50_ms']:.1f} | {r['p99_ms']:.1f} "
             f"| {r['non_2xx'] + r['socket_errors']} | {r['gunicorn_ms_per_event']:.2f} "
-            f"| {r['postgres_ms_per_event']:.2f} | {applied} |"
+            f"| {r['postgres_ms_per_event']:.2f} | {stored or '-'} "
+            f"| {round(r['db']['wal_bytes'] / stored) if stored else '-'} |"
         )
 
 
