@@ -160,16 +160,17 @@ def activity_embeddings_schedule() -> None:
     except Exception:
         logger.exception("could not check the activity embedding sweep flag")
         return
+    # Noted before enqueueing: a sweep that runs at once (Celery's eager mode) clears the note again.
+    _SweepKnown.starts_at = starts_at
     try:
         task_enqueue(EMBED_PENDING_TASK, countdown=EMBED_SWEEP_DELAY_S)
     except Exception:
         logger.exception("could not schedule the activity embedding sweep")
+        _SweepKnown.starts_at = 0.0
         try:
             cache.delete(EMBED_SWEEP_FLAG)  # let the next event try again
         except Exception:
             logger.exception("could not clear the activity embedding sweep flag")
-        return
-    _SweepKnown.starts_at = starts_at
 
 
 def embedding_sweep_flag_clear() -> None:

@@ -7,6 +7,7 @@ import pytest
 from celery.signals import before_task_publish
 from django.core.cache import cache
 
+from activities.models import UserActivity
 from activities.services import (
     EMBED_PENDING_TASK,
     EMBED_SWEEP_CLOCK_MARGIN_S,
@@ -16,6 +17,7 @@ from activities.services import (
     activity_embeddings_schedule,
     embedding_sweep_flag_clear,
 )
+from tests.factories import FoodLogFactory
 
 pytestmark = pytest.mark.django_db
 
@@ -88,3 +90,29 @@ def test_the_sweep_itself_clears_the_flag_and_this_process_note(published):
     assert cache.get(EMBED_SWEEP_FLAG) is None
     activity_embeddings_schedule()
     assert published == [EMBED_PENDING_TASK, EMBED_PENDING_TASK]
+
+
+def test_a_sweep_run_at_once_leaves_nothing_noted(published, celery_eager):
+    # Eager mode runs the sweep inside the enqueue: the next commit must run another one.
+    FoodLogFactory(embedding=None)
+    activity_embeddings_schedule()
+    assert not UserActivity.objects.filter(embedding__isnull=True).exists()
+
+    FoodLogFactory(embedding=None)
+    activity_embeddings_schedule()
+
+    assert not UserActivity.objects.filter(embedding__isnull=True).exists()
+    assert _SweepKnown.starts_at == 0.0
+
+
+def test_a_failed_enqueue_forgets_the_sweep(published, monkeypatch):
+    from activities import services
+
+    def broker_down(*args, **kwargs):
+        raise ConnectionError("broker down")
+
+    monkeypatch.setattr(services, "task_enqueue", broker_down)
+    activity_embeddings_schedule()
+
+    assert _SweepKnown.starts_at == 0.0
+    assert cache.get(EMBED_SWEEP_FLAG) is None  # the next commit tries again
