@@ -3,8 +3,10 @@ new row version on the same page without new index entries (docs/sync.md "Benchm
 
 Read from the counters of this connection's statistics not yet reported (rows updated, and of those
 HOT), before and after the requests: the test's open transaction keeps them from being reported in
-between. A fresh test table has room on its pages, so a non-HOT update here means an indexed column
-changed: the claim's status differs from the outcome, or last_active_at got an index again.
+between. HOT also needs room on the page, which other tests' rows may have taken: the tables' fillfactor
+is set to its minimum for the test (rolled back with it), so new rows go to pages with room, and a
+non-HOT update here means an indexed column changed: the claim's status differs from the outcome, or
+last_active_at got an index again.
 """
 
 import json
@@ -36,6 +38,9 @@ def _counters() -> dict[str, tuple[int, int]]:
 @pytest.fixture
 def updates():
     """A function: {table: (rows updated, of which HOT)} since the test started."""
+    with connection.cursor() as cursor:
+        for table in TABLES:
+            cursor.execute(f"ALTER TABLE {table} SET (fillfactor = 10)")  # rolled back with the test
     before = _counters()
 
     def since_start() -> dict[str, tuple[int, int]]:
