@@ -78,11 +78,18 @@ def _redact_phones(text: str) -> str:
     return "".join(pieces)
 
 
+# Cheap tests that rule a text out before the searches: an email has an "@", and a phone that is
+# redacted has at least 7 digits (`_phone_token` leaves shorter runs as they are).
+_SEVEN_DIGITS_RE = re.compile(r"(?:\D*\d){7}")
+
+
 def redact_pii(text: str) -> str:
     """Replace every email address and phone number in `text` by a keyed-hash token."""
     if not text:
         return text
-    return _redact_phones(EMAIL_RE.sub(_email_token, text))
+    if "@" in text:
+        text = EMAIL_RE.sub(_email_token, text)
+    return _redact_phones(text) if _SEVEN_DIGITS_RE.match(text) else text
 
 
 def redact_pii_data(value: Any) -> Any:
