@@ -26,7 +26,7 @@ from rest_framework import serializers
 from rest_framework.fields import empty
 from rest_framework.validators import ProhibitSurrogateCharactersValidator
 
-from yahealthy_crm.json_input import _JSON_DATE, _JSON_DATE_TIME, JsonTypedSerializer
+from yahealthy_crm.json_input import JSON_DATE_RE, JSON_DATE_TIME_RE, JsonTypedSerializer
 
 
 class _NotSure(Exception):
@@ -171,9 +171,9 @@ def _converter(field: serializers.Field) -> Callable[[Any], Any] | None:
     if kind is serializers.BooleanField:
         return _boolean
     if kind is serializers.DateField:
-        return _string_then(field, _JSON_DATE)
+        return _string_then(field, JSON_DATE_RE)
     if kind is serializers.DateTimeField:
-        return _string_then(field, _JSON_DATE_TIME)
+        return _string_then(field, JSON_DATE_TIME_RE)
     if kind is serializers.ChoiceField:
         return _choice(field)
     if kind is serializers.DictField and type(field.child).__name__ == "_UnvalidatedField":

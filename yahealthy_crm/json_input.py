@@ -132,8 +132,8 @@ class StrictJSONParser(BaseParser):
 
 # RFC 3339 full-date and date-time (OpenAPI `format: date` / `date-time`); Django's parsers also take
 # `2026-1-5`, `20260105` or a date where a date-time is expected.
-_JSON_DATE = re.compile(r"^\d{4}-\d{2}-\d{2}$")
-_JSON_DATE_TIME = re.compile(r"^\d{4}-\d{2}-\d{2}[Tt]\d{2}:\d{2}:\d{2}(\.\d+)?([Zz]|[+-]\d{2}:\d{2})$")
+JSON_DATE_RE = re.compile(r"^\d{4}-\d{2}-\d{2}$")
+JSON_DATE_TIME_RE = re.compile(r"^\d{4}-\d{2}-\d{2}[Tt]\d{2}:\d{2}:\d{2}(\.\d+)?([Zz]|[+-]\d{2}:\d{2})$")
 _JSON_TYPE_NAMES = {int: "an integer", float: "a number", bool: "true or false", str: "a string"}
 
 
@@ -179,9 +179,9 @@ def json_value_error(field: serializers.Field, value: Any, *, query: bool = Fals
         max_length = getattr(field, "max_length", None)
         if max_length is not None and len(value) > max_length:
             return f"Ensure this field has no more than {max_length} characters."
-        if isinstance(field, serializers.DateField) and not _JSON_DATE.match(value):
+        if isinstance(field, serializers.DateField) and not JSON_DATE_RE.match(value):
             return "Date has wrong format. Use YYYY-MM-DD."
-        if isinstance(field, serializers.DateTimeField) and not _JSON_DATE_TIME.match(value):
+        if isinstance(field, serializers.DateTimeField) and not JSON_DATE_TIME_RE.match(value):
             return "Datetime has wrong format. Use RFC 3339, e.g. 2026-01-05T12:30:00Z."
     return None
 
