@@ -89,7 +89,7 @@ def _text(field: serializers.CharField) -> Callable[[Any], Any]:
             raise _NotSure
         value.encode()  # UnicodeEncodeError (a ValueError) for a lone surrogate
         text = value.strip() if trim else value
-        if not text if trim else not value:
+        if not text:  # blank (DRF: "" or, when trimming, only whitespace) skips the validators
             if blank_ok:
                 return ""
             raise _NotSure
