@@ -20,7 +20,7 @@ from tests.sync.support import URL, event, signed_headers
 
 pytestmark = pytest.mark.django_db(transaction=True)
 
-BUDGET_WITHOUT_REDIS = 5  # rate limit, claim + profile lock, activity context, final write, sweep flag
+BUDGET_WITHOUT_REDIS = 5  # rate limit, claim + profile lock, activity context, final write, sweep flag (when needed)
 BUDGET_SQL_WITH_REDIS = 3  # claim + profile lock, activity context, final write
 
 
