@@ -33,7 +33,17 @@ class _NotSure(Exception):
     """The fast path declines this input: DRF decides."""
 
 
-_FAILURES = (_NotSure, serializers.ValidationError, DjangoValidationError, ValueError, TypeError, OverflowError)
+# What declines the fast path: its own doubt, a validation error, or a value DRF's conversion refuses
+# (ValueError includes UnicodeError, LookupError an unknown choice).
+_FAILURES = (
+    _NotSure,
+    serializers.ValidationError,
+    DjangoValidationError,
+    ValueError,
+    TypeError,
+    OverflowError,
+    LookupError,
+)
 # Validators whose rule the checks below apply inline (cheaper than calling the validator objects).
 _INLINE = (django_validators.ProhibitNullCharactersValidator, ProhibitSurrogateCharactersValidator)
 
@@ -190,8 +200,14 @@ class FastValidator:
 
     @staticmethod
     def _plan(serializer: JsonTypedSerializer) -> list[tuple] | None:
+        kind = type(serializer)
         if not isinstance(serializer, JsonTypedSerializer) or serializer.validators:
             return None
+        if (
+            kind.to_internal_value is not JsonTypedSerializer.to_internal_value
+            or kind.run_validation is not serializers.Serializer.run_validation
+        ):
+            return None  # a serializer with steps of its own: DRF runs them
         if getattr(serializer, "partial", False) or serializer.context.get("query_params"):
             return None
         plan = []
@@ -230,5 +246,5 @@ class FastValidator:
                     value = default() if callable(default) else default
                 validated[name] = method(value) if method is not None else value
             return self.serializer.validate(validated)
-        except (*_FAILURES, LookupError, UnicodeError):
+        except _FAILURES:
             return None

@@ -147,8 +147,13 @@ def test_the_fast_path_declines_a_serializer_it_does_not_know():
     class WithDecimal(EventEnvelopeSerializer):
         amount = serializers.DecimalField(max_digits=6, decimal_places=2)
 
+    class WithOwnStep(EventEnvelopeSerializer):
+        def to_internal_value(self, data):
+            return {**super().to_internal_value(data), "extra": True}
+
     assert FastValidator(WithDecimal()).plan is None
     assert FastValidator(WithDecimal()).run({"amount": Decimal("1.00")}) is None
+    assert FastValidator(WithOwnStep()).plan is None
 
 
 def test_event_validation_gives_the_same_event_and_payload_as_drf():
