@@ -147,16 +147,19 @@ def activity_embeddings_schedule() -> None:
         return  # a sweep is queued to start after now: it will read this commit
     # Never an error for the caller: its rows are committed, and a missed sweep only delays the
     # embeddings until the next event's sweep or the periodic one.
-    starts_at = now + EMBED_SWEEP_DELAY_S
     try:
-        if not cache.add(EMBED_SWEEP_FLAG, starts_at, timeout=EMBED_SWEEP_FLAG_TTL_S):
-            # Another process scheduled a sweep that has not started: it will read this commit. Learn
-            # when it starts, once per sweep (the one this process knew of has started by now).
-            if now >= _SweepKnown.starts_at:
-                scheduled = cache.get(EMBED_SWEEP_FLAG)
-                if isinstance(scheduled, float):
-                    _SweepKnown.starts_at = scheduled
+        # Read first: while a sweep is queued (the common case, and all the time while the worker
+        # lags) a commit costs one read, not a write that locks the flag's row.
+        scheduled = cache.get(EMBED_SWEEP_FLAG)
+        if scheduled is not None:
+            # Queued and not started (the sweep clears the flag before it reads): it will read this
+            # commit. Learn when it starts.
+            if isinstance(scheduled, float):
+                _SweepKnown.starts_at = scheduled
             return
+        starts_at = now + EMBED_SWEEP_DELAY_S
+        if not cache.add(EMBED_SWEEP_FLAG, starts_at, timeout=EMBED_SWEEP_FLAG_TTL_S):
+            return  # another process scheduled one since the read: it will read this commit
     except Exception:
         logger.exception("could not check the activity embedding sweep flag")
         return

@@ -116,3 +116,15 @@ def test_a_failed_enqueue_forgets_the_sweep(published, monkeypatch):
 
     assert _SweepKnown.starts_at == 0.0
     assert cache.get(EMBED_SWEEP_FLAG) is None  # the next commit tries again
+
+
+def test_while_a_late_sweep_is_queued_a_commit_only_reads_the_flag(published, django_assert_num_queries):
+    # given a sweep that should have started a while ago (the worker is busy or down): it is still
+    # queued, and will read this commit when it starts
+    cache.set(EMBED_SWEEP_FLAG, time.time() - 30.0, timeout=60)
+
+    with django_assert_num_queries(1) as queries:  # without Redis the cache is a PostgreSQL table
+        activity_embeddings_schedule()
+
+    assert queries.captured_queries[0]["sql"].startswith("SELECT")
+    assert published == []
