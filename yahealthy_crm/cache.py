@@ -34,6 +34,25 @@ INT_PREFIX = "#"
 ASYNC_COMMIT_CTE = "WITH _async AS MATERIALIZED (SELECT set_config('synchronous_commit', 'off', true)) "
 
 
+def counter_upsert_sql(*, table: str, rows: str, now: str) -> str:
+    """The INSERT that adds counters: `rows` yields (cache_key, '#<delta>', expires); a live integer
+    entry gets the delta added, an absent, expired or non-integer one starts afresh. Returns each
+    counter's key and new value. `now` is the SQL of the current time (a parameter placeholder).
+
+    The one place of the counter rule: `incr_or_add_many` and statements that count as a side effect
+    (the webhook's idempotency claim) both use it. The prefix is a constant, not user input.
+    """
+    live = f"c.expires > {now} AND left(c.value, 1) = '{INT_PREFIX}'"
+    return (
+        f"INSERT INTO {table} AS c (cache_key, value, expires) {rows} "
+        f"ON CONFLICT (cache_key) DO UPDATE SET value = CASE WHEN {live} "
+        f"THEN '{INT_PREFIX}' || (substr(c.value, 2)::bigint + substr(EXCLUDED.value, 2)::bigint) "
+        "ELSE EXCLUDED.value END, "
+        f"expires = CASE WHEN {live} THEN c.expires ELSE EXCLUDED.expires END "
+        "RETURNING c.cache_key, c.value"
+    )
+
+
 class PostgresCache(DatabaseCache):
     def _encode(self, value) -> str:
         if type(value) is int:
@@ -79,12 +98,25 @@ class PostgresCache(DatabaseCache):
             return {}
         db = router.db_for_read(self.cache_model_class)
         table = connections[db].ops.quote_name(self._table)
-        with connections[db].cursor() as cursor:
+        with prepared_cursor(db) as cursor:
             cursor.execute(
-                f"SELECT cache_key, value FROM {table} WHERE cache_key = ANY(%s) AND expires > %s",  # noqa: S608
+                f"SELECT cache_key, value FROM {table} WHERE cache_key = ANY(%s::text[]) AND expires > %s",  # noqa: S608
                 [list(key_map), timezone.now()],
             )
             return {key_map[key]: self._decode(value) for key, value in cursor.fetchall()}
+
+    def get(self, key, default=None, version=None):
+        # One key (the common read: a flag per webhook event while a sweep is queued): prepared, no list.
+        cache_key = self.make_and_validate_key(key, version=version)
+        db = router.db_for_read(self.cache_model_class)
+        table = connections[db].ops.quote_name(self._table)
+        with prepared_cursor(db) as cursor:
+            cursor.execute(
+                f"SELECT value FROM {table} WHERE cache_key = %s AND expires > %s",  # noqa: S608
+                [cache_key, timezone.now()],
+            )
+            row = cursor.fetchone()
+        return default if row is None else self._decode(row[0])
 
     def _base_set(self, mode, key, value, timeout=DEFAULT_TIMEOUT):
         timeout = self.get_backend_timeout(timeout)  # an absolute UNIX time (or None: never)
@@ -134,6 +166,25 @@ class PostgresCache(DatabaseCache):
         """
         return self.incr_or_add_many({key: delta}, timeout, version=version)[key]
 
+    def counter_add_sql(self, key, delta: int, timeout, *, param_prefix: str, from_sql: str = "") -> tuple[str, dict]:
+        """The INSERT that adds `delta` to counter `key`, for a caller to run inside its own statement
+        (a CTE, so the count commits or rolls back with the caller's transaction): the SQL, with named
+        parameters starting with `param_prefix`, and their values. `from_sql` (e.g. "FROM some_cte")
+        makes the counter's row wait until that CTE has run."""
+        timeout = self.get_backend_timeout(timeout)
+        p = param_prefix
+        sql = counter_upsert_sql(
+            table=connections[router.db_for_write(self.cache_model_class)].ops.quote_name(self._table),
+            rows=f"SELECT %({p}key)s, '{INT_PREFIX}' || %({p}delta)s::bigint, %({p}expires)s {from_sql}",
+            now=f"%({p}now)s",
+        )
+        return sql, {
+            f"{p}key": self.make_and_validate_key(key),
+            f"{p}delta": int(delta),
+            f"{p}expires": NEVER_EXPIRES if timeout is None else dt.datetime.fromtimestamp(timeout, tz=dt.UTC),
+            f"{p}now": timezone.now(),
+        }
+
     def incr_or_add_many(self, deltas: dict, timeout, version=None) -> dict:
         """`incr_or_add` for many counters in one statement: {key: delta} -> {key: new total}."""
         if not deltas:
@@ -142,27 +193,14 @@ class PostgresCache(DatabaseCache):
         timeout = self.get_backend_timeout(timeout)
         expires = NEVER_EXPIRES if timeout is None else dt.datetime.fromtimestamp(timeout, tz=dt.UTC)
         now = timezone.now()
-        live = "c.expires > %s AND left(c.value, 1) = %s"
         # ORDER BY: concurrent batches lock their counter rows in the same order (no deadlock).
-        rows = self._write_many(  # the template has no user input: keys and values are parameters
-            "INSERT INTO {table} AS c (cache_key, value, expires) "  # noqa: S608
-            "SELECT v.cache_key, %s || v.delta, %s FROM unnest(%s::text[], %s::bigint[]) AS v(cache_key, delta)"
-            "{from_async_join} ORDER BY v.cache_key "
-            f"ON CONFLICT (cache_key) DO UPDATE SET "
-            f"value = CASE WHEN {live} THEN %s || (substr(c.value, 2)::bigint + substr(EXCLUDED.value, 2)::bigint) "
-            "ELSE EXCLUDED.value END, "
-            f"expires = CASE WHEN {live} THEN c.expires ELSE EXCLUDED.expires END "
-            "RETURNING c.cache_key, c.value",
-            [
-                INT_PREFIX,
-                expires,
-                list(cache_keys),
-                [int(deltas[key]) for key in cache_keys.values()],
-                now,
-                INT_PREFIX,
-                INT_PREFIX,
-                now,
-                INT_PREFIX,
-            ],
+        rows = self._write_many(
+            counter_upsert_sql(
+                table="{table}",
+                rows="SELECT v.cache_key, %s || v.delta, %s "
+                "FROM unnest(%s::text[], %s::bigint[]) AS v(cache_key, delta){from_async_join} ORDER BY v.cache_key",
+                now="%s",
+            ),
+            [INT_PREFIX, expires, list(cache_keys), [int(deltas[key]) for key in cache_keys.values()], now, now],
         )
         return {cache_keys[cache_key]: int(value[1:]) for cache_key, value in rows}

@@ -16,6 +16,7 @@ from django.conf import settings
 from django.core.cache import caches
 from django_ratelimit import core as ratelimit_core
 
+from yahealthy_crm.cache import PostgresCache
 from yahealthy_crm.errors import RateLimitedError
 
 logger = logging.getLogger(__name__)
@@ -42,18 +43,27 @@ def rate_limit_take(*, group: str, key_value: str, rate: str, count: int = 1) ->
     return rate_limit_take_many(group=group, rate=rate, counts={key_value: count})[key_value]
 
 
+def rate_limit_counter_key(*, group: str, rate: str, key_value: str) -> tuple[str, int, int]:
+    """django-ratelimit's cache key for `key_value` in the current window, and the window's end (UNIX
+    seconds) and the limit. Its helpers (pinned version): the same key and window its decorator uses."""
+    limit, period = ratelimit_core._split_rate(rate)
+    window = ratelimit_core._get_window(key_value, period)
+    return ratelimit_core._make_cache_key(group, window, rate, key_value, ratelimit_core.ALL), window, limit
+
+
+def _retry_after_s(window: int) -> int:
+    return max(window - int(ratelimit_core.time.time()), 1)
+
+
+def _counter_timeout(rate: str) -> int:
+    return ratelimit_core._split_rate(rate)[1] + ratelimit_core.EXPIRATION_FUDGE
+
+
 def rate_limit_take_many(*, group: str, rate: str, counts: dict[str, int]) -> dict[str, RateGrant]:
     """`rate_limit_take` for many keys at once (the batch webhook: its users' events), one cache write."""
-    # django-ratelimit's helpers (pinned version): the same key and window as its decorator uses.
-    limit, period = ratelimit_core._split_rate(rate)
-    now = int(ratelimit_core.time.time())
-    windows = {value: ratelimit_core._get_window(value, period) for value in counts}
-    cache_keys = {
-        value: ratelimit_core._make_cache_key(group, windows[value], rate, value, ratelimit_core.ALL)
-        for value in counts
-    }
-    timeout = period + ratelimit_core.EXPIRATION_FUDGE
-    increments = {cache_keys[value]: count for value, count in counts.items()}
+    keys = {value: rate_limit_counter_key(group=group, rate=rate, key_value=value) for value in counts}
+    increments = {keys[value][0]: count for value, count in counts.items()}
+    timeout = _counter_timeout(rate)
     try:
         totals = _counters_add(caches[getattr(settings, "RATELIMIT_USE_CACHE", "default")], increments, timeout)
     except redis.RedisError:
@@ -63,11 +73,40 @@ def rate_limit_take_many(*, group: str, rate: str, counts: dict[str, int]) -> di
         totals = _counters_add(caches[RATE_LIMIT_FALLBACK_CACHE], increments, timeout)
     grants = {}
     for value, count in counts.items():
-        total = totals[cache_keys[value]]
+        cache_key, window, limit = keys[value]
+        total = totals[cache_key]
         grants[value] = RateGrant(
-            allowed=max(0, min(count, limit - (total - count))), retry_after_s=max(windows[value] - now, 1)
+            allowed=max(0, min(count, limit - (total - count))), retry_after_s=_retry_after_s(window)
         )
     return grants
+
+
+@dataclass(frozen=True)
+class RateCountInSql:
+    """One unit counted by the caller's own SQL statement, in its transaction (the counters are rows of
+    the PostgreSQL cache): `sql` is an INSERT ... RETURNING (cache_key, value) with the named
+    parameters `params`, for a CTE. A transaction that rolls back has not counted."""
+
+    sql: str
+    params: dict
+    limit: int
+    window_ends_at: int
+
+    def grant(self, total: int) -> RateGrant:
+        """The verdict, from the counter's total that the statement returned."""
+        return RateGrant(allowed=1 if total <= self.limit else 0, retry_after_s=_retry_after_s(self.window_ends_at))
+
+
+def rate_limit_count_in_sql(*, group: str, key_value: str, rate: str, from_sql: str = "") -> RateCountInSql | None:
+    """The count of one unit as SQL for the caller's statement, saving the counter's own round trip;
+    None when the counters are not in PostgreSQL (Redis): then call `rate_limit_take` as usual."""
+    cache = caches[getattr(settings, "RATELIMIT_USE_CACHE", "default")]
+    if not isinstance(cache, PostgresCache):
+        return None
+    cache_key, window, limit = rate_limit_counter_key(group=group, rate=rate, key_value=key_value)
+    # The cache key is django-ratelimit's; the cache adds its own prefix and version, as for `incr`.
+    sql, params = cache.counter_add_sql(cache_key, 1, _counter_timeout(rate), param_prefix="rate_", from_sql=from_sql)
+    return RateCountInSql(sql=sql, params=params, limit=limit, window_ends_at=window)
 
 
 def _counters_add(cache, increments: dict[str, int], timeout: int) -> dict[str, int]:

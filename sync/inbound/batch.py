@@ -75,6 +75,7 @@ from sync.inbound.batch_queries import (
 )
 from sync.inbound.intake import (
     IN_FLIGHT_WAIT,
+    WEBHOOK_RATE_GROUP,
     _body_parse,
     _idempotency_key_default,
     _is_lock_timeout,
@@ -95,7 +96,6 @@ from yahealthy_crm.sql import statements_run
 
 MAX_BATCH_EVENTS = 500
 MAX_BATCH_BODY_BYTES = 1024 * 1024
-RATE_LIMIT_GROUP = "sync.webhook"  # the single endpoint's group: both count against one limit
 # Activity events applied set-based; weigh-ins also move the profile's weight (per event).
 SET_BASED_TYPES = ACTIVITY_ENTITY_TYPES - {ActivityType.WEIGHT_LOG}
 SET_BASED_OPERATIONS = ("create", "update")
@@ -281,7 +281,9 @@ def _rate_limit(items: list[_Item], *, request) -> int:
             by_user[item.user_id].append(item)
     longest = 0
     grants = rate_limit_take_many(
-        group=RATE_LIMIT_GROUP, rate=WEBHOOK_RATE, counts={user_id: len(events) for user_id, events in by_user.items()}
+        group=WEBHOOK_RATE_GROUP,
+        rate=WEBHOOK_RATE,
+        counts={user_id: len(events) for user_id, events in by_user.items()},
     )
     for user_id, user_items in by_user.items():
         grant = grants[user_id]

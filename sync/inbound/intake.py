@@ -18,7 +18,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from django.conf import settings
-from django.db import OperationalError, transaction
+from django.db import DatabaseError, OperationalError, transaction
 from django.utils import timezone
 from psycopg import errors as psycopg_errors
 from rest_framework import serializers, status
@@ -39,19 +39,20 @@ from goals.services import (
 from profiles.services import profile_apply_app_event, profile_get_or_create_for_app, profile_last_active_touch
 from sync.app_events import APP_ACTOR_ID, AppliedEvent
 from sync.error_codes import SyncErrorCode
-from sync.inbound.queries import event_claim, event_finish_statement
+from sync.inbound.queries import RATE_COUNT_FROM, event_claim, event_finish_statement
 from sync.inbound.schemas import ACTIVITY_ENTITY_TYPES, event_validator_get
 from sync.models import SyncDirection, SyncEvent, SyncStatus
 from sync.outbox import request_hash_compute
 from yahealthy_crm.actors import ActorType
-from yahealthy_crm.errors import ApplicationError, ErrorCode
+from yahealthy_crm.errors import ApplicationError, ErrorCode, RateLimitedError
 from yahealthy_crm.json_input import JsonInputError, json_loads_strict
-from yahealthy_crm.ratelimit import WEBHOOK_RATE, rate_limit_enforce
+from yahealthy_crm.ratelimit import WEBHOOK_RATE, RateCountInSql, rate_limit_count_in_sql, rate_limit_take
 from yahealthy_crm.sql import statements_run
 
 logger = logging.getLogger(__name__)
 
 MAX_BODY_BYTES = 256 * 1024
+WEBHOOK_RATE_GROUP = "sync.webhook"  # the batch intake counts in the same counters: one limit for both
 # A duplicate waits this long for the first request with its key to commit, then answers 409.
 IN_FLIGHT_WAIT = "5s"
 
@@ -239,8 +240,13 @@ def webhook_event_ingest(
     webhook_signature_verify(body=body, headers=headers)
     data = _body_parse(body)
     user_id = data.get("userId")
-    if request is not None and isinstance(user_id, str) and user_id:
-        rate_limit_enforce(request, group="sync.webhook", key_value=user_id[:64], rate=WEBHOOK_RATE)
+    rate_key = user_id[:64] if request is not None and isinstance(user_id, str) and user_id else ""
+    # With the counters in PostgreSQL a valid event is counted by its claim statement (one round trip
+    # less); an event refused before its claim is counted on its own, before its answer. Either way
+    # the limit is checked first: an event over it is answered 429, whatever else is wrong with it.
+    rate_count = _webhook_rate_count(rate_key)
+    if rate_key and rate_count is None:
+        _webhook_rate_limit_enforce(rate_key)
     # An erased user is answered 410 by the claim (valid events) or by _event_reject (invalid ones).
 
     request_hash = request_hash_compute(data)
@@ -249,6 +255,8 @@ def webhook_event_ingest(
             data, derived_external_id=idempotency_key or _webhook_message_key(headers)
         )
     except serializers.ValidationError as exc:
+        if rate_count is not None:
+            _webhook_rate_limit_enforce(rate_key)
         raise _event_reject(
             data=data,
             request_hash=request_hash,
@@ -258,6 +266,8 @@ def webhook_event_ingest(
     occurred_at = event["occurredAt"] or _signed_time(headers)
     idempotency_key = idempotency_key or _idempotency_key_default(event=event, data=data, headers=headers)
     if len(idempotency_key) > 255:
+        if rate_count is not None:
+            _webhook_rate_limit_enforce(rate_key)
         raise _event_reject(
             data=data,
             request_hash=request_hash,
@@ -271,6 +281,8 @@ def webhook_event_ingest(
             occurred_at=occurred_at,
             idempotency_key=idempotency_key,
             request_hash=request_hash,
+            rate_count=rate_count,
+            rate_key=rate_key,
         )
     except GoalNotFoundError as exc:
         raise _event_reject(
@@ -293,6 +305,22 @@ def webhook_event_ingest(
         ) from exc
 
 
+def _webhook_rate_count(rate_key: str) -> RateCountInSql | None:
+    """The event's rate-limit count as part of its claim statement (None: no key, or Redis counters)."""
+    if not rate_key:
+        return None
+    return rate_limit_count_in_sql(
+        group=WEBHOOK_RATE_GROUP, key_value=rate_key, rate=WEBHOOK_RATE, from_sql=RATE_COUNT_FROM
+    )
+
+
+def _webhook_rate_limit_enforce(rate_key: str) -> None:
+    """Count the event on its own; 429 when its user is over the limit."""
+    grant = rate_limit_take(group=WEBHOOK_RATE_GROUP, key_value=rate_key, rate=WEBHOOK_RATE)
+    if not grant.allowed:
+        raise RateLimitedError(retry_after_s=grant.retry_after_s)
+
+
 def _lock_wait_error(exc: OperationalError) -> ApplicationError:
     """409 for a lock not granted within IN_FLIGHT_WAIT (anything else is re-raised by the caller)."""
     return ApplicationError(
@@ -308,10 +336,11 @@ def _is_lock_timeout(exc: OperationalError) -> bool:
 
 
 def _event_claim_and_apply(
-    *, data, event, payload_serializer, occurred_at, idempotency_key, request_hash
+    *, data, event, payload_serializer, occurred_at, idempotency_key, request_hash, rate_count, rate_key
 ) -> WebhookResult:
     """Claim, apply and finish in one transaction. For an activity event of a known user with no
-    active goals on its metrics: claim + context + one final write statement."""
+    active goals on its metrics: claim (with the rate-limit count) + context + one final write."""
+    refusal: ApplicationError | None = None
     try:
         with transaction.atomic():
             claim = event_claim(
@@ -325,30 +354,52 @@ def _event_claim_and_apply(
                 payload=redact_pii_data(data),
                 occurred_at=occurred_at,
                 lock_wait=IN_FLIGHT_WAIT,
+                rate_count=rate_count,
             )
-            if claim.user_erased:
-                raise _user_erased_error()
-            if claim.event_id is None:
+            # Refusals leave the block normally: the transaction commits the rate-limit count (and
+            # nothing else: the claim inserted no row).
+            if claim.rate_grant is not None and not claim.rate_grant.allowed:
+                refusal = RateLimitedError(retry_after_s=claim.rate_grant.retry_after_s)
+            elif claim.user_erased:
+                refusal = _user_erased_error()
+            elif claim.event_id is None:
                 return _event_replay(idempotency_key=idempotency_key, request_hash=request_hash)
-            profile = claim.profile or profile_get_or_create_for_app(user_id=event["userId"])[0]
-            applied = _event_apply(
-                profile=profile,
-                event=event,
-                payload_serializer=payload_serializer,
-                occurred_at=occurred_at,
-                active_goal_metrics=claim.active_goal_metrics,
-            )
-            response = _event_finish(
-                event=event, event_id=claim.event_id, idempotency_key=idempotency_key, applied=applied
-            )
-            if applied.embed:
-                transaction.on_commit(activity_embeddings_schedule)
-    except OperationalError as exc:
+            else:
+                profile = claim.profile or profile_get_or_create_for_app(user_id=event["userId"])[0]
+                applied = _event_apply(
+                    profile=profile,
+                    event=event,
+                    payload_serializer=payload_serializer,
+                    occurred_at=occurred_at,
+                    active_goal_metrics=claim.active_goal_metrics,
+                )
+                response = _event_finish(
+                    event=event, event_id=claim.event_id, idempotency_key=idempotency_key, applied=applied
+                )
+                if applied.embed:
+                    transaction.on_commit(activity_embeddings_schedule)
+    except Exception as exc:
+        # Rolled back, the claim's rate-limit count with it: count the event on its own (a 429 comes
+        # first, as it would have before the claim).
+        if rate_count is not None:
+            _rate_limit_recount(rate_key, exc)
         # lock_timeout (IN_FLIGHT_WAIT) is in force from the claim to the commit.
-        if _is_lock_timeout(exc):
+        if isinstance(exc, OperationalError) and _is_lock_timeout(exc):
             raise _lock_wait_error(exc) from exc
         raise
+    if refusal is not None:
+        raise refusal
     return WebhookResult(status.HTTP_202_ACCEPTED, response)
+
+
+def _rate_limit_recount(rate_key: str, failure: Exception) -> None:
+    try:
+        grant = rate_limit_take(group=WEBHOOK_RATE_GROUP, key_value=rate_key, rate=WEBHOOK_RATE)
+    except DatabaseError:
+        logger.warning("could not count a failed webhook event against its rate limit", exc_info=True)
+        return  # the database is the failure (the answer is 503): the original error answers
+    if not grant.allowed:
+        raise RateLimitedError(retry_after_s=grant.retry_after_s) from failure
 
 
 def app_event_audit_row(*, event: dict, applied: AppliedEvent, event_id: int):

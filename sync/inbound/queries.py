@@ -2,13 +2,15 @@
 
 The claim statement answers everything the engine needs before it applies an event: the claimed
 row (or nothing: the key exists), whether the user was erased, the user's profile locked for the
-transaction, and the metrics of the user's active goals. Table and column names come from the
+transaction, the metrics of the user's active goals and, when the rate-limit counters are in
+PostgreSQL, the user's count (the event is counted in the same statement). Table and column names come from the
 models' `_meta`.
 """
 
 from __future__ import annotations
 
 import datetime as dt
+import functools
 import json
 from dataclasses import dataclass
 
@@ -17,16 +19,17 @@ from goals.models import GoalStatus, HealthGoal
 from profiles.models import CrmUserProfile
 from profiles.queries import PROFILE_COLUMNS, PROFILE_TABLE, profile_from_row
 from sync.models import SyncDirection, SyncEvent, SyncStatus
+from yahealthy_crm.ratelimit import RateCountInSql, RateGrant
 from yahealthy_crm.sql import Statement, prepared_cursor
 
 _EVENTS = SyncEvent._meta.db_table
-EVENT_CLAIM_SQL = f"""
+_EVENT_CLAIM_SQL = f"""
     WITH in_flight_wait AS MATERIALIZED (SELECT set_config('lock_timeout', %(lock_wait)s, true) AS lock_wait),
     erased AS MATERIALIZED (
         SELECT EXISTS (
             SELECT 1 FROM {ErasureTombstone._meta.db_table} WHERE user_id_hash = %(user_id_hash)s
         ) AS erased
-    ),
+    ),{{rate_cte}}
     claim AS (
         INSERT INTO {_EVENTS} (direction, user_id, entity_type, operation, external_id, idempotency_key,
             request_hash, status, attempts, error, conflicts, payload, occurred_at, webhook_id,
@@ -35,13 +38,14 @@ EVENT_CLAIM_SQL = f"""
             %(idempotency_key)s, %(request_hash)s, %(status)s, 1, '', '[]'::jsonb, %(payload)s::jsonb,
             %(occurred_at)s, '', now(), now()
         FROM in_flight_wait, erased
-        WHERE NOT erased.erased
+        WHERE NOT erased.erased{{rate_condition}}
         ON CONFLICT (idempotency_key) DO NOTHING
         RETURNING id
     )
     SELECT (SELECT id FROM claim), (SELECT erased FROM erased),
-        (SELECT coalesce(array_agg(DISTINCT g.metric), '{{}}') FROM {HealthGoal._meta.db_table} g
+        (SELECT coalesce(array_agg(DISTINCT g.metric), '{{{{}}}}') FROM {HealthGoal._meta.db_table} g
             WHERE g.user_id = %(user_id)s AND g.status = %(goal_active)s),
+        {{rate_total}},
         p.*
     FROM (SELECT 1) AS one
     LEFT JOIN LATERAL (
@@ -50,6 +54,23 @@ EVENT_CLAIM_SQL = f"""
         FOR UPDATE
     ) p ON true
 """  # noqa: S608 - names from the models
+# Where the rate-limit counter of the claim starts waiting for its row: after the lock timeout is set.
+RATE_COUNT_FROM = "FROM in_flight_wait"
+
+
+@functools.cache
+def event_claim_sql(rate_count_sql: str | None = None) -> str:
+    """The claim statement; with `rate_count_sql` (the counter's INSERT, `rate_limit_count_in_sql`)
+    it also counts the event against the user's rate limit and claims only within the limit."""
+    if rate_count_sql is None:
+        return _EVENT_CLAIM_SQL.format(rate_cte="", rate_condition="", rate_total="NULL::bigint")
+    return _EVENT_CLAIM_SQL.format(
+        rate_cte=f"\n    rate AS ({rate_count_sql}),",
+        rate_condition="\n            AND (SELECT substr(value, 2)::bigint FROM rate) <= %(rate_limit)s",
+        rate_total="(SELECT substr(value, 2)::bigint FROM rate)",
+    )
+
+
 _EVENT_FINISH_SQL = (
     f"UPDATE {_EVENTS} SET status = %s, conflicts = %s::jsonb, response_body = %s::jsonb, "  # noqa: S608
     "response_status = %s, processed_at = now(), updated_at = now() WHERE id = %s RETURNING id"
@@ -74,6 +95,7 @@ class EventClaim:
     user_erased: bool
     profile: CrmUserProfile | None  # locked until the transaction ends; None: a new user (or no claim)
     active_goal_metrics: frozenset[str]
+    rate_grant: RateGrant | None  # with a `rate_count`: the rate limit's verdict (no claim when refused)
 
 
 def event_claim(
@@ -88,17 +110,22 @@ def event_claim(
     payload: dict,
     occurred_at: dt.datetime,
     lock_wait: str,
+    rate_count: RateCountInSql | None = None,
 ) -> EventClaim:
     """Claim the idempotency key and lock the user's profile, in one statement.
 
     `lock_wait` becomes the transaction's lock_timeout before any lock is waited on: a twin request
     holding the key, or anything holding the profile row (a GDPR erase), raises OperationalError
     (lock_not_available) after that long instead of blocking.
+
+    With `rate_count` the statement also counts the event against its user's rate limit (the counter
+    commits or rolls back with the transaction) and claims nothing when the limit is exceeded.
     """
     with prepared_cursor() as cursor:
         cursor.execute(
-            EVENT_CLAIM_SQL,
+            event_claim_sql(rate_count.sql if rate_count is not None else None),
             {
+                **({"rate_limit": rate_count.limit, **rate_count.params} if rate_count is not None else {}),
                 "lock_wait": lock_wait,
                 "user_id_hash": user_id_hash,
                 "direction": SyncDirection.INBOUND,
@@ -114,10 +141,14 @@ def event_claim(
                 "goal_active": GoalStatus.ACTIVE,
             },
         )
-        event_id, erased, goal_metrics, *profile_values = cursor.fetchone()
+        event_id, erased, goal_metrics, rate_total, *profile_values = cursor.fetchone()
     profile = profile_from_row(profile_values) if profile_values[0] is not None else None
     return EventClaim(
-        event_id=event_id, user_erased=erased, profile=profile, active_goal_metrics=frozenset(goal_metrics)
+        event_id=event_id,
+        user_erased=erased,
+        profile=profile,
+        active_goal_metrics=frozenset(goal_metrics),
+        rate_grant=rate_count.grant(rate_total) if rate_count is not None else None,
     )
 
 

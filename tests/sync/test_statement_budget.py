@@ -20,7 +20,7 @@ from tests.sync.support import URL, event, signed_headers
 
 pytestmark = pytest.mark.django_db(transaction=True)
 
-BUDGET_WITHOUT_REDIS = 5  # rate limit, claim + profile lock, activity context, final write, sweep flag (when needed)
+BUDGET_WITHOUT_REDIS = 4  # claim + rate-limit count + profile lock, activity context, final write, sweep flag
 BUDGET_SQL_WITH_REDIS = 3  # claim + profile lock, activity context, final write
 
 
@@ -43,7 +43,7 @@ def _food_log(external_id: str) -> dict:
     return event(user_id="budget_user", external_id=external_id, payload={"food_name": "Oats", "calories": 350})
 
 
-def test_a_food_log_create_for_a_known_user_takes_five_statements(client):
+def test_a_food_log_create_for_a_known_user_takes_four_statements(client):
     ProfileFactory(user_id="budget_user")
     cache.clear()
     _post_counted(client, _food_log("warm_up"), "k_warm_up")  # the rate-limit window's row exists now
