@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from django.http import HttpResponse
 from drf_spectacular.extensions import OpenApiSerializerExtension
 from drf_spectacular.utils import (
     OpenApiExample,
@@ -201,7 +202,10 @@ class AppEventWebhookApi(_SignedWebhookApi):
             idempotency_key=request.headers.get("Idempotency-Key", "").strip(),
             request=request,
         )
-        response = Response(result.body, status=result.status_code)
+        if isinstance(result.body, str):  # already JSON (the text stored for replays)
+            response = HttpResponse(result.body, status=result.status_code, content_type="application/json")
+        else:
+            response = Response(result.body, status=result.status_code)
         if result.replayed:
             response["Idempotent-Replayed"] = "true"
         return response

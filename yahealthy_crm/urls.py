@@ -10,7 +10,8 @@ admin.site.site_header = "YAHealthy CRM"
 admin.site.site_title = "YAHealthy CRM"
 admin.site.index_title = "Back office"
 
-DOMAIN_APPS = ("profiles", "goals", "activities", "coaching", "sync", "compliance")
+# sync first: its webhooks are the busiest paths, and URL resolution tries the patterns in order.
+DOMAIN_APPS = ("sync", "profiles", "goals", "activities", "coaching", "compliance")
 api_patterns = [
     *(path("", include(f"{app}.urls")) for app in DOMAIN_APPS),
 ]

@@ -60,8 +60,14 @@ IN_FLIGHT_WAIT = "5s"
 @dataclass(frozen=True)
 class WebhookResult:
     status_code: int
-    body: dict
+    body: dict | str  # str: the answer's JSON text, as stored for replays (rendered once, not three times)
     replayed: bool = False
+
+
+def response_json_dumps(body: dict) -> str:
+    """JSON text as DRF's JSONRenderer writes it (compact, UTF-8, no NaN; U+2028/9 escaped)."""
+    text = json.dumps(body, default=str, ensure_ascii=False, allow_nan=False, separators=(",", ":"))
+    return text.replace("\u2028", "\\u2028").replace("\u2029", "\\u2029")
 
 
 # --- Inbound ----------------------------------------------------------------------------------------
@@ -415,7 +421,7 @@ def app_event_audit_row(*, event: dict, applied: AppliedEvent, event_id: int):
     )
 
 
-def _event_finish(*, event: dict, event_id: int, idempotency_key: str, applied: AppliedEvent) -> dict:
+def _event_finish(*, event: dict, event_id: int, idempotency_key: str, applied: AppliedEvent) -> str:
     """One statement: the domain's deferred writes, the audit row and the stored 202 response."""
     applied.data["syncEventId"] = event_id
     applied.data["conflicts"] = applied.conflicts
@@ -424,7 +430,7 @@ def _event_finish(*, event: dict, event_id: int, idempotency_key: str, applied: 
         "idempotencyKey": idempotency_key,
         "result": {"status": applied.result_status, "data": applied.data},
     }
-    response_json = json.dumps(response, default=str)
+    response_json = response_json_dumps(response)
     writes = [
         *applied.deferred_writes,
         event_finish_statement(
@@ -437,7 +443,7 @@ def _event_finish(*, event: dict, event_id: int, idempotency_key: str, applied: 
     if applied.result_status == "success":
         writes.append(audit_insert_statement(app_event_audit_row(event=event, applied=applied, event_id=event_id)))
     statements_run(writes)
-    return json.loads(response_json)
+    return response_json
 
 
 def _event_replay(*, idempotency_key: str, request_hash: str) -> WebhookResult:

@@ -19,6 +19,22 @@ FOOD = {
 }
 
 
+def test_a_replay_answers_the_same_document_as_the_first_answer(post_event):
+    # The first answer is the JSON text stored for replays, written as DRF renders a replay (key order
+    # aside: the stored jsonb document orders keys its own way).
+    body = event(user_id="user_123", external_id="food_\u2028_1", payload={**FOOD, "food_name": "Crème brûlée"})
+    first = post_event(body, key="k_bytes")
+    again = post_event(body, key="k_bytes")
+
+    assert first["Content-Type"] == again["Content-Type"] == "application/json"
+    assert again["Idempotent-Replayed"] == "true"
+    assert first.json() == again.json()
+    assert b", " not in first.content  # compact, as DRF renders
+    assert "Crème brûlée".encode() not in first.content  # the payload is not echoed; the id is
+    assert first.json()["result"]["data"]["externalId"] == "food_\u2028_1"
+    assert b"\\u2028" in first.content  # escaped as DRF's renderer does (valid JavaScript)
+
+
 def test_seed_example_is_accepted_in_the_seed_shape(post_event):
     response = post_event(
         event(user_id="user_123", external_id="food_12345", payload=FOOD), key="food_12345_1703808000"
