@@ -78,6 +78,20 @@ def activity_insert_statement(activity: UserActivity) -> Statement:
     )
 
 
+# --- The embedding sweep's lock (activities/services.py "Embedding sweep") --------------------------
+
+# An advisory lock of this app: a webhook event's transaction holds it shared from its claim to its
+# commit; the sweep takes it exclusively to clear its flag, so it waits for every event transaction
+# that may have seen the flag set (those skip scheduling a sweep: this one must read their rows).
+EMBED_SWEEP_LOCK_KEY = 0x5941_4845_4D42  # "YAHEMB"
+
+
+def embed_sweep_lock_take() -> None:
+    """Take the sweep's lock exclusively until the transaction ends (waits for event transactions)."""
+    with connection.cursor() as cursor:
+        cursor.execute("SELECT pg_advisory_xact_lock(%s)", [EMBED_SWEEP_LOCK_KEY])
+
+
 # --- Vectors (pgvector) ------------------------------------------------------------------------
 
 VECTOR_SEARCH_TABLES = frozenset({"crm_user_activities", "crm_coaching_sessions"})

@@ -8,7 +8,8 @@ import time
 from collections.abc import Callable
 from typing import Any
 
-from django.core.cache import cache
+from django.core.cache import cache, caches
+from django.db import transaction
 from django.db.models import QuerySet
 from django.utils import timezone
 
@@ -27,14 +28,21 @@ from activities.models import (
     EmbeddingSpace,
     UserActivity,
 )
-from activities.queries import activity_event_context_get, activity_insert_statement, embeddings_store
+from activities.queries import (
+    activity_event_context_get,
+    activity_insert_statement,
+    embed_sweep_lock_take,
+    embeddings_store,
+)
 from activities.selectors import activity_text
 from compliance.services import audit_changes
 from profiles.models import CrmUserProfile
 from profiles.selectors import ai_consent_granted
 from profiles.services import profile_fields_apply_from_app
 from sync.app_events import AppliedEvent
+from yahealthy_crm.cache import PostgresCache
 from yahealthy_crm.queue import task_enqueue
+from yahealthy_crm.sql import Statement
 
 logger = logging.getLogger(__name__)
 
@@ -176,11 +184,30 @@ def activity_embeddings_schedule() -> None:
             logger.exception("could not clear the activity embedding sweep flag")
 
 
+def embedding_sweep_flag_read() -> Statement | None:
+    """The flag's read for the last statement of a webhook event's transaction, when the cache is the
+    PostgreSQL table (None with Redis: the event checks after its commit, a cheap round trip there).
+
+    The claim took the sweep's lock shared (`EMBED_SWEEP_LOCK_KEY`) before this read's snapshot, so a
+    flag read as set is cleared only after this transaction commits, by a sweep that then reads its
+    rows: the event needs no check after its commit.
+    """
+    default_cache = caches["default"]
+    if not isinstance(default_cache, PostgresCache):
+        return None
+    sql, params = default_cache.read_sql(EMBED_SWEEP_FLAG)
+    return Statement(sql, params)
+
+
 def embedding_sweep_flag_clear() -> None:
     """No sweep is scheduled any more (the shared flag, and this process's note of it): the next
     commit schedules one."""
     _SweepKnown.starts_at = 0.0
-    cache.delete(EMBED_SWEEP_FLAG)
+    with transaction.atomic():
+        # Waits for the event transactions that may have read the flag as set (they hold the lock
+        # shared until they commit): the sweep reads after this, so it sees their rows.
+        embed_sweep_lock_take()
+        cache.delete(EMBED_SWEEP_FLAG)
 
 
 def activities_embed_pending(*, batch_size: int = 256) -> int:

@@ -105,6 +105,13 @@ class PostgresCache(DatabaseCache):
             )
             return {key_map[key]: self._decode(value) for key, value in cursor.fetchall()}
 
+    def read_sql(self, key, version=None) -> tuple[str, list]:
+        """A scalar SELECT of key's value as stored (encoded), NULL when absent or expired, for a
+        caller's own statement (one that needs to know whether the key is set)."""
+        table = connections[router.db_for_read(self.cache_model_class)].ops.quote_name(self._table)
+        sql = f"SELECT value FROM {table} WHERE cache_key = %s AND expires > statement_timestamp()"  # noqa: S608
+        return sql, [self.make_and_validate_key(key, version=version)]
+
     def get(self, key, default=None, version=None):
         # One key (the common read: a flag per webhook event while a sweep is queued): prepared, no list.
         cache_key = self.make_and_validate_key(key, version=version)

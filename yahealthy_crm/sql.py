@@ -5,6 +5,7 @@ from __future__ import annotations
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
+from typing import Any
 
 from django.conf import settings
 from django.db import connection, connections
@@ -64,23 +65,30 @@ def prepared_cursor(using: str = "default") -> Iterator[CursorWrapper]:
         yield cursor
 
 
-def statements_run(statements: list[Statement]) -> None:
+def statements_run(statements: list[Statement], *, read: Statement | None = None) -> Any:
     """Run the statements as ONE statement: each becomes a data-modifying CTE of `WITH ... SELECT 1`.
 
     PostgreSQL runs every data-modifying CTE exactly once, to completion, all on the same snapshot:
     so the statements must touch different rows (none may need another's effect). One round trip
-    and one statement instead of one per write.
+    and one statement instead of one per write. `read`, a scalar SELECT, becomes the statement's
+    result (on the snapshot before the writes) and is returned.
     """
-    if not statements:
-        return
-    if len(statements) == 1:
+    if not statements and read is None:
+        return None
+    result = f"({read.sql})" if read is not None else "1"
+    if len(statements) == 1 and read is None:
         sql, params = statements[0].sql, statements[0].params
+    elif not statements:
+        sql, params = f"SELECT {result}", []
     else:
         ctes = ", ".join(f"w{index} AS ({statement.sql})" for index, statement in enumerate(statements))
-        sql = f"WITH {ctes} SELECT 1"
+        sql = f"WITH {ctes} SELECT {result}"
         params = [param for statement in statements for param in statement.params]
+    if read is not None:
+        params = [*params, *read.params]
     with prepared_cursor() as cursor:
         cursor.execute(sql, params)
+        return cursor.fetchone()[0] if read is not None else None
 
 
 def model_from_row(model, fields: list, values: list | tuple):

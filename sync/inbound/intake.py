@@ -25,7 +25,7 @@ from rest_framework import serializers, status
 from standardwebhooks import Webhook
 from standardwebhooks.webhooks import WebhookVerificationError
 
-from activities.services import activity_apply_app_event, activity_embeddings_schedule
+from activities.services import activity_apply_app_event, activity_embeddings_schedule, embedding_sweep_flag_read
 from compliance.pii import redact_pii, redact_pii_data
 from compliance.queries import audit_insert_statement
 from compliance.selectors import user_id_hash, user_is_erased
@@ -379,10 +379,10 @@ def _event_claim_and_apply(
                     occurred_at=occurred_at,
                     active_goal_metrics=claim.active_goal_metrics,
                 )
-                response = _event_finish(
+                response, sweep_queued = _event_finish(
                     event=event, event_id=claim.event_id, idempotency_key=idempotency_key, applied=applied
                 )
-                if applied.embed:
+                if applied.embed and not sweep_queued:
                     transaction.on_commit(activity_embeddings_schedule)
     except Exception as exc:
         # Rolled back, the claim's rate-limit count with it: count the event on its own (a 429 comes
@@ -421,8 +421,10 @@ def app_event_audit_row(*, event: dict, applied: AppliedEvent, event_id: int):
     )
 
 
-def _event_finish(*, event: dict, event_id: int, idempotency_key: str, applied: AppliedEvent) -> str:
-    """One statement: the domain's deferred writes, the audit row and the stored 202 response."""
+def _event_finish(*, event: dict, event_id: int, idempotency_key: str, applied: AppliedEvent) -> tuple[str, bool]:
+    """One statement: the domain's deferred writes, the audit row and the stored 202 response. Returns
+    the response's JSON, and whether an embedding sweep is queued that will read this transaction's
+    rows (the same statement read its flag; False: not known, check after the commit)."""
     applied.data["syncEventId"] = event_id
     applied.data["conflicts"] = applied.conflicts
     response = {
@@ -442,8 +444,9 @@ def _event_finish(*, event: dict, event_id: int, idempotency_key: str, applied: 
     ]
     if applied.result_status == "success":
         writes.append(audit_insert_statement(app_event_audit_row(event=event, applied=applied, event_id=event_id)))
-    statements_run(writes)
-    return response_json
+    flag_read = embedding_sweep_flag_read() if applied.embed else None
+    flag = statements_run(writes, read=flag_read)
+    return response_json, flag is not None
 
 
 def _event_replay(*, idempotency_key: str, request_hash: str) -> WebhookResult:

@@ -14,6 +14,7 @@ import functools
 import json
 from dataclasses import dataclass
 
+from activities.queries import EMBED_SWEEP_LOCK_KEY
 from compliance.models import ErasureTombstone
 from goals.models import GoalStatus, HealthGoal
 from profiles.models import CrmUserProfile
@@ -25,6 +26,9 @@ from yahealthy_crm.sql import Statement, prepared_cursor
 _EVENTS = SyncEvent._meta.db_table
 _EVENT_CLAIM_SQL = f"""
     WITH in_flight_wait AS MATERIALIZED (SELECT set_config('lock_timeout', %(lock_wait)s, true) AS lock_wait),
+    sweep_lock AS MATERIALIZED (
+        SELECT pg_advisory_xact_lock_shared(%(sweep_lock)s) FROM in_flight_wait
+    ),
     erased AS MATERIALIZED (
         SELECT EXISTS (
             SELECT 1 FROM {ErasureTombstone._meta.db_table} WHERE user_id_hash = %(user_id_hash)s
@@ -37,7 +41,7 @@ _EVENT_CLAIM_SQL = f"""
         SELECT %(direction)s, %(user_id)s, %(entity_type)s, %(operation)s, %(external_id)s,
             %(idempotency_key)s, %(request_hash)s, %(status)s, 1, '', '[]'::jsonb, %(payload)s::jsonb,
             %(occurred_at)s, '', now(), now()
-        FROM in_flight_wait, erased
+        FROM in_flight_wait, sweep_lock, erased
         WHERE NOT erased.erased{{rate_condition}}
         ON CONFLICT (idempotency_key) DO NOTHING
         RETURNING id
@@ -116,7 +120,8 @@ def event_claim(
 
     `lock_wait` becomes the transaction's lock_timeout before any lock is waited on: a twin request
     holding the key, or anything holding the profile row (a GDPR erase), raises OperationalError
-    (lock_not_available) after that long instead of blocking.
+    (lock_not_available) after that long instead of blocking. The embedding sweep's lock is taken
+    shared for the transaction (`activities.services.embedding_sweep_flag_read`).
 
     With `rate_count` the statement also counts the event against its user's rate limit (the counter
     commits or rolls back with the transaction) and claims nothing when the limit is exceeded.
@@ -127,6 +132,7 @@ def event_claim(
             {
                 **({"rate_limit": rate_count.limit, **rate_count.params} if rate_count is not None else {}),
                 "lock_wait": lock_wait,
+                "sweep_lock": EMBED_SWEEP_LOCK_KEY,
                 "user_id_hash": user_id_hash,
                 "direction": SyncDirection.INBOUND,
                 "user_id": user_id,

@@ -1,13 +1,17 @@
 """Scheduling the embedding sweep after a commit: one task per burst, and a process that knows when the
 queued sweep starts skips the shared flag (a cache round trip per event) until just before then."""
 
+import threading
 import time
 
+import psycopg
 import pytest
 from celery.signals import before_task_publish
 from django.core.cache import cache
+from django.db import connection
 
 from activities.models import UserActivity
+from activities.queries import EMBED_SWEEP_LOCK_KEY
 from activities.services import (
     EMBED_PENDING_TASK,
     EMBED_SWEEP_CLOCK_MARGIN_S,
@@ -18,6 +22,7 @@ from activities.services import (
     embedding_sweep_flag_clear,
 )
 from tests.factories import FoodLogFactory
+from tests.support import database_url
 
 pytestmark = pytest.mark.django_db
 
@@ -128,3 +133,31 @@ def test_while_a_late_sweep_is_queued_a_commit_only_reads_the_flag(published, dj
 
     assert queries.captured_queries[0]["sql"].startswith("SELECT")
     assert published == []
+
+
+@pytest.mark.django_db(transaction=True)
+def test_the_sweep_clears_its_flag_only_after_the_event_transactions_that_may_have_read_it_commit():
+    # A webhook event holds the sweep's lock shared from its claim to its commit; if it read the flag
+    # as set it schedules nothing, so the sweep must not read rows before that commit.
+    cache.set(EMBED_SWEEP_FLAG, time.time(), timeout=60)
+    cleared = threading.Event()
+
+    def sweep_starts():
+        try:
+            embedding_sweep_flag_clear()
+            cleared.set()
+        finally:
+            connection.close()  # this thread's own connection
+
+    with psycopg.connect(database_url()) as event_transaction:
+        event_transaction.execute("SELECT pg_advisory_xact_lock_shared(%s)", [EMBED_SWEEP_LOCK_KEY])
+        sweep = threading.Thread(target=sweep_starts)
+        sweep.start()
+
+        assert not cleared.wait(0.5)  # waiting for the event's commit
+        assert cache.get(EMBED_SWEEP_FLAG) is not None
+        event_transaction.commit()
+        sweep.join(10)
+
+    assert cleared.is_set()
+    assert cache.get(EMBED_SWEEP_FLAG) is None

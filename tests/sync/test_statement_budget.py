@@ -6,6 +6,7 @@ statements on the PostgreSQL cache; with Redis they are not SQL at all.
 """
 
 import json
+import time
 
 import pytest
 from django.core.cache import cache
@@ -13,6 +14,7 @@ from django.db import connection
 from django.test.utils import CaptureQueriesContext
 
 from activities.models import UserActivity
+from activities.services import EMBED_SWEEP_FLAG, _SweepKnown
 from goals.models import HealthGoal
 from tests.factories import GoalFactory, ProfileFactory
 from tests.support import require_redis
@@ -82,3 +84,20 @@ def test_an_active_goal_on_the_metric_costs_its_recomputation_and_nothing_else(c
     assert HealthGoal.objects.get().progress_pct > 0
     # + the activity insert run early, the goals, the daily totals, the goal's update
     assert len(statements) <= BUDGET_WITHOUT_REDIS + 4, "\n\n".join(statements)
+
+
+def test_while_a_sweep_is_queued_the_final_write_reads_its_flag_and_nothing_runs_after_commit(client):
+    # given a queued sweep that should have started (the worker is late): this process cannot skip
+    # the flag on its own knowledge, but the final write reads it (the claim took the sweep's lock)
+    ProfileFactory(user_id="budget_user")
+    cache.clear()
+    _post_counted(client, _food_log("warm_up"), "k_warm_up")
+    cache.set(EMBED_SWEEP_FLAG, time.time() - 30.0, timeout=60)
+    _SweepKnown.starts_at = 0.0
+
+    response, statements = _post_counted(client, _food_log("f_1"), "k_1")
+
+    assert response.status_code == 202, response.json()
+    assert len(statements) == 3, "\n\n".join(s[:90] for s in statements)  # claim, context, final write
+    assert "pg_advisory_xact_lock_shared" in statements[0]
+    assert EMBED_SWEEP_FLAG in statements[-1]
