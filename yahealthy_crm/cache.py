@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import base64
 import datetime as dt
+import functools
 import pickle
 import random
 
@@ -50,6 +51,16 @@ def counter_upsert_sql(*, table: str, rows: str, now: str) -> str:
         "ELSE EXCLUDED.value END, "
         f"expires = CASE WHEN {live} THEN c.expires ELSE EXCLUDED.expires END "
         "RETURNING c.cache_key, c.value"
+    )
+
+
+@functools.cache
+def _counter_add_sql(table: str, p: str, from_sql: str) -> str:
+    """`PostgresCache.counter_add_sql`'s statement (the same few per process: built once)."""
+    return counter_upsert_sql(
+        table=table,
+        rows=f"SELECT %({p}key)s, '{INT_PREFIX}' || %({p}delta)s::bigint, %({p}expires)s {from_sql}",
+        now=f"%({p}now)s",
     )
 
 
@@ -180,12 +191,8 @@ class PostgresCache(DatabaseCache):
         makes the counter's row wait until that CTE has run."""
         timeout = self.get_backend_timeout(timeout)
         p = param_prefix
-        sql = counter_upsert_sql(
-            table=connections[router.db_for_write(self.cache_model_class)].ops.quote_name(self._table),
-            rows=f"SELECT %({p}key)s, '{INT_PREFIX}' || %({p}delta)s::bigint, %({p}expires)s {from_sql}",
-            now=f"%({p}now)s",
-        )
-        return sql, {
+        table = connections[router.db_for_write(self.cache_model_class)].ops.quote_name(self._table)
+        return _counter_add_sql(table, p, from_sql), {
             f"{p}key": self.make_and_validate_key(key),
             f"{p}delta": int(delta),
             f"{p}expires": NEVER_EXPIRES if timeout is None else dt.datetime.fromtimestamp(timeout, tz=dt.UTC),

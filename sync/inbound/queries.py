@@ -26,9 +26,6 @@ from yahealthy_crm.sql import Statement, prepared_cursor
 _EVENTS = SyncEvent._meta.db_table
 _EVENT_CLAIM_SQL = f"""
     WITH in_flight_wait AS MATERIALIZED (SELECT set_config('lock_timeout', %(lock_wait)s, true) AS lock_wait),
-    sweep_lock AS MATERIALIZED (
-        SELECT pg_advisory_xact_lock_shared(%(sweep_lock)s) FROM in_flight_wait
-    ),
     erased AS MATERIALIZED (
         SELECT EXISTS (
             SELECT 1 FROM {ErasureTombstone._meta.db_table} WHERE user_id_hash = %(user_id_hash)s
@@ -41,7 +38,7 @@ _EVENT_CLAIM_SQL = f"""
         SELECT %(direction)s, %(user_id)s, %(entity_type)s, %(operation)s, %(external_id)s,
             %(idempotency_key)s, %(request_hash)s, %(status)s, 1, '', '[]'::jsonb, %(payload)s::jsonb,
             %(occurred_at)s, '', now(), now()
-        FROM in_flight_wait, sweep_lock, erased
+        FROM in_flight_wait, erased
         WHERE NOT erased.erased{{rate_condition}}
         ON CONFLICT (idempotency_key) DO NOTHING
         RETURNING id
@@ -50,6 +47,7 @@ _EVENT_CLAIM_SQL = f"""
         (SELECT coalesce(array_agg(DISTINCT g.metric), '{{{{}}}}') FROM {HealthGoal._meta.db_table} g
             WHERE g.user_id = %(user_id)s AND g.status = %(goal_active)s),
         {{rate_total}},
+        pg_advisory_xact_lock_shared(%(sweep_lock)s),
         p.*
     FROM (SELECT 1) AS one
     LEFT JOIN LATERAL (
@@ -121,7 +119,9 @@ def event_claim(
     `lock_wait` becomes the transaction's lock_timeout before any lock is waited on: a twin request
     holding the key, or anything holding the profile row (a GDPR erase), raises OperationalError
     (lock_not_available) after that long instead of blocking. The embedding sweep's lock is taken
-    shared for the transaction (`activities.services.embedding_sweep_flag_read`).
+    shared for the transaction (`activities.services.embedding_sweep_flag_read`), last: after the row
+    locks, so a transaction waiting on them (behind a GDPR erase, say) holds up no sweep, and no other
+    user's events queued behind that sweep.
 
     With `rate_count` the statement also counts the event against its user's rate limit (the counter
     commits or rolls back with the transaction) and claims nothing when the limit is exceeded.
@@ -147,7 +147,7 @@ def event_claim(
                 "goal_active": GoalStatus.ACTIVE,
             },
         )
-        event_id, erased, goal_metrics, rate_total, *profile_values = cursor.fetchone()
+        event_id, erased, goal_metrics, rate_total, _sweep_lock, *profile_values = cursor.fetchone()
     profile = profile_from_row(profile_values) if profile_values[0] is not None else None
     return EventClaim(
         event_id=event_id,

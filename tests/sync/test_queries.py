@@ -1,16 +1,22 @@
 """The hot path's named SQL functions, each on its own (sync/inbound/queries.py, activities/queries.py)."""
 
+import threading
+import time
+
+import psycopg
 import pytest
-from django.db import transaction
+from django.db import connection, transaction
 from django.utils import timezone
 
 from activities.models import UserActivity
-from activities.queries import activity_event_context_get, activity_insert_statement
+from activities.queries import _INSERTED_FIELDS, activity_event_context_get, activity_insert_statement
+from activities.services import embedding_sweep_flag_clear
 from compliance.models import ErasureTombstone
 from compliance.selectors import user_id_hash
 from sync.inbound.queries import event_claim
 from sync.models import SyncEvent
 from tests.factories import FoodLogFactory, GoalFactory, ProfileFactory
+from tests.support import database_url
 from yahealthy_crm.sql import statements_run
 
 pytestmark = pytest.mark.django_db
@@ -90,3 +96,61 @@ def test_activity_context_finds_the_stored_row_and_reserves_an_id_for_a_new_one(
     new.pk = missing.new_id
     statements_run([activity_insert_statement(new)])
     assert UserActivity.objects.get(pk=missing.new_id).external_id == "f2"
+
+
+@pytest.mark.parametrize(
+    "values",
+    [
+        {"activity_type": "food_log", "calories_kcal": 450, "protein_g": 45.5, "payload": {"food_name": "Oats"}},
+        {"activity_type": "weight_log", "weight_kg": "72.40", "payload": {}},
+        {"activity_type": "water_log", "water_ml": 250, "payload": None, "external_id": ""},
+        {"activity_type": "exercise", "exercise_minutes": 30, "calories_burned_kcal": 210, "steps": 4000},
+    ],
+)
+def test_the_insert_parameters_are_what_the_orm_would_send(values):
+    profile = ProfileFactory(user_id="q_user")
+    now = timezone.now()
+    activity = UserActivity(
+        pk=99, user=profile, occurred_at=now, logged_date=now.date(), source_updated_at=now, **values
+    )
+
+    params = activity_insert_statement(activity).params
+
+    expected = [f.get_db_prep_save(f.pre_save(activity, add=True), connection) for f in _INSERTED_FIELDS]
+    assert [type(p) for p in params] == [type(p) for p in expected]
+    assert [getattr(p, "obj", p) for p in params] == [getattr(p, "obj", p) for p in expected]  # Jsonb wraps
+
+
+@pytest.mark.django_db(transaction=True)
+def test_a_claim_waiting_on_the_profile_row_holds_up_no_embedding_sweep():
+    # The claim takes the sweep's lock last: a claim stuck behind a GDPR erase's row lock must not make
+    # the sweep wait (nor every other user's events, queued behind the sweep's request).
+    ProfileFactory(user_id="q_busy")
+    outcome = {}
+
+    def claim_behind_the_erase():
+        try:
+            with transaction.atomic():
+                outcome["claim"] = _claim("q_busy", "k_wait")
+        finally:
+            connection.close()
+
+    with psycopg.connect(database_url()) as erase, psycopg.connect(database_url(), autocommit=True) as monitor:
+        erase.execute("SELECT 1 FROM crm_user_profiles WHERE user_id = 'q_busy' FOR UPDATE")
+        claimer = threading.Thread(target=claim_behind_the_erase)
+        claimer.start()
+        deadline = time.monotonic() + 5
+        while not monitor.execute(
+            "SELECT count(*) FROM pg_stat_activity WHERE wait_event_type = 'Lock' AND datname = current_database()"
+        ).fetchone()[0]:
+            assert time.monotonic() < deadline, "the claim never waited on the profile row"
+            time.sleep(0.02)
+
+        started = time.monotonic()
+        embedding_sweep_flag_clear()
+        waited = time.monotonic() - started
+        erase.rollback()
+        claimer.join(10)
+
+    assert waited < 0.5
+    assert outcome["claim"].event_id is not None
