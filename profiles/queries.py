@@ -9,7 +9,7 @@ import json
 from django.db import connection
 
 from profiles.models import CrmUserProfile
-from yahealthy_crm.sql import ANY_OF_JSON_TEXT, Statement, model_from_row
+from yahealthy_crm.sql import ANY_OF_JSON_TEXT, Statement, document_cursor, model_from_row
 
 PROFILE_TABLE = CrmUserProfile._meta.db_table
 PROFILE_FIELDS = list(CrmUserProfile._meta.concrete_fields)
@@ -36,7 +36,7 @@ def profiles_lock(*, user_ids: list[str]) -> set[str]:
     profiles locks them in whatever order its plan scans them (the churn job deadlocked with webhook
     batches under load: bench/load.py).
     """
-    with connection.cursor() as cursor:
+    with document_cursor() as cursor:
         cursor.execute(_PROFILES_LOCK_SQL, [json.dumps(sorted(user_ids))])
         return {row[0] for row in cursor.fetchall()}
 

@@ -33,7 +33,7 @@ class _PreparingCursor(ServerBindingCursor):
         return super().execute(query, params, prepare=True, binary=binary)
 
 
-class _PreparedDebugWrapper(CursorDebugWrapper):
+class _PreparedDebugWrapper(CursorDebugWrapper):  # for every server-bound cursor here
     """Logs the statement with its parameters filled in, as the default cursors do (tests count and
     read them): psycopg keeps no client-side text of a server-bound query."""
 
@@ -62,6 +62,30 @@ def prepared_cursor(using: str = "default") -> Iterator[CursorWrapper]:
     db.validate_thread_sharing()
     wrapper_class = _PreparedDebugWrapper if db.queries_logged else CursorWrapper
     with wrapper_class(_PreparingCursor(db.connection), db) as cursor:
+        yield cursor
+
+
+class _UnpreparedServerCursor(ServerBindingCursor):
+    """Binds parameters on the server and never prepares (psycopg would after 5 runs of one SQL)."""
+
+    def execute(self, query, params=None, *, prepare=None, binary=None):
+        return super().execute(query, params, prepare=False, binary=binary)
+
+
+@contextmanager
+def document_cursor(using: str = "default") -> Iterator[CursorWrapper]:
+    """A cursor for statements that carry their rows as one large JSON document (the batch intake).
+
+    The parameters travel apart from the SQL text: client-side binding quoted a document of up to a
+    few MB into the SQL, which PostgreSQL's SQL lexer then scanned (a tenth of the batch path's
+    backend CPU went to lexing and quoting). Not prepared: each statement is planned for its own
+    document, as before, and a pooler in transaction mode sees only unnamed statements.
+    """
+    db = connections[using]
+    db.ensure_connection()
+    db.validate_thread_sharing()
+    wrapper_class = _PreparedDebugWrapper if db.queries_logged else CursorWrapper
+    with wrapper_class(_UnpreparedServerCursor(db.connection), db) as cursor:
         yield cursor
 
 

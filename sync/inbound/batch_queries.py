@@ -19,7 +19,7 @@ from compliance.models import AuditLog, ErasureTombstone
 from goals.models import GoalStatus, HealthGoal
 from profiles.models import CrmUserProfile
 from sync.models import SyncDirection, SyncEvent, SyncStatus
-from yahealthy_crm.sql import ANY_OF_JSON_TEXT
+from yahealthy_crm.sql import ANY_OF_JSON_TEXT, document_cursor
 
 _STAMPS = ("created_at", "updated_at")  # set by the database: now(), as the single-event path does
 
@@ -110,7 +110,7 @@ def _rows_update_sql(model: type[Model], fields: list, *, also: str = "") -> str
 
 def tombstones_find(*, user_id_hashes: list[str]) -> set[str]:
     """Which of these user-id hashes belong to erased users (one SELECT)."""
-    with connection.cursor() as cursor:
+    with document_cursor() as cursor:
         cursor.execute(
             f"SELECT user_id_hash FROM {ErasureTombstone._meta.db_table} WHERE user_id_hash = {ANY_OF_JSON_TEXT}",  # noqa: S608
             [json.dumps(user_id_hashes)],
@@ -138,7 +138,7 @@ def sync_events_claim(*, events: list[dict], lock_timeout: str) -> dict[str, int
         order_by="ORDER BY v.idempotency_key",
         tail="ON CONFLICT (idempotency_key) DO NOTHING RETURNING id, idempotency_key",
     )
-    with connection.cursor() as cursor:
+    with document_cursor() as cursor:
         cursor.execute(sql, [_rows_json(_CLAIM_FIELDS, events), lock_timeout])
         return {key: pk for pk, key in cursor.fetchall()}
 
@@ -146,13 +146,13 @@ def sync_events_claim(*, events: list[dict], lock_timeout: str) -> dict[str, int
 def sync_events_insert(*, events: list[dict]) -> None:
     """INSERT rows (rejected events: their keys are unique placeholders) in one statement."""
     if events:
-        with connection.cursor() as cursor:
+        with document_cursor() as cursor:
             cursor.execute(_rows_insert_sql(SyncEvent, _CLAIM_FIELDS), [_rows_json(_CLAIM_FIELDS, events)])
 
 
 def sync_events_delete(*, ids: list[int]) -> None:
     """Remove claimed rows whose events store nothing after all (their user was erased meanwhile)."""
-    with connection.cursor() as cursor:
+    with document_cursor() as cursor:
         cursor.execute(f"DELETE FROM {SyncEvent._meta.db_table} WHERE id = ANY(%s)", [ids])  # noqa: S608
 
 
@@ -172,7 +172,7 @@ def sync_events_finish(*, events: list[dict]) -> None:
     `events`: per claimed event its `id` and the finished fields (idempotency_key, status, error,
     conflicts, response_body, response_status).
     """
-    with connection.cursor() as cursor:
+    with document_cursor() as cursor:
         cursor.execute(
             _rows_update_sql(SyncEvent, _FINISHED_FIELDS, also=", processed_at = now()"),
             [_rows_json(_FINISHED_FIELDS, events)],
@@ -183,7 +183,7 @@ def activities_deleted_at(*, keys: list[tuple[str, str, str]]) -> dict[tuple[str
     """When the app last deleted each (user_id, activity_type, external_id), for those it deleted."""
     if not keys:
         return {}
-    with connection.cursor() as cursor:
+    with document_cursor() as cursor:
         cursor.execute(
             f"""
             SELECT e.user_id, e.entity_type, e.external_id, max(e.occurred_at)
@@ -227,7 +227,7 @@ def profiles_insert_missing(*, user_id_hashes: dict[str, str]) -> dict[str, int]
         "ORDER BY u.user_id ON CONFLICT (user_id) DO NOTHING RETURNING id, user_id"
     )
     rows = [{"user_id": user_id, "user_id_hash": user_id_hashes[user_id]} for user_id in sorted(user_id_hashes)]
-    with connection.cursor() as cursor:
+    with document_cursor() as cursor:
         cursor.execute(sql, [_rows_json([_PROFILE_USER_ID], rows), _rows_json(_PROFILE_DEFAULTED, [{}])])
         return {user_id: pk for pk, user_id in cursor.fetchall()}
 
@@ -241,7 +241,7 @@ def profiles_last_active_forward(*, last_active: dict[str, dt.datetime]) -> None
     """Move each user's last_active_at forward to the time given, never back (one UPDATE)."""
     if last_active:
         rows = [{"user_id": user_id, "at": at.isoformat()} for user_id, at in last_active.items()]
-        with connection.cursor() as cursor:
+        with document_cursor() as cursor:
             cursor.execute(
                 f"UPDATE {CrmUserProfile._meta.db_table} AS p SET last_active_at = v.at::timestamptz "  # noqa: S608
                 "FROM json_to_recordset(%s::json) AS v(user_id text, at text) "
@@ -272,7 +272,7 @@ def activities_by_external_id(*, keys: list[tuple[str, str, str]]) -> dict[tuple
         return {}
     columns = ", ".join(f"a.{f.column}" for f in _ACTIVITY_LOADED)
     names = [f.attname for f in _ACTIVITY_LOADED]
-    with connection.cursor() as cursor:
+    with document_cursor() as cursor:
         cursor.execute(
             f"SELECT {columns} FROM {UserActivity._meta.db_table} a "  # noqa: S608 - names from the model
             f"JOIN json_to_recordset(%s::json) AS k({_ACTIVITY_KEYS}) "
@@ -293,7 +293,7 @@ def activities_insert(*, activities: list[dict]) -> list[int]:
     """
     if not activities:
         return []
-    with connection.cursor() as cursor:
+    with document_cursor() as cursor:
         cursor.execute(
             _rows_insert_sql(UserActivity, _ACTIVITY_INSERTED, tail="RETURNING id"),
             [_rows_json(_ACTIVITY_INSERTED, activities)],
@@ -310,7 +310,7 @@ def activities_replace(*, activities: list[dict]) -> None:
     if not activities:
         return
     fields = [f for f in _ACTIVITY_REPLACED if f.attname in activities[0]]
-    with connection.cursor() as cursor:
+    with document_cursor() as cursor:
         cursor.execute(
             _rows_update_sql(UserActivity, fields, also=", embedding = NULL"), [_rows_json(fields, activities)]
         )
@@ -324,7 +324,7 @@ def users_active_goal_metrics(*, user_ids: list[str], metrics: list[str]) -> dic
     found: dict[str, set[str]] = {}
     if not user_ids or not metrics:
         return found
-    with connection.cursor() as cursor:
+    with document_cursor() as cursor:
         cursor.execute(
             f"SELECT DISTINCT user_id, metric FROM {HealthGoal._meta.db_table} "  # noqa: S608
             f"WHERE user_id = {ANY_OF_JSON_TEXT} AND status = %s AND metric = ANY(%s)",
@@ -341,7 +341,7 @@ _AUDIT_FIELDS = _inserted_fields(AuditLog)
 def audit_rows_insert(*, rows: list[AuditLog]) -> None:
     """Append audit rows (built by compliance's rules, changes already redacted) in one INSERT."""
     if rows:
-        with connection.cursor() as cursor:
+        with document_cursor() as cursor:
             cursor.execute(
                 _rows_insert_sql(AuditLog, _AUDIT_FIELDS), [_rows_json(_AUDIT_FIELDS, _model_rows(_AUDIT_FIELDS, rows))]
             )
