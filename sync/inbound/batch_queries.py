@@ -10,6 +10,7 @@ import datetime as dt
 import json
 from decimal import Decimal
 
+import orjson
 from django.core.serializers.json import DjangoJSONEncoder
 from django.db import connection
 from django.db.models import DateField, DecimalField, JSONField, Model
@@ -47,7 +48,20 @@ def _rows_json(fields: list, rows: list[dict]) -> str:
             if values[name] is not None:
                 values[name] = _json_text(values[name])
         document.append(values)
-    return json.dumps(document, cls=DjangoJSONEncoder)
+    return _json_document(document)
+
+
+_DJANGO_JSON = DjangoJSONEncoder()
+
+
+def _json_document(document: list) -> str:
+    """JSON text of a batch's rows: orjson, with dates, times and decimals encoded as Django's own
+    encoder does (the JSON fields' encoder); json.dumps for what orjson refuses (an integer beyond
+    64 bits in a payload, say). Encoding the documents was a quarter of the batch's Python time."""
+    try:
+        return orjson.dumps(document, default=_DJANGO_JSON.default, option=orjson.OPT_PASSTHROUGH_DATETIME).decode()
+    except orjson.JSONEncodeError:
+        return json.dumps(document, cls=DjangoJSONEncoder)
 
 
 def _model_rows(fields: list, objects: list[Model]) -> list[dict]:

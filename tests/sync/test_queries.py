@@ -154,3 +154,29 @@ def test_a_claim_waiting_on_the_profile_row_holds_up_no_embedding_sweep():
 
     assert waited < 0.5
     assert outcome["claim"].event_id is not None
+
+
+def test_batch_documents_encode_as_djangos_json_encoder_does():
+    import datetime as dt
+    import json
+    import uuid
+    from decimal import Decimal
+
+    from django.core.serializers.json import DjangoJSONEncoder
+    from django.utils.translation import gettext_lazy
+
+    from sync.inbound.batch_queries import _json_document
+    from sync.models import SyncStatus
+
+    at = dt.datetime(2026, 11, 28, 10, 30, 15, 123456, tzinfo=dt.UTC)
+    row = {
+        "status": SyncStatus.SUCCESS,  # a str subclass
+        "payload": {"when": at, "day": at.date(), "time": at.time(), "kcal": Decimal("450.50"), "id": uuid.uuid4()},
+        "note": gettext_lazy("Too many requests; slow down."),
+        "text": "Crème brûlée \u2028 ☕",
+        "numbers": [1, 2.5, 1e16, -0.0],
+    }
+    huge = {"payload": {"count": 10**30}}  # beyond 64 bits: orjson refuses, json.dumps does not
+
+    for document in ([row], [huge]):
+        assert json.loads(_json_document(document)) == json.loads(json.dumps(document, cls=DjangoJSONEncoder))
