@@ -56,13 +56,20 @@ def activity_deleted_later_applied(*, activity_type: str, external_id: str) -> A
 
 
 def activity_values_from_app(
-    *, occurred_at: dt.datetime, logged_date: dt.date | None, payload: dict[str, Any], columns: dict[str, Any]
+    *,
+    occurred_at: dt.datetime,
+    logged_date: dt.date | None,
+    payload: dict[str, Any],
+    columns: dict[str, Any],
+    tz: dt.tzinfo | None = None,
 ) -> dict[str, Any]:
-    """The values an applied app event gives its activity row (a new row or the replaced one)."""
+    """The values an applied app event gives its activity row (a new row or the replaced one).
+
+    `tz`: the current time zone, when the caller looked it up once for many events (a batch)."""
     return {
         "source": ActivitySource.APP,
         "occurred_at": occurred_at,
-        "logged_date": logged_date or timezone.localdate(occurred_at),
+        "logged_date": logged_date or timezone.localdate(occurred_at, tz),
         "payload": redact_pii_data(payload),
         "source_updated_at": occurred_at,
         "embedding": None,  # recomputed after commit from the new text

@@ -15,7 +15,7 @@ import functools
 import pickle
 import random
 
-from django.core.cache.backends.base import DEFAULT_TIMEOUT
+from django.core.cache.backends.base import DEFAULT_TIMEOUT, InvalidCacheKey
 from django.core.cache.backends.db import DatabaseCache
 from django.db import connections, router
 from django.utils import timezone
@@ -65,6 +65,12 @@ def _counter_add_sql(table: str, p: str, from_sql: str) -> str:
 
 
 class PostgresCache(DatabaseCache):
+    def validate_key(self, key):
+        # Keys go to a varchar(255) column; memcached's rules (Django's default check, a Python loop
+        # over every character of every key) do not apply. A batch's rate limit makes 500 keys.
+        if len(key) > 255:
+            raise InvalidCacheKey(f"Cache key longer than 255 characters: {key[:80]}...")
+
     def _encode(self, value) -> str:
         if type(value) is int:
             return f"{INT_PREFIX}{value}"

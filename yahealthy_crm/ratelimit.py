@@ -8,6 +8,7 @@ without Redis (every key of a batch in one statement), add-then-incr with it.
 
 from __future__ import annotations
 
+import functools
 import logging
 from dataclasses import dataclass
 
@@ -46,9 +47,14 @@ def rate_limit_take(*, group: str, key_value: str, rate: str, count: int = 1) ->
 def rate_limit_counter_key(*, group: str, rate: str, key_value: str) -> tuple[str, int, int]:
     """django-ratelimit's cache key for `key_value` in the current window, and the window's end (UNIX
     seconds) and the limit. Its helpers (pinned version): the same key and window its decorator uses."""
-    limit, period = ratelimit_core._split_rate(rate)
+    limit, period = _rate_split(rate)
     window = ratelimit_core._get_window(key_value, period)
     return ratelimit_core._make_cache_key(group, window, rate, key_value, ratelimit_core.ALL), window, limit
+
+
+@functools.cache
+def _rate_split(rate: str) -> tuple[int, int]:
+    return ratelimit_core._split_rate(rate)  # a regex per call; a few rates in all
 
 
 def _retry_after_s(window: int) -> int:
@@ -56,7 +62,7 @@ def _retry_after_s(window: int) -> int:
 
 
 def _counter_timeout(rate: str) -> int:
-    return ratelimit_core._split_rate(rate)[1] + ratelimit_core.EXPIRATION_FUDGE
+    return _rate_split(rate)[1] + ratelimit_core.EXPIRATION_FUDGE
 
 
 def rate_limit_take_many(*, group: str, rate: str, counts: dict[str, int]) -> dict[str, RateGrant]:

@@ -515,6 +515,7 @@ def _apply_activities(items: list[_Item]) -> None:
     current: dict[tuple[str, str, str], dict] = dict(stored)
     inserted: list[dict] = []
     replaced: dict[int, dict] = {}  # stored rows an event of the batch overwrites
+    tz = timezone.get_current_timezone()  # once, not per event (a context-local lookup)
     for item in items:  # per user in occurredAt order
         event, key = item.event, item.entity_key
         external_id = event["externalId"]
@@ -543,6 +544,7 @@ def _apply_activities(items: list[_Item]) -> None:
             logged_date=item.payload_serializer.validated_data.get("date"),
             payload=event["payload"],
             columns=columns,
+            tz=tz,
         )
         created = row is None
         old = {} if created else {column: row[column] for column in ACTIVITY_COLUMNS}

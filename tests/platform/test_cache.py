@@ -94,3 +94,17 @@ def test_many_rate_counters_are_created_or_incremented_in_one_statement(django_a
 
     assert totals == {"rl:a": 7, "rl:b": 3, "rl:c": 1}
     assert cache.get_many(["rl:a", "rl:b", "rl:c"]) == {"rl:a": 7, "rl:b": 3, "rl:c": 1}
+
+
+@pytest.mark.django_db
+def test_keys_need_only_fit_the_column():
+    import warnings
+
+    from django.core.cache.backends.base import InvalidCacheKey
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")  # memcached's rules (no spaces, at most 250) do not apply
+        cache.set("a key with spaces " + "x" * 220, 1, 60)
+        assert cache.get("a key with spaces " + "x" * 220) == 1
+    with pytest.raises(InvalidCacheKey):
+        cache.set("k" * 260, 1, 60)
