@@ -400,12 +400,12 @@ def _event_claim_and_apply(
 
 def _rate_limit_recount(rate_key: str, failure: Exception) -> None:
     try:
-        grant = rate_limit_take(group=WEBHOOK_RATE_GROUP, key_value=rate_key, rate=WEBHOOK_RATE)
+        _webhook_rate_limit_enforce(rate_key)
     except DatabaseError:
+        # The database is the failure (the answer is 503): the original error answers.
         logger.warning("could not count a failed webhook event against its rate limit", exc_info=True)
-        return  # the database is the failure (the answer is 503): the original error answers
-    if not grant.allowed:
-        raise RateLimitedError(retry_after_s=grant.retry_after_s) from failure
+    except RateLimitedError as refused:
+        raise refused from failure
 
 
 def app_event_audit_row(*, event: dict, applied: AppliedEvent, event_id: int):
