@@ -131,14 +131,9 @@ class PostgresCache(DatabaseCache):
 
     def get(self, key, default=None, version=None):
         # One key (the common read: a flag per webhook event while a sweep is queued): prepared, no list.
-        cache_key = self.make_and_validate_key(key, version=version)
-        db = router.db_for_read(self.cache_model_class)
-        table = connections[db].ops.quote_name(self._table)
-        with prepared_cursor(db) as cursor:
-            cursor.execute(
-                f"SELECT value FROM {table} WHERE cache_key = %s AND expires > %s",  # noqa: S608
-                [cache_key, timezone.now()],
-            )
+        sql, params = self.read_sql(key, version=version)
+        with prepared_cursor(router.db_for_read(self.cache_model_class)) as cursor:
+            cursor.execute(sql, params)
             row = cursor.fetchone()
         return default if row is None else self._decode(row[0])
 

@@ -33,7 +33,7 @@ class _PreparingCursor(ServerBindingCursor):
         return super().execute(query, params, prepare=True, binary=binary)
 
 
-class _PreparedDebugWrapper(CursorDebugWrapper):  # for every server-bound cursor here
+class _PreparedDebugWrapper(CursorDebugWrapper):
     """Logs the statement with its parameters filled in, as the default cursors do (tests count and
     read them): psycopg keeps no client-side text of a server-bound query."""
 
@@ -53,15 +53,22 @@ def prepared_cursor(using: str = "default") -> Iterator[CursorWrapper]:
     queries are unaffected. DATABASE_PREPARED_STATEMENTS=0 turns this off (e.g. behind a
     transaction-pooling PgBouncer older than 1.21) and gives a plain cursor.
     """
-    db = connections[using]
     if not settings.DATABASE_PREPARED_STATEMENTS:
-        with db.cursor() as cursor:
+        with connections[using].cursor() as cursor:
             yield cursor
         return
+    with _server_cursor(using, _PreparingCursor) as cursor:
+        yield cursor
+
+
+@contextmanager
+def _server_cursor(using: str, cursor_class: type[ServerBindingCursor]) -> Iterator[CursorWrapper]:
+    """A Django cursor wrapper (logging queries when Django does) around a server-binding cursor."""
+    db = connections[using]
     db.ensure_connection()
     db.validate_thread_sharing()
     wrapper_class = _PreparedDebugWrapper if db.queries_logged else CursorWrapper
-    with wrapper_class(_PreparingCursor(db.connection), db) as cursor:
+    with wrapper_class(cursor_class(db.connection), db) as cursor:
         yield cursor
 
 
@@ -81,11 +88,7 @@ def document_cursor(using: str = "default") -> Iterator[CursorWrapper]:
     backend CPU went to lexing and quoting). Not prepared: each statement is planned for its own
     document, as before, and a pooler in transaction mode sees only unnamed statements.
     """
-    db = connections[using]
-    db.ensure_connection()
-    db.validate_thread_sharing()
-    wrapper_class = _PreparedDebugWrapper if db.queries_logged else CursorWrapper
-    with wrapper_class(_UnpreparedServerCursor(db.connection), db) as cursor:
+    with _server_cursor(using, _UnpreparedServerCursor) as cursor:
         yield cursor
 
 

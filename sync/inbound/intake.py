@@ -46,7 +46,7 @@ from sync.outbox import request_hash_compute
 from yahealthy_crm.actors import ActorType
 from yahealthy_crm.errors import ApplicationError, ErrorCode, RateLimitedError
 from yahealthy_crm.json_input import JsonInputError, json_loads_strict
-from yahealthy_crm.ratelimit import WEBHOOK_RATE, RateCountInSql, rate_limit_count_in_sql, rate_limit_take
+from yahealthy_crm.ratelimit import WEBHOOK_RATE, RateCountInSql, rate_limit_count_in_sql, rate_limit_enforce
 from yahealthy_crm.sql import statements_run
 
 logger = logging.getLogger(__name__)
@@ -322,9 +322,7 @@ def _webhook_rate_count(rate_key: str) -> RateCountInSql | None:
 
 def _webhook_rate_limit_enforce(rate_key: str) -> None:
     """Count the event on its own; 429 when its user is over the limit."""
-    grant = rate_limit_take(group=WEBHOOK_RATE_GROUP, key_value=rate_key, rate=WEBHOOK_RATE)
-    if not grant.allowed:
-        raise RateLimitedError(retry_after_s=grant.retry_after_s)
+    rate_limit_enforce(None, group=WEBHOOK_RATE_GROUP, key_value=rate_key, rate=WEBHOOK_RATE)
 
 
 def _lock_wait_error(exc: OperationalError) -> ApplicationError:
