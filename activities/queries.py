@@ -11,7 +11,7 @@ from django.db import connection, models, transaction
 from activities.models import UserActivity
 from profiles.models import CrmUserProfile
 from sync.models import SyncDirection, SyncEvent, SyncStatus
-from yahealthy_crm.sql import Statement, model_from_row, prepared_cursor
+from yahealthy_crm.sql import Statement, model_from_row, named_to_positional, prepared_cursor
 
 _TABLE = UserActivity._meta.db_table
 PROFILES_TABLE = CrmUserProfile._meta.db_table
@@ -23,23 +23,57 @@ ACTIVITY_INSERT_SQL = (
     f"INSERT INTO {_TABLE} ({', '.join(f.column for f in _INSERTED_FIELDS)}, created_at, updated_at) "  # noqa: S608
     f"VALUES ({', '.join(['%s'] * len(_INSERTED_FIELDS))}, now(), now()) RETURNING id"
 )
-# One statement: a new id, the stored activity with this external id, and whether the app deleted it
-# with a newer event (index-only on crm_sync_app_deletes_idx). The partial indexes' own conditions are
-# written out as literals (constants of the code): a prepared statement's generic plan can use a
-# partial index only when the query states its predicate, not when parameters carry the same values.
-ACTIVITY_EVENT_CONTEXT_SQL = f"""
-    SELECT nextval(pg_get_serial_sequence('{_TABLE}', 'id')),
-        EXISTS (
+# A new activity's id, reserved before its INSERT (the response and audit row name it).
+ACTIVITY_ID_NEXTVAL_SQL = f"nextval(pg_get_serial_sequence('{_TABLE}', 'id'))"
+# The partial indexes' own conditions are written out as literals (constants of the code): a
+# prepared statement's generic plan can use a partial index only when the query states its
+# predicate, not when parameters carry the same values.
+# The app deleted this activity with a newer event (index-only on crm_sync_app_deletes_idx).
+_DELETED_LATER_SQL = f"""EXISTS (
             SELECT 1 FROM {SyncEvent._meta.db_table} e
             WHERE e.direction = '{SyncDirection.INBOUND}' AND e.operation = 'delete'
                 AND e.status = '{SyncStatus.SUCCESS}' AND e.user_id = %(user_id)s AND e.entity_type = %(activity_type)s
                 AND e.external_id = %(external_id)s AND e.occurred_at > %(occurred_at)s
-        ),
+        )"""  # noqa: S608 - names from the models
+# The stored activity with this external id (crm_activity_unique_external_id).
+_STORED_CONDITION_SQL = (
+    "a.user_id = %(user_id)s AND a.activity_type = %(activity_type)s "
+    "AND a.external_id = %(external_id)s AND a.external_id <> ''"
+)
+# One statement: a new id, the stored activity with this external id, and whether the app deleted it
+# with a newer event.
+ACTIVITY_EVENT_CONTEXT_SQL = f"""
+    SELECT {ACTIVITY_ID_NEXTVAL_SQL}, {_DELETED_LATER_SQL},
         {_LOADED_COLUMNS}
     FROM (SELECT 1) AS one
-    LEFT JOIN {_TABLE} a ON a.user_id = %(user_id)s AND a.activity_type = %(activity_type)s
-        AND a.external_id = %(external_id)s AND a.external_id <> ''
+    LEFT JOIN {_TABLE} a ON {_STORED_CONDITION_SQL}
 """  # noqa: S608 - names from the models
+# An activity create presumed new (`activity_apply_app_event(presumed_new_id=...)`): its INSERT skips
+# a row stored with the same external id (the unique index's conflict), and a read in the same
+# statement tells whether the presumption held: the row went in and no newer delete was applied.
+_PRESUMED_NEW_CTE = "presumed_new_activity"
+_PRESUMED_NEW_INSERT_SQL = ACTIVITY_INSERT_SQL.replace(
+    " RETURNING id",
+    " ON CONFLICT (user_id, activity_type, external_id) WHERE external_id <> '' DO NOTHING RETURNING id",
+)
+_PRESUMED_NEW_HELD_SQL, _PRESUMED_NEW_HELD_PARAMS = named_to_positional(
+    f"SELECT EXISTS (SELECT 1 FROM {_PRESUMED_NEW_CTE}) AND NOT {_DELETED_LATER_SQL}"  # noqa: S608
+)
+
+
+def activity_presumed_new_held(
+    *, user_id: str, activity_type: str, external_id: str, occurred_at: dt.datetime
+) -> Statement:
+    """A scalar read, true when the presumed-new INSERT (`activity_insert_statement(presumed_new=True)`)
+    of the same statement stored its row and the app did not delete this activity with a newer event:
+    what `activity_event_context_get` would have found (nothing stored), on the statement's snapshot."""
+    values = {
+        "user_id": user_id,
+        "activity_type": activity_type,
+        "external_id": external_id,
+        "occurred_at": occurred_at,
+    }
+    return Statement(_PRESUMED_NEW_HELD_SQL, [values[name] for name in _PRESUMED_NEW_HELD_PARAMS])
 
 
 @dataclass(frozen=True)
@@ -84,13 +118,16 @@ _INSERT_PARAM_RULES = [
 ]
 
 
-def activity_insert_statement(activity: UserActivity) -> Statement:
+def activity_insert_statement(activity: UserActivity, *, presumed_new: bool = False) -> Statement:
     """The INSERT of a new activity whose id was reserved (`ActivityEventContext.new_id`); each value
-    as the ORM's save would send it (`Field.get_db_prep_save`)."""
+    as the ORM's save would send it (`Field.get_db_prep_save`). `presumed_new`: the form that
+    `activity_presumed_new_held` checks, run in the same statement."""
     params = []
     for field, attname, automatic, converts_none in _INSERT_PARAM_RULES:
         value = field.pre_save(activity, add=True) if automatic else getattr(activity, attname)
         params.append(None if value is None and not converts_none else field.get_db_prep_save(value, connection))
+    if presumed_new:
+        return Statement(_PRESUMED_NEW_INSERT_SQL, params, name=_PRESUMED_NEW_CTE)
     return Statement(ACTIVITY_INSERT_SQL, params)
 
 

@@ -27,6 +27,10 @@ class AppliedEvent:
     # Writes the domain left to the sync engine, which runs them in one statement with its own
     # bookkeeping (or earlier, before anything reads their rows).
     deferred_writes: list[Statement] = field(default_factory=list)
+    # Applied on a presumption (an activity create presumed new, its context not read): a scalar read
+    # that must be true on the snapshot the deferred writes start from, else the caller rolls the
+    # transaction back and applies the event again without presuming.
+    presumption: Statement | None = None
 
 
 def stale_conflict(*, entity_type: str, external_id: str, stored_at: dt.datetime | None) -> dict:

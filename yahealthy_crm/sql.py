@@ -2,10 +2,10 @@
 
 from __future__ import annotations
 
+import re
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
-from typing import Any
 
 from django.conf import settings
 from django.db import connection, connections
@@ -16,6 +16,15 @@ from django.db.backends.utils import CursorDebugWrapper, CursorWrapper
 ANY_OF_JSON_TEXT = "ANY(ARRAY(SELECT json_array_elements_text(%s::json)))"
 
 
+_NAMED_PARAM = re.compile(r"%\((\w+)\)s")
+
+
+def named_to_positional(sql: str) -> tuple[str, tuple[str, ...]]:
+    """`%(name)s` placeholders as `%s`, and the names in their order: a Statement's parameters are
+    positional (statements_run joins several), a named SQL fragment can still be shared."""
+    return _NAMED_PARAM.sub("%s", sql), tuple(_NAMED_PARAM.findall(sql))
+
+
 @dataclass(frozen=True)
 class Statement:
     """One data-modifying SQL statement (INSERT/UPDATE/DELETE ... RETURNING) and its parameters,
@@ -23,6 +32,7 @@ class Statement:
 
     sql: str
     params: list = field(default_factory=list)
+    name: str = ""  # its CTE's name in statements_run, for a read of the same statement to refer to
 
 
 class _PreparingCursor(ServerBindingCursor):
@@ -92,30 +102,31 @@ def document_cursor(using: str = "default") -> Iterator[CursorWrapper]:
         yield cursor
 
 
-def statements_run(statements: list[Statement], *, read: Statement | None = None) -> Any:
+def statements_run(statements: list[Statement], *, reads: tuple[Statement, ...] = ()) -> tuple:
     """Run the statements as ONE statement: each becomes a data-modifying CTE of `WITH ... SELECT 1`.
 
     PostgreSQL runs every data-modifying CTE exactly once, to completion, all on the same snapshot:
     so the statements must touch different rows (none may need another's effect). One round trip
-    and one statement instead of one per write. `read`, a scalar SELECT, becomes the statement's
-    result (on the snapshot before the writes) and is returned.
+    and one statement instead of one per write. Each of `reads`, a scalar SELECT, becomes a column
+    of the statement's result (on the snapshot before the writes); their values are returned.
     """
-    if not statements and read is None:
-        return None
-    result = f"({read.sql})" if read is not None else "1"
-    if len(statements) == 1 and read is None:
+    if not statements and not reads:
+        return ()
+    result = ", ".join(f"({read.sql})" for read in reads) or "1"
+    if len(statements) == 1 and not reads:
         sql, params = statements[0].sql, statements[0].params
     elif not statements:
         sql, params = f"SELECT {result}", []
     else:
-        ctes = ", ".join(f"w{index} AS ({statement.sql})" for index, statement in enumerate(statements))
+        ctes = ", ".join(
+            f"{statement.name or f'w{index}'} AS ({statement.sql})" for index, statement in enumerate(statements)
+        )
         sql = f"WITH {ctes} SELECT {result}"
         params = [param for statement in statements for param in statement.params]
-    if read is not None:
-        params = [*params, *read.params]
+    params = [*params, *(param for read in reads for param in read.params)]
     with prepared_cursor() as cursor:
         cursor.execute(sql, params)
-        return cursor.fetchone()[0] if read is not None else None
+        return tuple(cursor.fetchone()) if reads else ()
 
 
 def model_from_row(model, fields: list, values: list | tuple):

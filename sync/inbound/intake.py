@@ -279,17 +279,22 @@ def webhook_event_ingest(
             request_hash=request_hash,
             error=_validation_error({"Idempotency-Key": ["At most 255 characters."]}),
         )
+    claim_and_apply = {
+        "data": data,
+        "event": event,
+        "payload_serializer": payload_serializer,
+        "occurred_at": occurred_at,
+        "idempotency_key": idempotency_key,
+        "request_hash": request_hash,
+        "rate_count": rate_count,
+        "rate_key": rate_key,
+    }
     try:
-        return _event_claim_and_apply(
-            data=data,
-            event=event,
-            payload_serializer=payload_serializer,
-            occurred_at=occurred_at,
-            idempotency_key=idempotency_key,
-            request_hash=request_hash,
-            rate_count=rate_count,
-            rate_key=rate_key,
-        )
+        try:
+            return _event_claim_and_apply(**claim_and_apply, presume_new=_presumable_new(event))
+        except _PresumptionFailed:
+            # Rolled back, claim and rate-limit count included: apply again, reading what is stored.
+            return _event_claim_and_apply(**claim_and_apply, presume_new=False)
     except GoalNotFoundError as exc:
         raise _event_reject(
             data=data,
@@ -339,11 +344,23 @@ def _is_lock_timeout(exc: OperationalError) -> bool:
     return isinstance(exc.__cause__, psycopg_errors.LockNotAvailable)
 
 
+class _PresumptionFailed(Exception):
+    """An activity create applied as new found its external id stored (or deleted later) when its
+    writes ran: the transaction is rolled back and the event applied again, reading the context."""
+
+
+def _presumable_new(event: dict) -> bool:
+    """An activity create is applied presuming its external id new (`activity_apply_app_event`):
+    one statement less per event; a create of a stored id costs a rolled-back attempt instead."""
+    return event["entityType"] in ACTIVITY_ENTITY_TYPES and event["operation"] == "create"
+
+
 def _event_claim_and_apply(
-    *, data, event, payload_serializer, occurred_at, idempotency_key, request_hash, rate_count, rate_key
+    *, data, event, payload_serializer, occurred_at, idempotency_key, request_hash, rate_count, rate_key, presume_new
 ) -> WebhookResult:
-    """Claim, apply and finish in one transaction. For an activity event of a known user with no
-    active goals on its metrics: claim (with the rate-limit count) + context + one final write."""
+    """Claim, apply and finish in one transaction. For an activity create of a known user with no
+    active goals on its metrics: the claim (with the rate-limit count and the new activity's id)
+    and one final write, which also checks that the activity is new (`presume_new`)."""
     refusal: ApplicationError | None = None
     try:
         with transaction.atomic():
@@ -359,6 +376,7 @@ def _event_claim_and_apply(
                 occurred_at=occurred_at,
                 lock_wait=IN_FLIGHT_WAIT,
                 rate_count=rate_count,
+                reserve_activity_id=presume_new,
             )
             # Refusals leave the block normally: the transaction commits the rate-limit count (and
             # nothing else: the claim inserted no row).
@@ -376,6 +394,7 @@ def _event_claim_and_apply(
                     payload_serializer=payload_serializer,
                     occurred_at=occurred_at,
                     active_goal_metrics=claim.active_goal_metrics,
+                    presumed_new_id=claim.activity_id,
                 )
                 response, sweep_queued = _event_finish(
                     event=event, event_id=claim.event_id, idempotency_key=idempotency_key, applied=applied
@@ -383,6 +402,8 @@ def _event_claim_and_apply(
                 if applied.embed and not sweep_queued:
                     transaction.on_commit(activity_embeddings_schedule)
     except Exception as exc:
+        if isinstance(exc, _PresumptionFailed):
+            raise  # the caller applies the event again, and counts it then
         # Rolled back, the claim's rate-limit count with it: count the event on its own (a 429 comes
         # first, as it would have before the claim).
         if rate_count is not None:
@@ -442,9 +463,20 @@ def _event_finish(*, event: dict, event_id: int, idempotency_key: str, applied: 
     ]
     if applied.result_status == "success":
         writes.append(audit_insert_statement(app_event_audit_row(event=event, applied=applied, event_id=event_id)))
-    flag_read = embedding_sweep_flag_read() if applied.embed else None
-    flag = statements_run(writes, read=flag_read)
+    flag = _writes_run(applied, writes, read=embedding_sweep_flag_read() if applied.embed else None)
     return response_json, flag is not None
+
+
+def _writes_run(applied: AppliedEvent, writes: list, *, read=None):
+    """The writes in one statement, with the applied event's presumption checked on the snapshot they
+    start from (then it has held: later statements see these rows) and `read`, whose value returns."""
+    reads = tuple(statement for statement in (applied.presumption, read) if statement is not None)
+    values = list(statements_run(writes, reads=reads))
+    if applied.presumption is not None:
+        applied.presumption = None
+        if not values.pop(0):
+            raise _PresumptionFailed
+    return values[0] if read is not None else None
 
 
 def _event_replay(*, idempotency_key: str, request_hash: str) -> WebhookResult:
@@ -466,7 +498,13 @@ def _event_replay(*, idempotency_key: str, request_hash: str) -> WebhookResult:
 
 
 def _event_apply(
-    *, profile, event: dict, payload_serializer, occurred_at, active_goal_metrics: frozenset[str]
+    *,
+    profile,
+    event: dict,
+    payload_serializer,
+    occurred_at,
+    active_goal_metrics: frozenset[str],
+    presumed_new_id: int | None = None,
 ) -> AppliedEvent:
     """Dispatch to the domain that owns the entity; activities then refresh the goals they feed."""
     entity_type = event["entityType"]
@@ -493,12 +531,13 @@ def _event_apply(
             columns={} if is_delete else payload_serializer.columns(),
             logged_date=None if is_delete else payload_serializer.validated_data.get("date"),
             payload=event["payload"],
+            presumed_new_id=presumed_new_id,
         )
         if applied.goal_metrics is not None:
             applied.data["goals"] = []
             if applied.goal_metrics & active_goal_metrics:
                 # Progress is recomputed from the stored activities: the new row must be there first.
-                statements_run(applied.deferred_writes)
+                _writes_run(applied, applied.deferred_writes)
                 applied.deferred_writes = []
                 applied.data["goals"] = goal_progress_update_for_activity(
                     user_id=profile.user_id, metrics=applied.goal_metrics

@@ -14,7 +14,7 @@ import functools
 import json
 from dataclasses import dataclass
 
-from activities.queries import EMBED_SWEEP_LOCK_KEY
+from activities.queries import ACTIVITY_ID_NEXTVAL_SQL, EMBED_SWEEP_LOCK_KEY
 from compliance.models import ErasureTombstone
 from goals.models import GoalStatus, HealthGoal
 from profiles.models import CrmUserProfile
@@ -47,6 +47,7 @@ _EVENT_CLAIM_SQL = f"""
         (SELECT coalesce(array_agg(DISTINCT g.metric), '{{{{}}}}') FROM {HealthGoal._meta.db_table} g
             WHERE g.user_id = %(user_id)s AND g.status = %(goal_active)s),
         {{rate_total}},
+        CASE WHEN %(reserve_activity_id)s AND EXISTS (SELECT 1 FROM claim) THEN {ACTIVITY_ID_NEXTVAL_SQL} END,
         pg_advisory_xact_lock_shared(%(sweep_lock)s),
         p.*
     FROM (SELECT 1) AS one
@@ -98,6 +99,7 @@ class EventClaim:
     profile: CrmUserProfile | None  # locked until the transaction ends; None: a new user (or no claim)
     active_goal_metrics: frozenset[str]
     rate_grant: RateGrant | None  # with a `rate_count`: the rate limit's verdict (no claim when refused)
+    activity_id: int | None = None  # with `reserve_activity_id` and a claim: an id for a new activity
 
 
 def event_claim(
@@ -113,6 +115,7 @@ def event_claim(
     occurred_at: dt.datetime,
     lock_wait: str,
     rate_count: RateCountInSql | None = None,
+    reserve_activity_id: bool = False,
 ) -> EventClaim:
     """Claim the idempotency key and lock the user's profile, in one statement.
 
@@ -124,7 +127,8 @@ def event_claim(
     user's events queued behind that sweep.
 
     With `rate_count` the statement also counts the event against its user's rate limit (the counter
-    commits or rolls back with the transaction) and claims nothing when the limit is exceeded.
+    commits or rolls back with the transaction) and claims nothing when the limit is exceeded. With
+    `reserve_activity_id` a claim also reserves the id of the activity the event may create.
     """
     with prepared_cursor() as cursor:
         cursor.execute(
@@ -145,9 +149,10 @@ def event_claim(
                 "payload": json.dumps(payload),
                 "occurred_at": occurred_at,
                 "goal_active": GoalStatus.ACTIVE,
+                "reserve_activity_id": reserve_activity_id,
             },
         )
-        event_id, erased, goal_metrics, rate_total, _sweep_lock, *profile_values = cursor.fetchone()
+        event_id, erased, goal_metrics, rate_total, activity_id, _sweep_lock, *profile_values = cursor.fetchone()
     profile = profile_from_row(profile_values) if profile_values[0] is not None else None
     return EventClaim(
         event_id=event_id,
@@ -155,6 +160,7 @@ def event_claim(
         profile=profile,
         active_goal_metrics=frozenset(goal_metrics),
         rate_grant=rate_count.grant(rate_total) if rate_count is not None else None,
+        activity_id=activity_id,
     )
 
 

@@ -9,7 +9,12 @@ from django.db import connection, transaction
 from django.utils import timezone
 
 from activities.models import UserActivity
-from activities.queries import _INSERTED_FIELDS, activity_event_context_get, activity_insert_statement
+from activities.queries import (
+    _INSERTED_FIELDS,
+    activity_event_context_get,
+    activity_insert_statement,
+    activity_presumed_new_held,
+)
 from activities.services import embedding_sweep_flag_clear
 from compliance.models import ErasureTombstone
 from compliance.selectors import user_id_hash
@@ -96,6 +101,48 @@ def test_activity_context_finds_the_stored_row_and_reserves_an_id_for_a_new_one(
     new.pk = missing.new_id
     statements_run([activity_insert_statement(new)])
     assert UserActivity.objects.get(pk=missing.new_id).external_id == "f2"
+
+
+def _presumed_new_insert(profile, external_id: str, occurred_at):
+    """Run a presumed-new INSERT with its check in one statement; (held, rows with this external id)."""
+    new = UserActivity(
+        pk=UserActivity.objects.order_by("-pk").values_list("pk", flat=True).first() + 1000,
+        user=profile,
+        activity_type="food_log",
+        external_id=external_id,
+        source="app",
+        occurred_at=occurred_at,
+        logged_date=occurred_at.date(),
+        payload={"food_name": "new"},
+    )
+    check = activity_presumed_new_held(
+        user_id=profile.user_id, activity_type="food_log", external_id=external_id, occurred_at=occurred_at
+    )
+    (held,) = statements_run([activity_insert_statement(new, presumed_new=True)], reads=(check,))
+    return held, list(UserActivity.objects.filter(external_id=external_id).values_list("payload", flat=True))
+
+
+def test_a_presumed_new_activity_is_inserted_only_when_nothing_is_stored_or_deleted_later():
+    profile = ProfileFactory(user_id="q_user")
+    FoodLogFactory(user=profile, external_id="f_stored", payload={"food_name": "stored"})
+    now = timezone.now()
+    SyncEvent.objects.create(
+        direction="inbound",
+        user_id="q_user",
+        entity_type="food_log",
+        operation="delete",
+        external_id="f_gone",
+        idempotency_key="k_gone",
+        status="success",
+        occurred_at=now,
+    )
+
+    assert _presumed_new_insert(profile, "f_new", now) == (True, [{"food_name": "new"}])
+    # The stored row is left alone (no unique violation): the caller rolls back and reads the context.
+    assert _presumed_new_insert(profile, "f_stored", now) == (False, [{"food_name": "stored"}])
+    # Deleted by a newer event: the check fails (the caller's rollback removes the row inserted here).
+    assert _presumed_new_insert(profile, "f_gone", now - timezone.timedelta(minutes=1))[0] is False
+    assert _presumed_new_insert(profile, "f_gone2", now)[0] is True
 
 
 @pytest.mark.parametrize(

@@ -99,6 +99,23 @@ def test_an_event_whose_transaction_rolls_back_counts_once(post_event, rate_limi
     assert _count(user) == 3
 
 
+def test_a_create_of_a_stored_external_id_applied_again_counts_once(post_event, rate_limit_clock):
+    # A create is first applied presuming its external id new; finding it stored, the transaction rolls
+    # back (its count with it) and the event is applied again: one count, one sync event, one row.
+    user = _user()
+    first = post_event(event(user_id=user, external_id="f1", payload=FOOD, occurredAt="2026-11-20T12:00:00Z"))
+    again = post_event(
+        event(user_id=user, external_id="f1", payload={**FOOD, "calories": 500}, occurredAt="2026-11-20T12:05:00Z")
+    )
+
+    assert (first.status_code, again.status_code) == (202, 202), again.json()
+    assert again.json()["result"]["data"]["created"] is False
+    assert again.json()["result"]["data"]["activityId"] == first.json()["result"]["data"]["activityId"]
+    assert UserActivity.objects.get(user_id=user).calories_kcal == 500
+    assert SyncEvent.objects.filter(user_id=user).count() == 2
+    assert _count(user) == 2
+
+
 def test_an_invalid_event_counts_once_and_over_the_limit_is_refused_before_it_is_recorded(post_event, rate_limit_clock):
     user = _user()
     invalid = event(user_id=user, external_id="bad", payload={"food_name": "Oats"})  # no calories

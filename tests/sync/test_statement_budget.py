@@ -22,8 +22,9 @@ from tests.sync.support import URL, event, signed_headers
 
 pytestmark = pytest.mark.django_db(transaction=True)
 
-BUDGET_WITHOUT_REDIS = 4  # claim + rate-limit count + profile lock, activity context, final write, sweep flag
-BUDGET_SQL_WITH_REDIS = 3  # claim + profile lock, activity context, final write
+# claim (+ rate-limit count, profile lock, the new activity's id), final write (+ "is it new?"), sweep flag
+BUDGET_WITHOUT_REDIS = 3
+BUDGET_SQL_WITH_REDIS = 2  # claim (+ profile lock, the new activity's id), final write (+ "is it new?")
 
 
 def _post_counted(client, body: dict, key: str):
@@ -32,12 +33,12 @@ def _post_counted(client, body: dict, key: str):
         response = client.post(
             URL, data=text, content_type="application/json", headers={**signed_headers(text), "Idempotency-Key": key}
         )
-    # BEGIN/COMMIT are transaction control, not statements of the budget; nor is the cache's purge of
+    # BEGIN/COMMIT/ROLLBACK are transaction control, not statements of the budget; nor is the cache's purge of
     # expired rows, which one cache write in PURGE_EXPIRED_EVERY adds at random (a flaky count otherwise).
     return response, [
         q["sql"]
         for q in queries.captured_queries
-        if q["sql"] not in ("BEGIN", "COMMIT") and not q["sql"].startswith('DELETE FROM "crm_cache" WHERE expires')
+        if q["sql"] not in ("BEGIN", "COMMIT", "ROLLBACK") and not q["sql"].startswith('DELETE FROM "crm_cache" WHERE expires')
     ]
 
 
@@ -45,7 +46,7 @@ def _food_log(external_id: str) -> dict:
     return event(user_id="budget_user", external_id=external_id, payload={"food_name": "Oats", "calories": 350})
 
 
-def test_a_food_log_create_for_a_known_user_takes_four_statements(client):
+def test_a_food_log_create_for_a_known_user_takes_three_statements(client):
     ProfileFactory(user_id="budget_user")
     cache.clear()
     _post_counted(client, _food_log("warm_up"), "k_warm_up")  # the rate-limit window's row exists now
@@ -58,7 +59,7 @@ def test_a_food_log_create_for_a_known_user_takes_four_statements(client):
     assert UserActivity.objects.filter(user_id="budget_user").count() == 2
 
 
-def test_with_redis_the_same_create_takes_three_sql_statements(client, settings):
+def test_with_redis_the_same_create_takes_two_sql_statements(client, settings):
     require_redis()
     settings.CACHES = {
         "default": {"BACKEND": "django.core.cache.backends.redis.RedisCache", "LOCATION": "redis://127.0.0.1:6379/13"}
@@ -98,6 +99,21 @@ def test_while_a_sweep_is_queued_the_final_write_reads_its_flag_and_nothing_runs
     response, statements = _post_counted(client, _food_log("f_1"), "k_1")
 
     assert response.status_code == 202, response.json()
-    assert len(statements) == 3, "\n\n".join(s[:90] for s in statements)  # claim, context, final write
+    assert len(statements) == 2, "\n\n".join(s[:90] for s in statements)  # claim, final write
     assert "pg_advisory_xact_lock_shared" in statements[0]
     assert EMBED_SWEEP_FLAG in statements[-1]
+
+
+def test_a_create_of_a_stored_external_id_is_rolled_back_and_applied_again_reading_it(client):
+    # The rare case costs a rolled-back attempt: claim + final write, then claim, context, the update.
+    ProfileFactory(user_id="budget_user")
+    _post_counted(client, {**_food_log("f_1"), "occurredAt": "2026-11-20T12:00:00Z"}, "k_1")
+
+    response, statements = _post_counted(client, {**_food_log("f_1"), "occurredAt": "2026-11-20T12:30:00Z"}, "k_2")
+
+    assert response.status_code == 202, response.json()
+    assert response.json()["result"]["data"]["created"] is False
+    assert "presumed_new_activity" in statements[1]
+    assert "presumed_new_activity" not in "".join(statements[2:])
+    assert len(statements) <= BUDGET_WITHOUT_REDIS + 3, "\n\n".join(s[:90] for s in statements)
+    assert UserActivity.objects.filter(user_id="budget_user").count() == 1
