@@ -29,7 +29,7 @@ ACTIVITY_ID_NEXTVAL_SQL = f"nextval(pg_get_serial_sequence('{_TABLE}', 'id'))"
 # prepared statement's generic plan can use a partial index only when the query states its
 # predicate, not when parameters carry the same values.
 # The app deleted this activity with a newer event (index-only on crm_sync_app_deletes_idx).
-_DELETED_LATER_SQL = f"""EXISTS (
+DELETED_LATER_SQL = f"""EXISTS (
             SELECT 1 FROM {SyncEvent._meta.db_table} e
             WHERE e.direction = '{SyncDirection.INBOUND}' AND e.operation = 'delete'
                 AND e.status = '{SyncStatus.SUCCESS}' AND e.user_id = %(user_id)s AND e.entity_type = %(activity_type)s
@@ -43,7 +43,7 @@ _STORED_CONDITION_SQL = (
 # One statement: a new id, the stored activity with this external id, and whether the app deleted it
 # with a newer event.
 ACTIVITY_EVENT_CONTEXT_SQL = f"""
-    SELECT {ACTIVITY_ID_NEXTVAL_SQL}, {_DELETED_LATER_SQL},
+    SELECT {ACTIVITY_ID_NEXTVAL_SQL}, {DELETED_LATER_SQL},
         {_LOADED_COLUMNS}
     FROM (SELECT 1) AS one
     LEFT JOIN {_TABLE} a ON {_STORED_CONDITION_SQL}
@@ -57,7 +57,7 @@ _PRESUMED_NEW_INSERT_SQL = ACTIVITY_INSERT_SQL.replace(
     " ON CONFLICT (user_id, activity_type, external_id) WHERE external_id <> '' DO NOTHING RETURNING id",
 )
 _PRESUMED_NEW_HELD_SQL, _PRESUMED_NEW_HELD_PARAMS = named_to_positional(
-    f"SELECT EXISTS (SELECT 1 FROM {_PRESUMED_NEW_CTE}) AND NOT {_DELETED_LATER_SQL}"  # noqa: S608
+    f"SELECT EXISTS (SELECT 1 FROM {_PRESUMED_NEW_CTE}) AND NOT {DELETED_LATER_SQL}"  # noqa: S608
 )
 
 

@@ -23,7 +23,9 @@ from tests.factories import FoodLogFactory, GoalFactory, ProfileFactory
 
 pytestmark = pytest.mark.django_db
 
-NOW = timezone.now().replace(microsecond=0)
+# 20:00 local time of yesterday: logs a few hours before NOW fall on NOW's own day whatever the hour the
+# suite runs (just after midnight, "0.1 day ago" was already the day before: one active day too many).
+NOW = timezone.localtime().replace(hour=20, minute=0, second=0, microsecond=0) - dt.timedelta(days=1)
 
 
 def _log(profile, *, days_ago: float, **fields):

@@ -11,7 +11,7 @@ from django.test.utils import CaptureQueriesContext
 from django.utils import timezone
 
 from activities.models import UserActivity
-from activities.queries import ACTIVITY_EVENT_CONTEXT_SQL
+from activities.queries import ACTIVITY_EVENT_CONTEXT_SQL, DELETED_LATER_SQL
 from profiles.models import CrmUserProfile
 from sync.models import SyncEvent
 from tests.factories import FoodLogFactory, ProfileFactory
@@ -132,9 +132,9 @@ def test_the_activity_context_keeps_its_partial_indexes_under_a_generic_plan():
     with connection.cursor() as cursor:
         cursor.execute("ANALYZE crm_sync_events")
         cursor.execute("ANALYZE crm_user_activities")
-    plan = _generic_plan(
-        ACTIVITY_EVENT_CONTEXT_SQL,
-        {"user_id": "user_1", "activity_type": "food_log", "external_id": "food_1", "occurred_at": timezone.now()},
-    )
+    params = {"user_id": "user_1", "activity_type": "food_log", "external_id": "food_1", "occurred_at": timezone.now()}
+    plan = _generic_plan(ACTIVITY_EVENT_CONTEXT_SQL, params)
     assert "crm_sync_app_deletes_idx" in plan, plan
     assert "crm_activity_unique_external_id" in plan, plan
+    # The same "deleted later?" check in a presumed-new create's final write (activity_presumed_new_held).
+    assert "crm_sync_app_deletes_idx" in _generic_plan(f"SELECT {DELETED_LATER_SQL}", params)

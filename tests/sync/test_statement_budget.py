@@ -27,6 +27,9 @@ BUDGET_WITHOUT_REDIS = 3
 BUDGET_SQL_WITH_REDIS = 2  # claim (+ profile lock, the new activity's id), final write (+ "is it new?")
 
 
+_TRANSACTION_CONTROL = ("BEGIN", "COMMIT", "ROLLBACK")
+
+
 def _post_counted(client, body: dict, key: str):
     text = json.dumps(body)
     with CaptureQueriesContext(connection) as queries:
@@ -38,7 +41,7 @@ def _post_counted(client, body: dict, key: str):
     return response, [
         q["sql"]
         for q in queries.captured_queries
-        if q["sql"] not in ("BEGIN", "COMMIT", "ROLLBACK") and not q["sql"].startswith('DELETE FROM "crm_cache" WHERE expires')
+        if q["sql"] not in _TRANSACTION_CONTROL and not q["sql"].startswith('DELETE FROM "crm_cache" WHERE expires')
     ]
 
 
