@@ -70,6 +70,8 @@ from sync.inbound.batch_queries import (
     sync_events_delete,
     sync_events_finish,
     sync_events_insert,
+    sync_events_insert_finished,
+    sync_events_new_keys_reserve,
     tombstones_find,
     users_active_goal_metrics,
 )
@@ -371,36 +373,79 @@ def _key_reused(key: str, event_id: int | None) -> ApplicationError:
 # --- Claim and apply (one transaction) ------------------------------------------------------------
 
 
+# A batch whose events are all set-based (activity creates and updates) and whose keys are all new,
+# as nearly every batch a sender sends once is, is applied presuming so: ids reserved up front and
+# each event's row written once, finished, instead of claimed and then updated (a row update per
+# event, which finds no room on the claim's page: not HOT). A key found stored at the end (a twin
+# request committed meanwhile, or one that holds it uncommitted) rolls the attempt back and the batch
+# takes the general path, which replays it. The final INSERT waits for such a key only briefly: this
+# transaction locks its users' profiles before the keys, the general path keys before profiles.
+PRESUMED_KEY_WAIT = "200ms"
+
+
+class _PresumptionFailed(Exception):
+    """A key of a batch applied as new was stored by another request meanwhile."""
+
+
 def _claim_and_apply(claimers: list[_Item]) -> None:
-    rows = [
-        {
-            "direction": SyncDirection.INBOUND,
-            "user_id": item.event["userId"],
-            "entity_type": item.event["entityType"],
-            "operation": item.event["operation"],
-            "external_id": item.event["externalId"],
-            "idempotency_key": item.key,
-            "request_hash": item.request_hash,
-            "status": claim_status(operation=item.event["operation"]),
-            "attempts": 1,
-            "payload": redact_pii_data(item.data),
-            "occurred_at": item.occurred_at,
-        }
-        for item in claimers
-    ]
-    claimed = sync_events_claim(events=rows, lock_timeout=IN_FLIGHT_WAIT)
+    if all(_set_based_kind(item) for item in claimers):
+        try:
+            with transaction.atomic():  # a savepoint: a failed presumption undoes only this attempt
+                if _apply_presumed_new(claimers):
+                    return
+        except _PresumptionFailed:
+            pass
+        for item in claimers:
+            _item_reset(item)
+    claimed = sync_events_claim(events=[_claim_row(item) for item in claimers], lock_timeout=IN_FLIGHT_WAIT)
     new = [item for item in claimers if item.key in claimed]
     _replays([item for item in claimers if item.key not in claimed])
     if not new:
         return
     for item in new:
         item.event_id = claimed[item.key]
+    _apply_claimed(new)
+
+
+def _apply_presumed_new(claimers: list[_Item]) -> bool:
+    """Apply the batch presuming every key new; False (nothing done) when one is stored already."""
+    ids = sync_events_new_keys_reserve(keys=[item.key for item in claimers], lock_timeout=IN_FLIGHT_WAIT)
+    if ids is None:
+        return False
+    for item, event_id in zip(claimers, ids, strict=True):
+        item.event_id = event_id
+    _apply_claimed(claimers, presumed_new=True)
+    return True
+
+
+def _item_reset(item: _Item) -> None:
+    item.event_id = item.applied = item.rejection = item.activity = item.result = None
+
+
+def _claim_row(item: _Item) -> dict:
+    return {
+        "direction": SyncDirection.INBOUND,
+        "user_id": item.event["userId"],
+        "entity_type": item.event["entityType"],
+        "operation": item.event["operation"],
+        "external_id": item.event["externalId"],
+        "idempotency_key": item.key,
+        "request_hash": item.request_hash,
+        "status": claim_status(operation=item.event["operation"]),
+        "attempts": 1,
+        "payload": redact_pii_data(item.data),
+        "occurred_at": item.occurred_at,
+    }
+
+
+def _apply_claimed(new: list[_Item], *, presumed_new: bool = False) -> None:
+    """Profiles, then each event in order, then the outcomes (`presumed_new`: rows not stored yet)."""
     user_ids = sorted({item.event["userId"] for item in new})
     known = {item.user_id: item.user_id_hash for item in new if item.user_id_hash}  # from the tombstone check
     created = profiles_insert_missing(
         user_id_hashes={user_id: known.get(user_id) or user_id_hash(user_id=user_id) for user_id in user_ids}
     )
-    new = _erased_meanwhile(new, profiles_lock(user_ids=user_ids))
+    new = _erased_meanwhile(new, profiles_lock(user_ids=user_ids), stored=not presumed_new)
     if not new:
         return
     # Per user in occurredAt order (input order for ties), as if each had arrived on its own.
@@ -418,15 +463,17 @@ def _claim_and_apply(claimers: list[_Item]) -> None:
             _apply_one(item, profiles[item.event["userId"]])
     _apply_activities(set_based)
     _goal_progress(ordered)
-    _finish(new, created=created)
+    _finish(new, created=created, presumed_new=presumed_new)
 
 
-def _erased_meanwhile(items: list[_Item], locked: set[str]) -> list[_Item]:
+def _erased_meanwhile(items: list[_Item], locked: set[str], *, stored: bool) -> list[_Item]:
     """A user without a profile once the rows are locked was erased after the tombstone check (the
-    erase deletes the profile and leaves a tombstone): their events answer 410 and store nothing."""
+    erase deletes the profile and leaves a tombstone): their events answer 410 and store nothing
+    (`stored`: their claimed rows are removed)."""
     gone = [item for item in items if item.event["userId"] not in locked]
     if gone:
-        sync_events_delete(ids=[item.event_id for item in gone])
+        if stored:
+            sync_events_delete(ids=[item.event_id for item in gone])
         for item in gone:
             item.result = _error_item(item, _user_erased_error())
     return [item for item in items if item.event["userId"] in locked]
@@ -594,8 +641,9 @@ def _goal_progress(items: list[_Item]) -> None:
             applied.data["goals"] = [goal for goal in goals if goal["metric"] in applied.goal_metrics]
 
 
-def _finish(items: list[_Item], *, created: dict[str, int]) -> None:
-    """Outcomes, stored responses, audit rows and last_active_at of the claimed events: one statement each."""
+def _finish(items: list[_Item], *, created: dict[str, int], presumed_new: bool = False) -> None:
+    """Outcomes, stored responses, audit rows and last_active_at of the claimed events: one statement
+    each (`presumed_new`: the events' rows are inserted finished, not updated)."""
     audit = [
         audit_row_build(
             actor_type=ActorType.APP,
@@ -651,6 +699,19 @@ def _finish(items: list[_Item], *, created: dict[str, int]) -> None:
             embed = embed or applied.embed
     profiles_last_active_forward(last_active=last_active)
     audit_rows_insert(rows=audit)
-    sync_events_finish(events=outcomes)
+    if presumed_new:
+        by_id = {item.event_id: item for item in items}
+        processed_at = timezone.now()
+        rows = [{**_claim_row(by_id[row["id"]]), **row, "processed_at": processed_at} for row in outcomes]
+        try:
+            inserted = sync_events_insert_finished(events=rows, lock_timeout=PRESUMED_KEY_WAIT)
+        except OperationalError as exc:
+            if not _is_lock_timeout(exc):
+                raise
+            raise _PresumptionFailed from exc
+        if inserted != len(rows):
+            raise _PresumptionFailed
+    else:
+        sync_events_finish(events=outcomes)
     if embed:
         transaction.on_commit(activity_embeddings_schedule)

@@ -157,6 +157,44 @@ def sync_events_claim(*, events: list[dict], lock_timeout: str) -> dict[str, int
         return {key: pk for pk, key in cursor.fetchall()}
 
 
+# A batch presumed new (sync.inbound.batch "_apply_presumed_new"): its events' rows are written once,
+# finished, with ids reserved up front, instead of claimed and then updated.
+_NEW_KEYS_RESERVE_SQL = f"""
+    SELECT set_config('lock_timeout', %s, true),
+        EXISTS (SELECT 1 FROM {SyncEvent._meta.db_table} WHERE idempotency_key = {ANY_OF_JSON_TEXT}),
+        ARRAY(SELECT nextval(pg_get_serial_sequence('{SyncEvent._meta.db_table}', 'id')) FROM generate_series(1, %s))
+"""  # noqa: S608 - names from the model
+_FINISHED_ROW_FIELDS = [SyncEvent._meta.pk, *_CLAIM_FIELDS]
+
+
+def sync_events_new_keys_reserve(*, keys: list[str], lock_timeout: str) -> list[int] | None:
+    """When no event with any of these keys is stored: one new id per key, in order; else None.
+
+    Sets the transaction's lock_timeout too (as `sync_events_claim`). A key another request holds
+    uncommitted is not seen here: `sync_events_insert_finished` finds it.
+    """
+    with document_cursor() as cursor:
+        cursor.execute(_NEW_KEYS_RESERVE_SQL, [lock_timeout, json.dumps(keys), len(keys)])
+        _, stored, ids = cursor.fetchone()
+    return None if stored else ids
+
+
+def sync_events_insert_finished(*, events: list[dict], lock_timeout: str) -> int:
+    """INSERT finished rows (dicts of SyncEvent fields with their reserved `id`), skipping keys that
+    exist by now; returns how many went in. Waits at most `lock_timeout` for a key another request
+    holds uncommitted (then OperationalError)."""
+    sql = _rows_insert_sql(
+        SyncEvent,
+        _FINISHED_ROW_FIELDS,
+        where=", (SELECT set_config('lock_timeout', %s, true)) AS key_wait",
+        order_by="ORDER BY v.idempotency_key",
+        tail="ON CONFLICT (idempotency_key) DO NOTHING",
+    )
+    with document_cursor() as cursor:
+        cursor.execute(sql, [_rows_json(_FINISHED_ROW_FIELDS, events), lock_timeout])
+        return cursor.rowcount
+
+
 def sync_events_insert(*, events: list[dict]) -> None:
     """INSERT rows (rejected events: their keys are unique placeholders) in one statement."""
     if events:

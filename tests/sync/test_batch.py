@@ -391,11 +391,33 @@ def test_a_food_log_batch_costs_a_constant_number_of_statements(post_batch):
     small, small_cache = _statements(post_batch, _food_batch("s", 5))
 
     assert UserActivity.objects.filter(user__user_id__startswith="user_l_").count() == 500
-    # tombstones, claim, missing profiles, profile locks, stored activities, deleted-later facts,
-    # activity INSERT, activity UPDATE, active goals?, last_active_at, audit INSERT, outcomes UPDATE
+    # tombstones, keys stored? + ids, missing profiles, profile locks, stored activities, deleted-later
+    # facts, activity INSERT, activity UPDATE, active goals?, last_active_at, audit INSERT, events INSERT
     assert len(large) == len(small) == 12, "\n".join(s[:100] for s in large)
     # Rate-limit counters: every user of the batch in one upsert (no Redis), not one per user or event.
     assert len(large_cache) == len(small_cache) == 1
+
+
+def test_a_batch_of_new_keys_writes_each_event_once_and_one_with_a_stored_key_claims_them(post_batch, post_event):
+    # New keys: each event's row is inserted finished (no claim, no UPDATE of crm_sync_events).
+    fresh, _ = _statements(
+        post_batch, [{**food(external_id=f"n_{n}", minutes=n), "idempotencyKey": f"n_{n}"} for n in range(3)]
+    )
+    assert not [s for s in fresh if s.startswith("UPDATE crm_sync_events")], fresh
+    stored = SyncEvent.objects.get(idempotency_key="n_1")
+    assert (stored.status, stored.response_status, stored.attempts) == (SyncStatus.SUCCESS, 202, 1)
+    assert stored.processed_at is not None
+    assert stored.payload["payload"]["food_name"] == FOOD["food_name"]
+    assert stored.response_body["result"]["data"]["syncEventId"] == stored.pk
+    # One key stored already: the general path, which claims the keys and replays the stored one.
+    assert post_event(food(external_id="s_0"), key="s_0").status_code == 202
+    with CaptureQueriesContext(connection) as captured:
+        answer = post_batch(
+            [{**food(external_id="s_0"), "idempotencyKey": "s_0"}, {**food(external_id="s_1"), "idempotencyKey": "s_1"}]
+        )
+    assert [r["replayed"] for r in answer.json()["results"]] == [True, False]
+    assert any(q["sql"].startswith("UPDATE crm_sync_events") for q in captured.captured_queries)
+    assert SyncEvent.objects.get(idempotency_key="s_1").response_body["result"]["data"]["created"] is True
 
 
 def test_the_openapi_example_is_really_signed_and_documented(client):

@@ -77,14 +77,15 @@ def test_a_food_log_finishes_its_sync_event_and_moves_last_active_with_hot_updat
     assert updates() == dict.fromkeys(TABLES, (1, 1))
 
 
-def test_a_batch_finishes_its_sync_events_and_moves_last_active_with_hot_updates(client, updates):
+def test_a_batch_of_new_keys_updates_no_sync_event_and_moves_last_active_with_a_hot_update(client, updates):
+    # Its events' rows are inserted finished (sync.inbound.batch "presumed new"), not claimed and updated.
     ProfileFactory(user_id="hot_user")
     events = [{**_food(f"f_{n}", minutes=n), "idempotencyKey": f"hot_b{n}"} for n in range(5)]
 
     response = _post(client, "/api/crm/webhooks/app-events", {"events": events})
 
     assert response.json()["counts"]["accepted"] == 5, response.json()
-    assert updates() == {SyncEvent._meta.db_table: (5, 5), CrmUserProfile._meta.db_table: (1, 1)}
+    assert updates() == {SyncEvent._meta.db_table: (0, 0), CrmUserProfile._meta.db_table: (1, 1)}
 
 
 def test_a_stale_event_changes_its_status_and_a_delete_is_claimed_processing(client, updates):
