@@ -147,3 +147,30 @@ def test_audit_log_is_append_only_in_orm_and_database():
         with pytest.raises(Exception, match="append-only"), transaction.atomic(), connection.cursor() as cursor:
             cursor.execute(statement)
     assert AuditLog.objects.get(pk=row.pk).action == "test.done"
+
+
+@pytest.mark.django_db
+def test_json_documents_nobody_filters_on_are_left_out_of_analyze():
+    # The webhook tables' JSON columns have no planner statistics (yahealthy_crm.migration_operations).
+    with connection.cursor() as cursor:
+        cursor.execute("SELECT attrelid::regclass::text, attname FROM pg_attribute WHERE attstattarget = 0")
+        off = set(cursor.fetchall())
+        assert off >= {
+            ("crm_sync_events", "payload"),
+            ("crm_sync_events", "response_body"),
+            ("crm_sync_events", "conflicts"),
+            ("crm_audit_log", "changes"),
+            ("crm_user_activities", "payload"),
+        }
+        # ... and ANALYZE gathers none for them (the other columns keep theirs).
+        cursor.execute(
+            "INSERT INTO crm_audit_log (actor_type, actor_id, action, entity_type, entity_id, user_id, changes,"
+            " request_id, created_at) SELECT 'system', 't', 'a', 'e', n::text, 'u' || n, jsonb_build_object('n', n),"
+            " '', now()"
+            " FROM generate_series(1, 200) n"
+        )
+        cursor.execute("ANALYZE crm_audit_log")
+        cursor.execute("SELECT attname FROM pg_stats WHERE tablename = 'crm_audit_log'")
+        analyzed = {row[0] for row in cursor.fetchall()}
+    assert "changes" not in analyzed
+    assert "user_id" in analyzed

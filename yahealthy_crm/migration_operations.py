@@ -1,0 +1,15 @@
+"""Migration operations the apps share."""
+
+from django.db import migrations
+
+
+def column_statistics_off(table: str, columns: list[str]) -> migrations.RunSQL:
+    """No planner statistics for these columns: ANALYZE (autovacuum's, after every tenth of a table
+    written) skips them. For JSON documents that no query filters or joins on: sorting a 30 000-row
+    sample of them by value was most of ANALYZE's time on the webhook tables (crm_sync_events 450 ->
+    200 ms, crm_audit_log 270 -> 87 ms on 92 000 rows)."""
+    column_sql = ", ".join(f"ALTER COLUMN {column} SET STATISTICS {{target}}" for column in columns)
+    return migrations.RunSQL(
+        sql=f"ALTER TABLE {table} {column_sql.format(target=0)}",
+        reverse_sql=f"ALTER TABLE {table} {column_sql.format(target=-1)}",
+    )
