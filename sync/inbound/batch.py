@@ -29,6 +29,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
+import orjson
 from django.db import OperationalError, transaction
 from django.utils import timezone
 from rest_framework import serializers, status
@@ -675,7 +676,10 @@ def _finish(items: list[_Item], *, created: dict[str, int], presumed_new: bool =
         }
         conflicts = applied.conflicts
         try:
-            json.dumps(response)  # JSON as it is (the common case): answered and stored as it is
+            # JSON as it is (the common case): answered and stored as it is. orjson checks it about ten
+            # times faster than json.dumps (which was a tenth of a batch's Python); what it refuses
+            # beyond dates and decimals (non-string keys, integers past 64 bits) takes the round trip.
+            orjson.dumps(response, option=orjson.OPT_PASSTHROUGH_DATETIME)
         except TypeError:  # dates, decimals, ...: as their text, the JSON a replay answers
             response = json.loads(json.dumps(response, default=str))
             conflicts = json.loads(json.dumps(conflicts, default=str))
