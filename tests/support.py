@@ -8,6 +8,7 @@ from __future__ import annotations
 import datetime as dt
 import os
 import socket
+import time
 
 import jwt
 import pytest
@@ -72,3 +73,14 @@ def rate_window_seconds_left(key_value: str, *, now: int, period: int = 60) -> i
     from django_ratelimit.core import _get_window
 
     return max(_get_window(key_value, period) - now, 1)
+
+
+def lock_wait_await(monitor, what: str, *, seconds: float = 5) -> None:
+    """Return once a backend of the test database waits on a lock (`monitor`: an autocommit psycopg
+    connection); fail naming `what` after `seconds`."""
+    deadline = time.monotonic() + seconds
+    while not monitor.execute(
+        "SELECT count(*) FROM pg_stat_activity WHERE wait_event_type = 'Lock' AND datname = current_database()"
+    ).fetchone()[0]:
+        assert time.monotonic() < deadline, f"{what} never waited on a lock"
+        time.sleep(0.005)

@@ -145,16 +145,23 @@ def sync_events_claim(*, events: list[dict], lock_timeout: str) -> dict[str, int
     deadlock). `lock_timeout` (SET LOCAL, for the rest of the transaction) bounds the wait for a key
     another request holds uncommitted: past it the statement fails with OperationalError.
     """
-    sql = _rows_insert_sql(
-        SyncEvent,
-        _CLAIM_FIELDS,
-        where=", (SELECT set_config('lock_timeout', %s, true)) AS in_flight_wait",
-        order_by="ORDER BY v.idempotency_key",
-        tail="ON CONFLICT (idempotency_key) DO NOTHING RETURNING id, idempotency_key",
-    )
+    sql = _keyed_insert_sql(_CLAIM_FIELDS, returning=" RETURNING id, idempotency_key")
     with document_cursor() as cursor:
         cursor.execute(sql, [_rows_json(_CLAIM_FIELDS, events), lock_timeout])
         return {key: pk for pk, key in cursor.fetchall()}
+
+
+def _keyed_insert_sql(fields: list, *, returning: str = "") -> str:
+    """Events' rows inserted in key order (two transactions sharing keys wait for each other in one
+    order), skipping keys that exist, with the transaction's lock_timeout (the second parameter) set
+    first: the bound of the wait for a key another request holds uncommitted."""
+    return _rows_insert_sql(
+        SyncEvent,
+        fields,
+        where=", (SELECT set_config('lock_timeout', %s, true)) AS key_wait",
+        order_by="ORDER BY v.idempotency_key",
+        tail=f"ON CONFLICT (idempotency_key) DO NOTHING{returning}",
+    )
 
 
 # A batch presumed new (sync.inbound.batch "_apply_presumed_new"): its events' rows are written once,
@@ -183,15 +190,9 @@ def sync_events_insert_finished(*, events: list[dict], lock_timeout: str) -> int
     """INSERT finished rows (dicts of SyncEvent fields with their reserved `id`), skipping keys that
     exist by now; returns how many went in. Waits at most `lock_timeout` for a key another request
     holds uncommitted (then OperationalError)."""
-    sql = _rows_insert_sql(
-        SyncEvent,
-        _FINISHED_ROW_FIELDS,
-        where=", (SELECT set_config('lock_timeout', %s, true)) AS key_wait",
-        order_by="ORDER BY v.idempotency_key",
-        tail="ON CONFLICT (idempotency_key) DO NOTHING",
-    )
+    document = _rows_json(_FINISHED_ROW_FIELDS, events)
     with document_cursor() as cursor:
-        cursor.execute(sql, [_rows_json(_FINISHED_ROW_FIELDS, events), lock_timeout])
+        cursor.execute(_keyed_insert_sql(_FINISHED_ROW_FIELDS), [document, lock_timeout])
         return cursor.rowcount
 
 

@@ -30,3 +30,11 @@ def event(entity_type="food_log", operation="create", user_id="user_sync", exter
     }
     body.update(kwargs)
     return body
+
+
+def inbound_event_store(idempotency_key: str, **fields):
+    """An inbound sync event row as the engine stores one (a food-log create unless `fields` say)."""
+    from sync.models import SyncEvent
+
+    defaults = {"direction": "inbound", "entity_type": "food_log", "operation": "create", "status": "success"}
+    return SyncEvent.objects.create(idempotency_key=idempotency_key, **{**defaults, **fields})

@@ -3,7 +3,6 @@
 import json
 import random
 import threading
-import time
 from concurrent.futures import ThreadPoolExecutor
 
 import psycopg
@@ -13,7 +12,7 @@ from profiles.models import CrmUserProfile
 from sync.models import SyncEvent, SyncStatus
 from sync.outbox import request_hash_compute
 from tests.factories import ProfileFactory
-from tests.support import database_url
+from tests.support import database_url, lock_wait_await
 from tests.sync.support import event, signed_headers
 from tests.sync.test_concurrency import _post, threaded_live_server  # noqa: F401 - the fixture
 
@@ -78,12 +77,7 @@ def test_a_batch_presumed_new_gives_way_to_a_request_holding_one_of_its_keys(thr
         )
         poster = threading.Thread(target=post_batch)
         poster.start()
-        deadline = time.monotonic() + 5
-        while not monitor.execute(
-            "SELECT count(*) FROM pg_stat_activity WHERE wait_event_type = 'Lock' AND datname = current_database()"
-        ).fetchone()[0]:
-            assert time.monotonic() < deadline, "the batch never waited on the held key"
-            time.sleep(0.005)
+        lock_wait_await(monitor, "the batch's INSERT of the held key")
         # The batch holds the profile and waits for the key: this request now waits for the profile.
         holder.execute("SELECT 1 FROM crm_user_profiles WHERE user_id = 'user_hold' FOR UPDATE")
         holder.commit()

@@ -13,7 +13,7 @@ from django.test.testcases import LiveServerThread, _StaticFilesHandler
 from activities.models import UserActivity
 from compliance.models import AuditLog
 from sync.models import SyncEvent
-from tests.sync.support import URL, event, signed_headers
+from tests.sync.support import URL, event, inbound_event_store, signed_headers
 
 CONCURRENCY = 50
 
@@ -97,13 +97,7 @@ def test_a_twin_still_in_flight_past_the_wait_is_answered_409_and_nothing_is_sto
     def first_request_holding_the_key():
         # Stands for a first request that claimed the key and has not committed yet.
         with transaction.atomic():
-            SyncEvent.objects.create(
-                direction="inbound",
-                entity_type="food_log",
-                operation="create",
-                idempotency_key="slow_key",
-                status="processing",
-            )
+            inbound_event_store("slow_key", status="processing")
             holding.set()
             release.wait(10)
             transaction.set_rollback(True)

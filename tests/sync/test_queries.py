@@ -21,7 +21,8 @@ from compliance.selectors import user_id_hash
 from sync.inbound.queries import event_claim
 from sync.models import SyncEvent
 from tests.factories import FoodLogFactory, GoalFactory, ProfileFactory
-from tests.support import database_url
+from tests.support import database_url, lock_wait_await
+from tests.sync.support import inbound_event_store
 from yahealthy_crm.sql import statements_run
 
 pytestmark = pytest.mark.django_db
@@ -126,16 +127,7 @@ def test_a_presumed_new_activity_is_inserted_only_when_nothing_is_stored_or_dele
     profile = ProfileFactory(user_id="q_user")
     FoodLogFactory(user=profile, external_id="f_stored", payload={"food_name": "stored"})
     now = timezone.now()
-    SyncEvent.objects.create(
-        direction="inbound",
-        user_id="q_user",
-        entity_type="food_log",
-        operation="delete",
-        external_id="f_gone",
-        idempotency_key="k_gone",
-        status="success",
-        occurred_at=now,
-    )
+    inbound_event_store("k_gone", user_id="q_user", operation="delete", external_id="f_gone", occurred_at=now)
 
     assert _presumed_new_insert(profile, "f_new", now) == (True, [{"food_name": "new"}])
     # The stored row is left alone (no unique violation): the caller rolls back and reads the context.
@@ -186,12 +178,7 @@ def test_a_claim_waiting_on_the_profile_row_holds_up_no_embedding_sweep():
         erase.execute("SELECT 1 FROM crm_user_profiles WHERE user_id = 'q_busy' FOR UPDATE")
         claimer = threading.Thread(target=claim_behind_the_erase)
         claimer.start()
-        deadline = time.monotonic() + 5
-        while not monitor.execute(
-            "SELECT count(*) FROM pg_stat_activity WHERE wait_event_type = 'Lock' AND datname = current_database()"
-        ).fetchone()[0]:
-            assert time.monotonic() < deadline, "the claim never waited on the profile row"
-            time.sleep(0.02)
+        lock_wait_await(monitor, "the claim")
 
         started = time.monotonic()
         embedding_sweep_flag_clear()
