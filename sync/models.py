@@ -30,7 +30,7 @@ class SyncEvent(models.Model):
     entity_type = models.CharField(max_length=32)
     operation = models.CharField(max_length=16)
     external_id = models.CharField(max_length=128, blank=True)
-    idempotency_key = models.CharField(max_length=255, unique=True)
+    idempotency_key = models.CharField(max_length=255)  # unique: Meta.constraints
     request_hash = models.CharField(max_length=64, blank=True, help_text="SHA-256 of the canonical request body.")
     status = models.CharField(max_length=16, choices=SyncStatus.choices)
     attempts = models.PositiveIntegerField(default=0)
@@ -61,6 +61,9 @@ class SyncEvent(models.Model):
             ),
         ]
         constraints = [
+            # A constraint, not `unique=True`: that also adds a varchar_pattern_ops index for LIKE
+            # 'prefix%' lookups, which nothing runs, and every event's INSERT paid for (migration 0004).
+            models.UniqueConstraint(fields=["idempotency_key"], name="crm_sync_events_idempotency_key_key"),
             models.CheckConstraint(condition=Q(direction__in=SyncDirection.values), name="crm_sync_direction_valid"),
             models.CheckConstraint(condition=Q(status__in=SyncStatus.values), name="crm_sync_status_valid"),
         ]
