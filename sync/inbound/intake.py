@@ -345,8 +345,8 @@ def _is_lock_timeout(exc: OperationalError) -> bool:
 
 
 class _PresumptionFailed(Exception):
-    """An activity create applied as new found its external id stored (or deleted later) when its
-    writes ran: the transaction is rolled back and the event applied again, reading the context."""
+    """What an apply presumed (an activity create's external id new; a batch's keys new) was not so
+    when its writes ran: its transaction (or savepoint) is rolled back and the general path taken."""
 
 
 def _presumable_new(event: dict) -> bool:
