@@ -61,15 +61,14 @@ HEALTH_PROFILE_FIELDS = ("age", "height_cm", "current_weight_kg", "activity_leve
 class CrmUserProfile(models.Model):
     """One app user as the CRM sees them (crm_user_profiles)."""
 
-    user_id = models.CharField(max_length=64, unique=True, help_text="The YAHealthy app's user id.")
+    # Unique by Meta.constraints (the foreign keys' target), not `unique=True`: see crm_user_profiles_user_id_key.
+    user_id = models.CharField(max_length=64, help_text="The YAHealthy app's user id.")
     age = models.PositiveSmallIntegerField(null=True, blank=True)
     height_cm = models.DecimalField(max_digits=5, decimal_places=1, null=True, blank=True)
     current_weight_kg = models.DecimalField(max_digits=5, decimal_places=1, null=True, blank=True)
     activity_level = models.CharField(max_length=16, choices=ActivityLevel.choices, blank=True)
     primary_goal = models.CharField(max_length=16, choices=PrimaryGoal.choices, blank=True)
-    engagement_tier = models.CharField(
-        max_length=8, choices=EngagementTier.choices, default=EngagementTier.BRONZE, db_index=True
-    )
+    engagement_tier = models.CharField(max_length=8, choices=EngagementTier.choices, default=EngagementTier.BRONZE)
     churn_risk = models.DecimalField(max_digits=4, decimal_places=3, default=0)
     churn_factors = models.JSONField(default=dict, blank=True)
     churn_assessed_at = models.DateTimeField(null=True, blank=True)
@@ -105,8 +104,13 @@ class CrmUserProfile(models.Model):
             models.Index(fields=["churn_band", "-churn_risk"], name="crm_profile_band_idx"),
             models.Index(fields=["lifecycle_stage"], name="crm_profile_lifecycle_idx"),
             models.Index(fields=["-created_at"], name="crm_profile_created_idx"),
+            models.Index(fields=["engagement_tier"], name="crm_profile_tier_idx"),
         ]
         constraints = [
+            # Constraints, not `unique=True` / `db_index=True` on the fields: those also add
+            # varchar_pattern_ops indexes for LIKE 'prefix%', which nothing runs (the admin's search is
+            # a case-insensitive "contains"), and which every new row version entered (migration 0007).
+            models.UniqueConstraint(fields=["user_id"], name="crm_user_profiles_user_id_key"),
             models.CheckConstraint(
                 condition=Q(age__isnull=True) | Q(age__gte=13, age__lte=120), name="crm_profile_age_range"
             ),

@@ -51,8 +51,19 @@ class SyncEvent(models.Model):
         ordering = ["-created_at"]
         indexes = [
             models.Index(fields=["user_id", "-created_at"], name="crm_sync_user_created_idx"),
-            models.Index(fields=["status"], name="crm_sync_status_idx"),
-            models.Index(fields=["direction", "status", "next_attempt_at"], name="crm_sync_dir_status_idx"),
+            # Lists by status (failed syncs, dead letters...): the rows staff look for. An applied inbound
+            # event (success) or a delivered outbound one, nearly every row, never enters it (migration 0005).
+            models.Index(
+                fields=["status"],
+                condition=~Q(status=SyncStatus.SUCCESS) & ~Q(status=SyncStatus.DELIVERED),
+                name="crm_sync_status_idx",
+            ),
+            # The outbound queue (deliveries due, retries, dead letters); inbound events never enter it.
+            models.Index(
+                fields=["status", "next_attempt_at"],
+                condition=Q(direction=SyncDirection.OUTBOUND),
+                name="crm_sync_outbound_status_idx",
+            ),
             # "Did the app delete this entity later?" (every create asks): the app's applied deletes only.
             models.Index(
                 fields=["user_id", "entity_type", "external_id", "occurred_at"],

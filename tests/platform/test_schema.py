@@ -12,6 +12,7 @@ from django.db import IntegrityError, connection, transaction
 
 from compliance.models import AppendOnlyError, AuditLog
 from compliance.services import audit_record
+from sync.models import SyncDirection, SyncEvent, SyncStatus
 from tests.factories import GoalFactory, ProfileFactory
 from tests.support import database_url
 
@@ -174,3 +175,33 @@ def test_json_documents_nobody_filters_on_are_left_out_of_analyze():
         analyzed = {row[0] for row in cursor.fetchall()}
     assert "changes" not in analyzed
     assert "user_id" in analyzed
+
+
+@pytest.mark.django_db
+def test_webhook_tables_have_no_like_indexes_and_profiles_leave_room_for_hot_updates():
+    # Every row version entered these indexes; nothing runs LIKE 'prefix%' (profiles/0007, sync/0004).
+    with connection.cursor() as cursor:
+        cursor.execute(
+            "SELECT indexname FROM pg_indexes WHERE tablename = ANY(%s) AND indexdef LIKE '%%varchar_pattern_ops%%'",
+            [["crm_user_profiles", "crm_sync_events"]],
+        )
+        assert cursor.fetchall() == []
+        cursor.execute("SELECT reloptions FROM pg_class WHERE relname = 'crm_user_profiles'")
+        assert cursor.fetchone()[0] == ["fillfactor=70"]
+
+
+@pytest.mark.django_db
+def test_status_lookups_use_the_partial_status_indexes():
+    # The indexes leave out applied and delivered events (sync/0005); the lookups that list the rest
+    # must still prove the indexes' conditions, or they would scan the table.
+    with connection.cursor() as cursor:  # the test's transaction: a near-empty table would be scanned anyway
+        cursor.execute("SET LOCAL enable_seqscan = off")
+    failed = SyncEvent.objects.filter(status=SyncStatus.FAILED, direction=SyncDirection.INBOUND)
+    dead_letters = SyncEvent.objects.filter(status=SyncStatus.DEAD_LETTER)
+    outbound_due = SyncEvent.objects.filter(
+        direction=SyncDirection.OUTBOUND, status__in=[SyncStatus.PENDING, SyncStatus.RETRYING]
+    )
+    assert "crm_sync_status_idx" in failed.explain()
+    assert "crm_sync_status_idx" in dead_letters.explain()
+    assert "crm_sync_outbound_status_idx" in outbound_due.explain()
+    assert "crm_sync_status_idx" not in SyncEvent.objects.filter(status=SyncStatus.SUCCESS).explain()
