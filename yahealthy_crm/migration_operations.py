@@ -13,3 +13,12 @@ def column_statistics_off(table: str, columns: list[str]) -> migrations.RunSQL:
         sql=f"ALTER TABLE {table} {column_sql.format(target=0)}",
         reverse_sql=f"ALTER TABLE {table} {column_sql.format(target=-1)}",
     )
+
+
+def like_index_drop(table: str, column: str, index: str) -> migrations.RunSQL:
+    """Drop the varchar_pattern_ops index that `unique=True` or `db_index=True` adds to a CharField
+    (for LIKE 'prefix%'), where nothing runs such a LIKE; the reverse builds it again."""
+    return migrations.RunSQL(
+        sql=f"DROP INDEX IF EXISTS {index}",
+        reverse_sql=f"CREATE INDEX IF NOT EXISTS {index} ON {table} ({column} varchar_pattern_ops)",
+    )

@@ -13,6 +13,8 @@
 
 from django.db import migrations, models
 
+from yahealthy_crm.migration_operations import like_index_drop
+
 TABLE = "crm_user_profiles"
 LIKE_INDEXES = {
     "user_id": "crm_user_profiles_user_id_7a38dc0a_like",
@@ -51,13 +53,7 @@ class Migration(migrations.Migration):
                 ),
             ],
             database_operations=[
-                *(
-                    migrations.RunSQL(
-                        sql=f"DROP INDEX IF EXISTS {name}",
-                        reverse_sql=f"CREATE INDEX IF NOT EXISTS {name} ON {TABLE} ({column} varchar_pattern_ops)",
-                    )
-                    for column, name in LIKE_INDEXES.items()
-                ),
+                *(like_index_drop(TABLE, column, name) for column, name in LIKE_INDEXES.items()),
                 migrations.RunSQL(
                     sql=f"ALTER INDEX {TIER_INDEX_BEFORE} RENAME TO crm_profile_tier_idx",
                     reverse_sql=f"ALTER INDEX crm_profile_tier_idx RENAME TO {TIER_INDEX_BEFORE}",

@@ -1,5 +1,7 @@
 from django.db import migrations, models
 
+from yahealthy_crm.migration_operations import like_index_drop
+
 # The key stays unique under the same constraint; only the LIKE index that `unique=True` added goes.
 LIKE_INDEX = "crm_sync_events_idempotency_key_94e9cfb6_like"
 
@@ -20,14 +22,6 @@ class Migration(migrations.Migration):
                     ),
                 ),
             ],
-            database_operations=[
-                migrations.RunSQL(
-                    sql=f"DROP INDEX IF EXISTS {LIKE_INDEX}",
-                    reverse_sql=(
-                        f"CREATE INDEX IF NOT EXISTS {LIKE_INDEX} "
-                        "ON crm_sync_events (idempotency_key varchar_pattern_ops)"
-                    ),
-                )
-            ],
+            database_operations=[like_index_drop("crm_sync_events", "idempotency_key", LIKE_INDEX)],
         )
     ]
