@@ -13,13 +13,9 @@
 
 from django.db import migrations, models
 
-from yahealthy_crm.migration_operations import like_index_drop
+from yahealthy_crm.migration_operations import like_index_drop, unique_field_as_constraint
 
 TABLE = "crm_user_profiles"
-LIKE_INDEXES = {
-    "user_id": "crm_user_profiles_user_id_7a38dc0a_like",
-    "engagement_tier": "crm_user_profiles_engagement_tier_351adb71_like",
-}
 TIER_INDEX_BEFORE = "crm_user_profiles_engagement_tier_351adb71"
 
 
@@ -27,6 +23,14 @@ class Migration(migrations.Migration):
     dependencies = [("profiles", "0006_last_active_hot_updates")]
 
     operations = [
+        unique_field_as_constraint(
+            model_name="crmuserprofile",
+            name="user_id",
+            field=models.CharField(help_text="The YAHealthy app's user id.", max_length=64),
+            table=TABLE,
+            like_index="crm_user_profiles_user_id_7a38dc0a_like",
+        ),
+        # db_index=True as a named index (the same one, renamed), without its LIKE index.
         migrations.SeparateDatabaseAndState(
             state_operations=[
                 migrations.AlterField(
@@ -38,22 +42,13 @@ class Migration(migrations.Migration):
                         max_length=8,
                     ),
                 ),
-                migrations.AlterField(
-                    model_name="crmuserprofile",
-                    name="user_id",
-                    field=models.CharField(help_text="The YAHealthy app's user id.", max_length=64),
-                ),
                 migrations.AddIndex(
                     model_name="crmuserprofile",
                     index=models.Index(fields=["engagement_tier"], name="crm_profile_tier_idx"),
                 ),
-                migrations.AddConstraint(
-                    model_name="crmuserprofile",
-                    constraint=models.UniqueConstraint(fields=("user_id",), name="crm_user_profiles_user_id_key"),
-                ),
             ],
             database_operations=[
-                *(like_index_drop(TABLE, column, name) for column, name in LIKE_INDEXES.items()),
+                like_index_drop(TABLE, "engagement_tier", "crm_user_profiles_engagement_tier_351adb71_like"),
                 migrations.RunSQL(
                     sql=f"ALTER INDEX {TIER_INDEX_BEFORE} RENAME TO crm_profile_tier_idx",
                     reverse_sql=f"ALTER INDEX crm_profile_tier_idx RENAME TO {TIER_INDEX_BEFORE}",
