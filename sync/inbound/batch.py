@@ -30,8 +30,9 @@ from dataclasses import dataclass, field
 from typing import Any
 
 import orjson
-from django.db import OperationalError, transaction
+from django.db import IntegrityError, OperationalError, transaction
 from django.utils import timezone
+from psycopg import errors as psycopg_errors
 from rest_framework import serializers, status
 
 from activities.app_event_rules import (
@@ -380,7 +381,7 @@ def _key_reused(key: str, event_id: int | None) -> ApplicationError:
 # each event's row written once, finished, instead of claimed and then updated (a row update per
 # event, which finds no room on the claim's page: not HOT). A key found stored at the end (a twin
 # request committed meanwhile, or one that holds it uncommitted) rolls the attempt back and the batch
-# takes the general path, which replays it. The final INSERT waits for such a key only briefly: this
+# takes the general path, which replays it. The final COPY waits for such a key only briefly: this
 # transaction locks its users' profiles before the keys, the general path keys before profiles.
 PRESUMED_KEY_WAIT = "200ms"
 
@@ -707,13 +708,15 @@ def _finish(items: list[_Item], *, created: dict[str, int], presumed_new: bool =
             for item, outcome in zip(items, outcomes, strict=True)
         ]
         try:
-            inserted = sync_events_insert_finished(events=rows, lock_timeout=PRESUMED_KEY_WAIT)
+            sync_events_insert_finished(events=rows, lock_timeout=PRESUMED_KEY_WAIT)
+        except IntegrityError as exc:  # a key stored by now (a twin request committed it)
+            if not isinstance(exc.__cause__, psycopg_errors.UniqueViolation):
+                raise
+            raise _PresumptionFailed from exc
         except OperationalError as exc:
             if not _is_lock_timeout(exc):
                 raise
             raise _PresumptionFailed from exc
-        if inserted != len(rows):
-            raise _PresumptionFailed
     else:
         sync_events_finish(events=outcomes)
     if embed:

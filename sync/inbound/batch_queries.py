@@ -1,7 +1,8 @@
 """The SQL of the batch intake (sync.inbound.batch): one statement per table and step, whatever the
 number of events. Rows are plain dicts keyed by the fields' attnames (fields left out take the
-model's default) and travel as one JSON document per statement, expanded in SQL
-(`json_to_recordset`); column lists and SQL types come from the models' `_meta`.
+model's default). New rows that need no ON CONFLICT go in with COPY (`_rows_copy`); the other
+statements carry their rows as one JSON document, expanded in SQL (`json_to_recordset`). Column
+lists and SQL types come from the models' `_meta`.
 """
 
 from __future__ import annotations
@@ -14,15 +15,17 @@ import orjson
 from django.core.serializers.json import DjangoJSONEncoder
 from django.db import connection
 from django.db.models import DateField, DecimalField, JSONField, Model
+from django.utils import timezone
+from psycopg.types.json import Jsonb
 
 from activities.models import ACTIVITY_COLUMNS, UserActivity
 from compliance.models import AuditLog, ErasureTombstone
 from goals.models import GoalStatus, HealthGoal
 from profiles.models import CrmUserProfile
 from sync.models import SyncDirection, SyncEvent, SyncStatus
-from yahealthy_crm.sql import ANY_OF_JSON_TEXT, document_cursor
+from yahealthy_crm.sql import ANY_OF_JSON_TEXT, document_cursor, rows_copy
 
-_STAMPS = ("created_at", "updated_at")  # set by the database: now(), as the single-event path does
+_STAMPS = ("created_at", "updated_at")  # now(): by the database in SQL, as the ORM sets them in a COPY
 
 
 def _json_text(value):
@@ -55,13 +58,37 @@ _DJANGO_JSON = DjangoJSONEncoder()
 
 
 def _json_document(document: list) -> str:
-    """JSON text of a batch's rows: orjson, with dates, times and decimals encoded as Django's own
-    encoder does (the JSON fields' encoder); json.dumps for what orjson refuses (an integer beyond
-    64 bits in a payload, say). Encoding the documents was a quarter of the batch's Python time."""
+    return _json_bytes(document).decode()
+
+
+def _json_bytes(value) -> bytes:
+    """JSON of a batch's rows or of one JSON column: orjson, with dates, times and decimals encoded as
+    Django's own encoder does (the JSON fields' encoder); json.dumps for what orjson refuses (an
+    integer beyond 64 bits in a payload, say). Encoding the documents was a quarter of the batch's
+    Python time."""
     try:
-        return orjson.dumps(document, default=_DJANGO_JSON.default, option=orjson.OPT_PASSTHROUGH_DATETIME).decode()
+        return orjson.dumps(value, default=_DJANGO_JSON.default, option=orjson.OPT_PASSTHROUGH_DATETIME)
     except orjson.JSONEncodeError:
-        return json.dumps(document, cls=DjangoJSONEncoder)
+        return json.dumps(value, cls=DjangoJSONEncoder).encode()
+
+
+def _rows_copy(model: type[Model], fields: list, rows: list[dict]) -> int:
+    """COPY the rows (dicts by attname; a field left out takes its default) into the model's table,
+    stamped now as the ORM stamps them; JSON columns encoded as `_json_bytes` does (None is NULL)."""
+    defaults = {f.attname: f.get_default() for f in fields}
+    names = [f.attname for f in fields]
+    json_names = {f.attname for f in fields if isinstance(f, JSONField)}
+    stamps = [f.column for f in model._meta.concrete_fields if f.name in _STAMPS]
+    now = [timezone.now()] * len(stamps)
+
+    def values(row: dict) -> list:
+        row = {**defaults, **row}
+        for name in json_names:
+            if row[name] is not None:
+                row[name] = Jsonb(row[name], dumps=_json_bytes)
+        return [*(row[name] for name in names), *now]
+
+    return rows_copy(model._meta.db_table, [*(f.column for f in fields), *stamps], map(values, rows))
 
 
 def _model_rows(fields: list, objects: list[Model]) -> list[dict]:
@@ -83,6 +110,12 @@ def _value(field, alias: str = "v") -> str:
     (a varchar(n) cast truncates, a numeric(p, s) cast rounds)."""
     value = f"{alias}.{field.attname}"
     return value if isinstance(field, JSONField) else f"{value}::{field.db_type(connection)}"
+
+
+def _ids_reserved(model: type[Model]) -> str:
+    """`ARRAY(...)` of %s new ids from the model's id sequence (its name looked up once, not per id)."""
+    sequence = f"pg_get_serial_sequence('{model._meta.db_table}', '{model._meta.pk.column}')"
+    return f"ARRAY(SELECT nextval(seq) FROM CAST({sequence} AS regclass) AS seq, generate_series(1, %s))"  # noqa: S608
 
 
 # Activity keys (user_id, activity_type, external_id) as a recordset.
@@ -159,7 +192,7 @@ def _keyed_insert_sql(fields: list, *, returning: str = "") -> str:
         SyncEvent,
         fields,
         where=", (SELECT set_config('lock_timeout', %s, true)) AS key_wait",
-        order_by="ORDER BY v.idempotency_key",
+        order_by='ORDER BY v.idempotency_key COLLATE "C"',  # code point order, as `sorted` (COPY)
         tail=f"ON CONFLICT (idempotency_key) DO NOTHING{returning}",
     )
 
@@ -169,7 +202,7 @@ def _keyed_insert_sql(fields: list, *, returning: str = "") -> str:
 _NEW_KEYS_RESERVE_SQL = f"""
     SELECT set_config('lock_timeout', %s, true),
         EXISTS (SELECT 1 FROM {SyncEvent._meta.db_table} WHERE idempotency_key = {ANY_OF_JSON_TEXT}),
-        ARRAY(SELECT nextval(pg_get_serial_sequence('{SyncEvent._meta.db_table}', 'id')) FROM generate_series(1, %s))
+        {_ids_reserved(SyncEvent)}
 """  # noqa: S608 - names from the model
 _FINISHED_ROW_FIELDS = [SyncEvent._meta.pk, *_CLAIM_FIELDS]
 
@@ -186,14 +219,17 @@ def sync_events_new_keys_reserve(*, keys: list[str], lock_timeout: str) -> list[
     return None if stored else ids
 
 
-def sync_events_insert_finished(*, events: list[dict], lock_timeout: str) -> int:
-    """INSERT finished rows (dicts of SyncEvent fields with their reserved `id`), skipping keys that
-    exist by now; returns how many went in. Waits at most `lock_timeout` for a key another request
-    holds uncommitted (then OperationalError)."""
-    document = _rows_json(_FINISHED_ROW_FIELDS, events)
+def sync_events_insert_finished(*, events: list[dict], lock_timeout: str) -> None:
+    """COPY finished rows (dicts of SyncEvent fields with their reserved `id`) in key order, after
+    setting the transaction's lock_timeout (one statement more; a COPY cannot set it).
+
+    A key stored by now raises IntegrityError; a key another request holds uncommitted is waited
+    for at most `lock_timeout` (then OperationalError). Either way the statement failed: the
+    caller's savepoint must be rolled back.
+    """
     with document_cursor() as cursor:
-        cursor.execute(_keyed_insert_sql(_FINISHED_ROW_FIELDS), [document, lock_timeout])
-        return cursor.rowcount
+        cursor.execute("SELECT set_config('lock_timeout', %s, true)", [lock_timeout])
+    _rows_copy(SyncEvent, _FINISHED_ROW_FIELDS, sorted(events, key=lambda row: row["idempotency_key"]))
 
 
 def sync_events_insert(*, events: list[dict]) -> None:
@@ -310,7 +346,7 @@ _ACTIVITY_LOADED = [
     UserActivity._meta.get_field(name)
     for name in ("id", "user", "activity_type", "external_id", "source_updated_at", *ACTIVITY_COLUMNS)
 ]
-_ACTIVITY_INSERTED = _inserted_fields(UserActivity, exclude=("embedding",))  # new rows: no embedding yet
+_ACTIVITY_COPIED = [UserActivity._meta.pk, *_inserted_fields(UserActivity, exclude=("embedding",))]  # none yet
 _ACTIVITY_REPLACED = [
     f
     for f in UserActivity._meta.concrete_fields
@@ -337,21 +373,24 @@ def activities_by_external_id(*, keys: list[tuple[str, str, str]]) -> dict[tuple
     return {(row["user_id"], row["activity_type"], row["external_id"]): row for row in rows}
 
 
-def activities_insert(*, activities: list[dict]) -> list[int]:
-    """INSERT new activities (dicts of UserActivity fields by attname) in one statement; returns their
-    ids in the order given.
+_ACTIVITY_IDS_RESERVE_SQL = f"SELECT {_ids_reserved(UserActivity)}"
 
-    PostgreSQL returns the rows of `INSERT ... SELECT FROM json_to_recordset(...) RETURNING` in the
-    order the rows were produced, as Django's own bulk_create relies on.
-    """
+
+def activities_insert(*, activities: list[dict]) -> list[int]:
+    """INSERT new activities (dicts of UserActivity fields by attname); returns their ids in the
+    order given. Two statements whatever the number: the ids reserved from the table's sequence,
+    then the rows COPYed with them (a COPY returns nothing)."""
     if not activities:
         return []
     with document_cursor() as cursor:
-        cursor.execute(
-            _rows_insert_sql(UserActivity, _ACTIVITY_INSERTED, tail="RETURNING id"),
-            [_rows_json(_ACTIVITY_INSERTED, activities)],
-        )
-        return [row[0] for row in cursor.fetchall()]
+        cursor.execute(_ACTIVITY_IDS_RESERVE_SQL, [len(activities)])
+        ids = cursor.fetchone()[0]
+    _rows_copy(
+        UserActivity,
+        _ACTIVITY_COPIED,
+        [{**row, "id": pk} for row, pk in zip(activities, ids, strict=True)],
+    )
+    return ids
 
 
 def activities_replace(*, activities: list[dict]) -> None:
@@ -392,9 +431,6 @@ _AUDIT_FIELDS = _inserted_fields(AuditLog)
 
 
 def audit_rows_insert(*, rows: list[AuditLog]) -> None:
-    """Append audit rows (built by compliance's rules, changes already redacted) in one INSERT."""
+    """Append audit rows (built by compliance's rules, changes already redacted) in one COPY."""
     if rows:
-        with document_cursor() as cursor:
-            cursor.execute(
-                _rows_insert_sql(AuditLog, _AUDIT_FIELDS), [_rows_json(_AUDIT_FIELDS, _model_rows(_AUDIT_FIELDS, rows))]
-            )
+        _rows_copy(AuditLog, _AUDIT_FIELDS, _model_rows(_AUDIT_FIELDS, rows))

@@ -4,6 +4,7 @@ import datetime as dt
 import json
 from decimal import Decimal
 
+import psycopg
 import pytest
 from django.db import connection
 from django.test.utils import CaptureQueriesContext
@@ -17,8 +18,9 @@ from profiles.models import CrmUserProfile
 from sync.api import BATCH_EXAMPLE_BODY, BATCH_EXAMPLE_HEADERS, BATCH_EXAMPLE_SECRET
 from sync.inbound import batch
 from sync.models import SyncEvent, SyncStatus
+from sync.outbox import request_hash_compute
 from tests.factories import GoalFactory, ProfileFactory
-from tests.support import rate_window_seconds_left
+from tests.support import database_url, rate_window_seconds_left
 from tests.sync.support import event, signed_headers
 
 pytestmark = pytest.mark.django_db
@@ -392,8 +394,14 @@ def test_a_food_log_batch_costs_a_constant_number_of_statements(post_batch):
 
     assert UserActivity.objects.filter(user__user_id__startswith="user_l_").count() == 500
     # tombstones, keys stored? + ids, missing profiles, profile locks, stored activities, deleted-later
-    # facts, activity INSERT, activity UPDATE, active goals?, last_active_at, audit INSERT, events INSERT
-    assert len(large) == len(small) == 12, "\n".join(s[:100] for s in large)
+    # facts, activity ids, activity COPY, activity UPDATE, active goals?, last_active_at, audit COPY,
+    # lock_timeout, events COPY
+    assert len(large) == len(small) == 14, "\n".join(s[:100] for s in large)
+    assert [s.split(" (")[0] for s in large if s.startswith("COPY")] == [
+        "COPY crm_user_activities",
+        "COPY crm_audit_log",
+        "COPY crm_sync_events",
+    ]
     # Rate-limit counters: every user of the batch in one upsert (no Redis), not one per user or event.
     assert len(large_cache) == len(small_cache) == 1
 
@@ -418,6 +426,47 @@ def test_a_batch_of_new_keys_writes_each_event_once_and_one_with_a_stored_key_cl
     assert [r["replayed"] for r in answer.json()["results"]] == [True, False]
     assert any(q["sql"].startswith("UPDATE crm_sync_events") for q in captured.captured_queries)
     assert SyncEvent.objects.get(idempotency_key="s_1").response_body["result"]["data"]["created"] is True
+
+
+def test_a_key_committed_by_another_request_just_before_the_final_copy_sends_the_batch_the_general_way(
+    post_batch,
+):
+    # Between the presumed path's "keys stored?" check and its final COPY, another request commits
+    # one of the keys: the COPY fails on the unique key, the attempt is rolled back, and the general
+    # path replays that key and applies the other event once.
+    ProfileFactory(user_id="user_b1")
+    twin = food(external_id="f_twin")
+    stored = json.dumps({"status": "accepted", "idempotencyKey": "k_twin", "result": {"status": "success"}})
+
+    def commit_twin_first(execute, sql, params, many, context):
+        if sql.startswith("COPY crm_sync_events"):
+            with psycopg.connect(database_url(), autocommit=True) as other:
+                other.execute(
+                    "INSERT INTO crm_sync_events (direction, user_id, entity_type, operation, external_id,"
+                    " idempotency_key, request_hash, status, attempts, error, conflicts, payload, response_body,"
+                    " response_status, occurred_at, webhook_id, created_at, updated_at) VALUES ('inbound',"
+                    " 'user_b1', 'food_log', 'create', 'f_twin', 'k_twin', %s, 'success', 1, '', '[]', '{}', %s,"
+                    " 202, now(), '', now(), now())",
+                    [request_hash_compute(twin), stored],
+                )
+        return execute(sql, params, many, context)
+
+    try:
+        with connection.execute_wrapper(commit_twin_first), CaptureQueriesContext(connection) as captured:
+            answer = post_batch(
+                [{**twin, "idempotencyKey": "k_twin"}, {**food(external_id="f_new"), "idempotencyKey": "k_new"}]
+            )
+        assert answer.status_code == 200, answer.content
+        assert [(r["status"], r["replayed"]) for r in answer.json()["results"]] == [
+            ("accepted", True),
+            ("accepted", False),
+        ]
+        assert any(q["sql"].startswith("UPDATE crm_sync_events") for q in captured.captured_queries)  # general path
+        assert list(UserActivity.objects.filter(user_id="user_b1").values_list("external_id", flat=True)) == ["f_new"]
+        assert SyncEvent.objects.get(idempotency_key="k_new").status == SyncStatus.SUCCESS
+    finally:
+        with psycopg.connect(database_url(), autocommit=True) as other:
+            other.execute("DELETE FROM crm_sync_events WHERE idempotency_key = 'k_twin'")
 
 
 def test_the_openapi_example_is_really_signed_and_documented(client):
