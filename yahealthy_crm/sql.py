@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import functools
 import re
-from collections.abc import Iterable, Iterator, Sequence
+from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 
@@ -103,7 +103,7 @@ def document_cursor(using: str = "default") -> Iterator[CursorWrapper]:
         yield cursor
 
 
-def rows_copy(table: str, columns: list[str], rows: Iterable[Sequence], using: str = "default") -> int:
+def rows_copy(table: str, columns: list[str], rows: list[Sequence], using: str = "default") -> int:
     """COPY the rows (values in `columns` order, as psycopg adapts them) into `table`; returns how many.
 
     The cheapest way into PostgreSQL for many rows: no SQL text to parse per value, and the heap

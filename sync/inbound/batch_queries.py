@@ -88,7 +88,7 @@ def _rows_copy(model: type[Model], fields: list, rows: list[dict]) -> int:
                 row[name] = Jsonb(row[name], dumps=_json_bytes)
         return [*(row[name] for name in names), *now]
 
-    return rows_copy(model._meta.db_table, [*(f.column for f in fields), *stamps], map(values, rows))
+    return rows_copy(model._meta.db_table, [*(f.column for f in fields), *stamps], [values(row) for row in rows])
 
 
 def _model_rows(fields: list, objects: list[Model]) -> list[dict]:
