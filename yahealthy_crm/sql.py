@@ -108,7 +108,8 @@ def rows_copy(table: str, columns: list[str], rows: list[Sequence], using: str =
 
     The cheapest way into PostgreSQL for many rows: no SQL text to parse per value, and the heap
     takes them a page at a time (one WAL record per page, not per row); the batch intake's INSERT
-    ... SELECT FROM json_to_recordset cost twice the backend CPU per row (docs/sync.md "Benchmark").
+    ... SELECT FROM json_to_recordset cost 1.25-1.9 times the backend CPU per row (docs/sync.md
+    "Benchmark").
     Values are checked as the column's type reads them: a varchar(n) value must fit (no cast
     truncates it). Runs like any statement: through the connection's execute wrappers, into its
     query log (tests count it), with Django's exceptions (IntegrityError on a duplicate key).

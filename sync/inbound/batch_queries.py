@@ -25,7 +25,7 @@ from profiles.models import CrmUserProfile
 from sync.models import SyncDirection, SyncEvent, SyncStatus
 from yahealthy_crm.sql import ANY_OF_JSON_TEXT, document_cursor, rows_copy
 
-_STAMPS = ("created_at", "updated_at")  # now(): by the database in SQL, as the ORM sets them in a COPY
+_STAMPS = ("created_at", "updated_at")  # now(): in SQL the database's, in a COPY Python's (as the ORM)
 
 
 def _json_text(value):
