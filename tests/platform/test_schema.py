@@ -206,5 +206,10 @@ def test_status_lookups_use_the_partial_status_indexes():
     )
     assert "crm_sync_status_idx" in failed.explain()
     assert "crm_sync_status_idx" in dead_letters.explain()
-    assert "crm_sync_outbound_status_idx" in outbound_due.explain()
     assert "crm_sync_status_idx" not in SyncEvent.objects.filter(status=SyncStatus.SUCCESS).explain()
+    # Both partial indexes hold the sweep's rows, and which one the planner picks depends on the
+    # table's statistics (a full suite run flipped it): without the general one it must take its own.
+    assert "_status_idx" in outbound_due.explain()
+    with connection.cursor() as cursor:
+        cursor.execute("DROP INDEX crm_sync_status_idx")  # rolled back with the test's transaction
+    assert "crm_sync_outbound_status_idx" in outbound_due.explain()
