@@ -74,7 +74,7 @@ from sync.inbound.batch_queries import (
     sync_events_insert,
     sync_events_insert_finished,
     sync_events_new_keys_reserve,
-    tombstones_find,
+    tombstones_and_profiles_find,
     users_active_goal_metrics,
 )
 from sync.inbound.intake import (
@@ -126,6 +126,7 @@ class _Item:
     key: str = ""
     user_id: str = ""
     user_id_hash: str = ""  # the tombstone hash of user_id, once checked
+    profile_seen: bool = False  # user_id had a profile at the tombstone check (before the transaction)
     event: dict = field(default_factory=dict)  # validated envelope
     payload_serializer: Any = None
     occurred_at: dt.datetime | None = None
@@ -300,16 +301,18 @@ def _rate_limit(items: list[_Item], *, request) -> int:
 
 
 def _tombstones_check(items: list[_Item]) -> None:
-    """Events of GDPR-erased users are refused (410 class) and nothing of them is stored."""
+    """Events of GDPR-erased users are refused (410 class) and nothing of them is stored; notes which
+    users have a profile already (`_apply_claimed` creates only the others')."""
     hashes = {
         item.user_id: user_id_hash(user_id=item.user_id) for item in items if item.result is None and item.user_id
     }
     if not hashes:
         return
-    erased = tombstones_find(user_id_hashes=sorted(set(hashes.values())))
+    erased, with_profile = tombstones_and_profiles_find(user_id_hashes=hashes)
     for item in items:
         if item.result is None and item.user_id:
             item.user_id_hash = hashes[item.user_id]
+            item.profile_seen = item.user_id in with_profile
             if item.user_id_hash in erased:
                 item.result = _error_item(item, _user_erased_error())
 
@@ -440,10 +443,16 @@ def _claim_row(item: _Item) -> dict:
 def _apply_claimed(new: list[_Item], *, presumed_new: bool = False) -> None:
     """Profiles, then each event in order, then the outcomes (`presumed_new`: rows not stored yet)."""
     user_ids = sorted({item.event["userId"] for item in new})
+    # Only users without a profile at the tombstone check need one created (the steady state: none, no
+    # statement). A profile seen then and missing at the lock was erased meanwhile (an erase deletes
+    # the profile, and its tombstone keeps it from coming back): answered 410 below, as the INSERT's
+    # own tombstone check would have.
+    seen = {item.event["userId"] for item in new if item.profile_seen}
     known = {item.user_id: item.user_id_hash for item in new if item.user_id_hash}  # from the tombstone check
-    created = profiles_insert_missing(
-        user_id_hashes={user_id: known.get(user_id) or user_id_hash(user_id=user_id) for user_id in user_ids}
-    )
+    missing = {
+        user_id: known.get(user_id) or user_id_hash(user_id=user_id) for user_id in user_ids if user_id not in seen
+    }
+    created = profiles_insert_missing(user_id_hashes=missing) if missing else {}
     new = _erased_meanwhile(new, profiles_lock(user_ids=user_ids), stored=not presumed_new)
     if not new:
         return

@@ -155,14 +155,18 @@ def _rows_update_sql(model: type[Model], fields: list, *, also: str = "") -> str
 # --- Tombstones -----------------------------------------------------------------------------------
 
 
-def tombstones_find(*, user_id_hashes: list[str]) -> set[str]:
-    """Which of these user-id hashes belong to erased users (one SELECT)."""
+def tombstones_and_profiles_find(*, user_id_hashes: dict[str, str]) -> tuple[set[str], set[str]]:
+    """Of these users ({user_id: tombstone hash}), the hashes of the erased ones and the ids of those
+    with a profile, in one SELECT."""
     with document_cursor() as cursor:
         cursor.execute(
-            f"SELECT user_id_hash FROM {ErasureTombstone._meta.db_table} WHERE user_id_hash = {ANY_OF_JSON_TEXT}",  # noqa: S608
-            [json.dumps(user_id_hashes)],
+            f"SELECT ARRAY(SELECT user_id_hash FROM {ErasureTombstone._meta.db_table} "  # noqa: S608
+            f"WHERE user_id_hash = {ANY_OF_JSON_TEXT}), "
+            f"ARRAY(SELECT user_id FROM {CrmUserProfile._meta.db_table} WHERE user_id = {ANY_OF_JSON_TEXT})",
+            [json.dumps(sorted(set(user_id_hashes.values()))), json.dumps(sorted(user_id_hashes))],
         )
-        return {row[0] for row in cursor.fetchall()}
+        erased, with_profile = cursor.fetchone()
+    return set(erased), set(with_profile)
 
 
 # --- Sync events ----------------------------------------------------------------------------------

@@ -404,6 +404,11 @@ def test_a_food_log_batch_costs_a_constant_number_of_statements(post_batch):
     ]
     # Rate-limit counters: every user of the batch in one upsert (no Redis), not one per user or event.
     assert len(large_cache) == len(small_cache) == 1
+    # Users who all have a profile (the steady state): no missing-profiles INSERT (creates only, so no
+    # activity UPDATE either).
+    known, _ = _statements(post_batch, [food(user_id=f"user_l_{n}", external_id=f"again_{n}") for n in range(10)])
+    assert not [s for s in known if s.startswith("INSERT INTO crm_user_profiles")], known
+    assert len(known) == 12
 
 
 def test_a_batch_of_new_keys_writes_each_event_once_and_one_with_a_stored_key_claims_them(post_batch, post_event):
