@@ -72,14 +72,15 @@ def _json_bytes(value) -> bytes:
         return json.dumps(value, cls=DjangoJSONEncoder).encode()
 
 
-def _rows_copy(model: type[Model], fields: list, rows: list[dict]) -> int:
+def _rows_copy(model: type[Model], fields: list, rows: list[dict], *, now: dt.datetime | None = None) -> int:
     """COPY the rows (dicts by attname; a field left out takes its default) into the model's table,
-    stamped now as the ORM stamps them; JSON columns encoded as `_json_bytes` does (None is NULL)."""
+    stamped `now` (default: now, as the ORM stamps them); JSON columns encoded as `_json_bytes` does
+    (None is NULL)."""
     defaults = {f.attname: f.get_default() for f in fields}
     names = [f.attname for f in fields]
     json_names = {f.attname for f in fields if isinstance(f, JSONField)}
     stamps = [f.column for f in model._meta.concrete_fields if f.name in _STAMPS]
-    now = [timezone.now()] * len(stamps)
+    now = [now or timezone.now()] * len(stamps)
 
     def values(row: dict) -> list:
         row = {**defaults, **row}
@@ -233,7 +234,9 @@ def sync_events_insert_finished(*, events: list[dict], lock_timeout: str) -> Non
     """
     with document_cursor() as cursor:
         cursor.execute("SELECT set_config('lock_timeout', %s, true)", [lock_timeout])
-    _rows_copy(SyncEvent, _FINISHED_ROW_FIELDS, sorted(events, key=lambda row: row["idempotency_key"]))
+    ordered = sorted(events, key=lambda row: row["idempotency_key"])
+    # Created when processed: one instant, not a created_at a moment after processed_at.
+    _rows_copy(SyncEvent, _FINISHED_ROW_FIELDS, ordered, now=events[0].get("processed_at") if events else None)
 
 
 def sync_events_insert(*, events: list[dict]) -> None:

@@ -420,6 +420,7 @@ def test_a_batch_of_new_keys_writes_each_event_once_and_one_with_a_stored_key_cl
     stored = SyncEvent.objects.get(idempotency_key="n_1")
     assert (stored.status, stored.response_status, stored.attempts) == (SyncStatus.SUCCESS, 202, 1)
     assert stored.processed_at is not None
+    assert stored.created_at == stored.updated_at == stored.processed_at  # written once, finished
     assert stored.payload["payload"]["food_name"] == FOOD["food_name"]
     assert stored.response_body["result"]["data"]["syncEventId"] == stored.pk
     # One key stored already: the general path, which claims the keys and replays the stored one.
