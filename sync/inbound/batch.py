@@ -717,7 +717,7 @@ def _finish(items: list[_Item], *, created: dict[str, int], presumed_new: bool =
             for item, outcome in zip(items, outcomes, strict=True)
         ]
         try:
-            sync_events_insert_finished(events=rows, lock_timeout=PRESUMED_KEY_WAIT)
+            sync_events_insert_finished(events=rows, processed_at=processed_at, lock_timeout=PRESUMED_KEY_WAIT)
         except IntegrityError as exc:  # a key stored by now (a twin request committed it)
             if not isinstance(exc.__cause__, psycopg_errors.UniqueViolation):
                 raise

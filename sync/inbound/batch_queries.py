@@ -224,9 +224,10 @@ def sync_events_new_keys_reserve(*, keys: list[str], lock_timeout: str) -> list[
     return None if stored else ids
 
 
-def sync_events_insert_finished(*, events: list[dict], lock_timeout: str) -> None:
-    """COPY finished rows (dicts of SyncEvent fields with their reserved `id`) in key order, after
-    setting the transaction's lock_timeout (one statement more; a COPY cannot set it).
+def sync_events_insert_finished(*, events: list[dict], processed_at: dt.datetime, lock_timeout: str) -> None:
+    """COPY finished rows (dicts of SyncEvent fields with their reserved `id`) in key order, created
+    when processed (one instant), after setting the transaction's lock_timeout (one statement more; a
+    COPY cannot set it).
 
     A key stored by now raises IntegrityError; a key another request holds uncommitted is waited
     for at most `lock_timeout` (then OperationalError). Either way the statement failed: the
@@ -235,8 +236,7 @@ def sync_events_insert_finished(*, events: list[dict], lock_timeout: str) -> Non
     with document_cursor() as cursor:
         cursor.execute("SELECT set_config('lock_timeout', %s, true)", [lock_timeout])
     ordered = sorted(events, key=lambda row: row["idempotency_key"])
-    # Created when processed: one instant, not a created_at a moment after processed_at.
-    _rows_copy(SyncEvent, _FINISHED_ROW_FIELDS, ordered, now=events[0].get("processed_at") if events else None)
+    _rows_copy(SyncEvent, _FINISHED_ROW_FIELDS, ordered, now=processed_at)
 
 
 def sync_events_insert(*, events: list[dict]) -> None:
