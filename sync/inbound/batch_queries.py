@@ -16,7 +16,6 @@ from django.core.serializers.json import DjangoJSONEncoder
 from django.db import connection
 from django.db.models import DateField, DecimalField, JSONField, Model
 from django.utils import timezone
-from psycopg.types.json import Jsonb
 
 from activities.models import ACTIVITY_COLUMNS, UserActivity
 from compliance.models import AuditLog, ErasureTombstone
@@ -75,19 +74,38 @@ def _json_bytes(value) -> bytes:
 def _rows_copy(model: type[Model], fields: list, rows: list[dict], *, now: dt.datetime | None = None) -> int:
     """COPY the rows (dicts by attname; a field left out takes its default) into the model's table,
     stamped `now` (default: now, as the ORM stamps them); JSON columns encoded as `_json_bytes` does
-    (None is NULL)."""
+    (None is NULL).
+
+    Values psycopg adapts slowly go as the text their column reads back exactly: JSON as its text
+    (psycopg's Jsonb wrapper calls back into Python per value), dates and datetimes as ISO 8601, each
+    distinct value formatted once (a batch's rows share their stamps). psycopg's own formatting took
+    about 4 us per datetime and 2-6 us per JSON value: a third of the COPY's Python time.
+    """
     defaults = {f.attname: f.get_default() for f in fields}
     names = [f.attname for f in fields]
     json_names = {f.attname for f in fields if isinstance(f, JSONField)}
+    temporal_names = {f.attname for f in fields if isinstance(f, DateField)}  # DateTimeField is a DateField
     stamps = [f.column for f in model._meta.concrete_fields if f.name in _STAMPS]
-    now = [now or timezone.now()] * len(stamps)
+    iso_texts: dict = {}
+
+    def iso(value: dt.date) -> str:
+        key = (type(value), value)  # a date never shares a datetime's text
+        text = iso_texts.get(key)
+        if text is None:
+            text = iso_texts[key] = value.isoformat()
+        return text
+
+    stamp_values = [iso(now or timezone.now())] * len(stamps)
 
     def values(row: dict) -> list:
         row = {**defaults, **row}
         for name in json_names:
             if row[name] is not None:
-                row[name] = Jsonb(row[name], dumps=_json_bytes)
-        return [*(row[name] for name in names), *now]
+                row[name] = _json_bytes(row[name]).decode()
+        for name in temporal_names:
+            if isinstance(row[name], dt.date):
+                row[name] = iso(row[name])
+        return [*(row[name] for name in names), *stamp_values]
 
     return rows_copy(model._meta.db_table, [*(f.column for f in fields), *stamps], [values(row) for row in rows])
 
