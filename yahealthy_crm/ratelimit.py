@@ -11,6 +11,7 @@ from __future__ import annotations
 import functools
 import hashlib
 import logging
+from collections.abc import Iterable
 from dataclasses import dataclass
 
 import redis
@@ -52,7 +53,7 @@ def rate_limit_counter_key(*, group: str, rate: str, key_value: str) -> tuple[st
     return rate_limit_counter_keys(group=group, rate=rate, key_values=[key_value])[key_value]
 
 
-def rate_limit_counter_keys(*, group: str, rate: str, key_values) -> dict[str, tuple[str, int, int]]:
+def rate_limit_counter_keys(*, group: str, rate: str, key_values: Iterable[str]) -> dict[str, tuple[str, int, int]]:
     """`rate_limit_counter_key` of many values: django-ratelimit's `_make_cache_key` with its settings
     read and its rate parsed once, not per value (10 us a key; a batch has up to 500 users).
     tests/platform/test_ratelimit_keys.py compares the keys with the library's own."""
