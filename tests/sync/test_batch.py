@@ -434,6 +434,30 @@ def test_a_batch_of_new_keys_writes_each_event_once_and_one_with_a_stored_key_cl
     assert SyncEvent.objects.get(idempotency_key="s_1").response_body["result"]["data"]["created"] is True
 
 
+def test_copied_rows_keep_awkward_text_and_instants_exactly(post_batch):
+    """COPY carries JSON and datetimes as text (sync.inbound.batch_queries._rows_copy): quotes,
+    backslashes, tabs, newlines and emoji, and an offset with microseconds, come back as sent."""
+    awkward = 'Crème "brûlée" \\ back\tslash\nnew line 🍮 \\N'
+    occurred = "2026-11-20T17:30:00.123456+05:30"
+    events = [
+        {**food(external_id="awkward", food_name=awkward), "occurredAt": occurred, "idempotencyKey": "awkward"},
+        {**food(user_id="user_b2", external_id="plain"), "idempotencyKey": "plain"},
+    ]
+    statements, _ = _statements(post_batch, events)
+    assert any(s.startswith("COPY crm_sync_events") for s in statements), statements
+
+    activity = UserActivity.objects.get(external_id="awkward")
+    stored = SyncEvent.objects.get(idempotency_key="awkward")
+    assert activity.payload["food_name"] == stored.payload["payload"]["food_name"] == awkward
+    assert activity.occurred_at == stored.occurred_at == dt.datetime.fromisoformat(occurred)
+    assert activity.logged_date == dt.date(2025, 12, 28)
+    assert stored.created_at == stored.updated_at == stored.processed_at
+    assert activity.created_at == activity.updated_at <= stored.processed_at
+    audit = AuditLog.objects.get(entity_type="food_log", entity_id=str(activity.pk))
+    assert audit.changes["syncEventId"] == stored.pk
+    assert activity.created_at <= audit.created_at <= stored.processed_at
+
+
 def test_a_key_committed_by_another_request_just_before_the_final_copy_sends_the_batch_the_general_way(
     post_batch,
 ):
