@@ -92,7 +92,7 @@ def _rows_copy(model: type[Model], fields: list, rows: list[dict], *, now: dt.da
         key = (type(value), value)  # a date never shares a datetime's text
         text = iso_texts.get(key)
         if text is None:
-            text = iso_texts[key] = value.isoformat()
+            text = iso_texts[key] = _json_text(value)
         return text
 
     stamp_values = [iso(now or timezone.now())] * len(stamps)
