@@ -58,6 +58,8 @@ from bench.wrk import (  # noqa: E402
 )
 
 CLOCK_TICKS = os.sysconf("SC_CLK_TCK")
+# Steal above this share of the CPUs' time marks a run as taken on a crowded host.
+STOLEN_NOTICEABLE = 0.05
 PAYLOAD = {"food_name": "Grilled Chicken", "calories": 450, "protein": 45, "carbs": 50}
 TARGETS = {
     # name: (path, signed)
@@ -161,11 +163,17 @@ def _tree(table: dict[int, tuple[int, int, int]], root: int) -> set[int]:
     return members & table.keys()
 
 
-def _machine_busy_ticks() -> tuple[int, int]:
+def _machine_busy_ticks() -> tuple[int, int, int]:
+    """Busy, total and stolen clock ticks of all CPUs since boot (/proc/stat's first line).
+
+    Steal is time a CPU of this virtual machine wanted to run while the host ran something else: on
+    a crowded host it took up to half of the CPUs' time in a run, at twice the usual CPU per event
+    (docs/sync.md "Benchmark").
+    """
     with open("/proc/stat") as stat:
         values = [int(x) for x in stat.readline().split()[1:]]
     idle = values[3] + values[4]
-    return sum(values[:8]) - idle, sum(values[:8])
+    return sum(values[:8]) - idle, sum(values[:8]), values[7]
 
 
 class CpuMeter:
@@ -248,6 +256,7 @@ class CpuMeter:
             exited, reaped_s = gone / CLOCK_TICKS, reaped(self.postmaster) / CLOCK_TICKS
         busy = machine[0] - self.start_machine[0]
         total = machine[1] - self.start_machine[1]
+        stolen = machine[2] - self.start_machine[2]
         return {
             "gunicorn_s": gunicorn,
             "postgres_s": postgres,
@@ -256,6 +265,8 @@ class CpuMeter:
             "other_db_s": other_databases,
             "machine_busy": busy / total if total else nan,
             "machine_busy_s": busy / CLOCK_TICKS,
+            "stolen": stolen / total if total else nan,
+            "stolen_s": stolen / CLOCK_TICKS,
         }
 
 
@@ -448,7 +459,8 @@ def main() -> int:
                 others_s=cpu["machine_busy_s"]
                 - cpu["gunicorn_s"]
                 - (0 if math.isnan(cpu["postgres_s"]) else cpu["postgres_s"] + cpu["other_db_s"])
-                - wrk_cpu_s,
+                - wrk_cpu_s
+                - cpu["stolen_s"],
                 db={key: after[key] - before[key] for key in after},
                 gunicorn_ms_per_event=cpu["gunicorn_s"] * 1000 / events if events else float("nan"),
                 postgres_ms_per_event=cpu["postgres_s"] * 1000 / events if events else float("nan"),
@@ -495,7 +507,8 @@ def _print_target(target: str, r: dict, args) -> None:
         f"PostgreSQL {r['postgres_s']:.2f} s ({r['postgres_ms_per_event']:.2f} ms/event; "
         f"{r['postgres_exited_s']:.2f} s of it by backends that exited; the postmaster reaped "
         f"{r['postgres_reaped_s']:.2f} s, all databases), wrk {r['wrk_cpu_s']:.2f} s\n"
-        f"  machine busy {r['machine_busy']:.0%} of {os.cpu_count()} CPUs; other processes {r['others_s']:.2f} s"
+        f"  machine busy {r['machine_busy']:.0%} of {os.cpu_count()} CPUs; other processes {r['others_s']:.2f} s; "
+        f"stolen by the hypervisor {r['stolen_s']:.2f} s ({r['stolen']:.0%} of the CPUs' time)"
         + (f"; other databases on the server {r['other_db_s']:.2f} s (left out)" if r["other_db_s"] > 0 else "")
         + f"\n  database: {applied} in the window (+1.5 s)"
         + writes
@@ -531,6 +544,11 @@ def _print_summary(results: dict[str, dict], notes: list[str], args) -> None:
     )
     for note in notes:
         print(f"note: {note}")
+    if crowded := [target for target, r in results.items() if r["stolen"] > STOLEN_NOTICEABLE]:
+        print(
+            f"note: the hypervisor took over {STOLEN_NOTICEABLE:.0%} of the CPUs' time during "
+            f"{', '.join(crowded)}: rates are low and CPU per event high there; compare runs without steal"
+        )
 
     def get(target: str, key: str) -> float | None:
         return results[target][key] if target in results else None
@@ -557,16 +575,16 @@ def _print_summary(results: dict[str, dict], notes: list[str], args) -> None:
     )
     print(
         "| target | requests/s | events/s | p50 ms | p99 ms | non-2xx + errors | gunicorn CPU ms/event "
-        "| PostgreSQL CPU ms/event | applied (DB) | WAL bytes/event |"
+        "| PostgreSQL CPU ms/event | applied (DB) | WAL bytes/event | CPU stolen |"
     )
-    print("|---|---|---|---|---|---|---|---|---|---|")
+    print("|---|---|---|---|---|---|---|---|---|---|---|")
     for target, r in results.items():
         stored = _stored_events(target, r["db"])
         print(
             f"| {target} | {r['rps']:.0f} | {r['events_per_s']:.0f} | {r['p50_ms']:.1f} | {r['p99_ms']:.1f} "
             f"| {r['non_2xx'] + r['socket_errors']} | {r['gunicorn_ms_per_event']:.2f} "
             f"| {r['postgres_ms_per_event']:.2f} | {stored or '-'} "
-            f"| {round(r['db']['wal_bytes'] / stored) if stored else '-'} |"
+            f"| {round(r['db']['wal_bytes'] / stored) if stored else '-'} | {r['stolen']:.0%} |"
         )
 
 
