@@ -18,7 +18,9 @@ after a short warm-up, for a fixed time:
 
 Per target: requests/s, events/s, p50/p99 latency, errors and non-2xx, the CPU seconds the gunicorn
 processes and the PostgreSQL server processes used during the measured window (from /proc) per
-event, and the events applied according to the database. Embedding sweeps go to a temporary
+event, the CPU time the hypervisor took from this machine (steal), and the events applied according
+to the database; at the end, each target of the run met or missed. BENCH_ACCESS_LOG=<file> writes
+gunicorn's access log (server-side time per request) there instead of /dev/null. Embedding sweeps go to a temporary
 filesystem queue that nobody consumes (ingest cost only).
 """
 
@@ -383,7 +385,7 @@ def main() -> int:
     gunicorn = subprocess.Popen(
         [sys.executable, "-m", "gunicorn", "yahealthy_crm.wsgi:application", "--bind", f"127.0.0.1:{port}"],
         cwd=ROOT,
-        env={**env, "CRM_ACCESS_LOG": "/dev/null", "GUNICORN_LOG_LEVEL": "warning"},
+        env={**env, "CRM_ACCESS_LOG": os.environ.get("BENCH_ACCESS_LOG", "/dev/null"), "GUNICORN_LOG_LEVEL": "warning"},
     )
     factory = RequestFactory(port=port, secret=secret, users=args.users, batch_size=args.batch_size)
     results: dict[str, dict] = {}
@@ -533,6 +535,30 @@ def _ratio(a: float | None, b: float | None) -> str:
     return f"{a / b:.2f}x"
 
 
+def _targets(get) -> list[tuple[str, float | None, object]]:
+    """The sync-at-scale targets on the 2-core machine: (label with its goal, this run's value, test)."""
+
+    def ratio(a: float | None, b: float | None) -> float | None:
+        return None if a is None or b is None or not b else a / b
+
+    insert_rps = get("insert", "ok_rps")
+    return [
+        (
+            "single events/s : insert requests/s >= 0.35",
+            ratio(get("single", "events_per_s"), insert_rps),
+            lambda v: v >= 0.35,
+        ),
+        ("single p99 < 100 ms", get("single", "p99_ms"), lambda v: v < 100),
+        ("batch events/s : insert requests/s >= 4", ratio(get("batch", "events_per_s"), insert_rps), lambda v: v >= 4),
+        ("batch p99 < 1000 ms", get("batch", "p99_ms"), lambda v: v < 1000),
+        (
+            "batch : single PostgreSQL CPU per event < 0.1",
+            ratio(get("batch", "postgres_ms_per_event"), get("single", "postgres_ms_per_event")),
+            lambda v: v < 0.1,
+        ),
+    ]
+
+
 def _print_summary(results: dict[str, dict], notes: list[str], args) -> None:
     workers, threads = os.environ.get("WEB_CONCURRENCY", "3"), os.environ.get("WEB_THREADS", "4")
     print(
@@ -560,6 +586,10 @@ def _print_summary(results: dict[str, dict], notes: list[str], args) -> None:
         "batch PostgreSQL CPU per event vs single's: "
         f"{_ratio(get('batch', 'postgres_ms_per_event'), get('single', 'postgres_ms_per_event'))}"
     )
+    print('targets of this run (docs/sync.md "Benchmark"):')
+    for label, value, goal in _targets(get):
+        verdict = "n/a" if value is None or math.isnan(value) else ("met" if goal(value) else "MISSED")
+        print(f"  {label}: {'n/a' if value is None else f'{value:.3g}'}: {verdict}")
     for target in ("single", "batch"):
         if target in results:
             db = results[target]["db"]
