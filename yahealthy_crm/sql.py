@@ -68,8 +68,77 @@ def prepared_cursor(using: str = "default") -> Iterator[CursorWrapper]:
         with connections[using].cursor() as cursor:
             yield cursor
         return
-    with _server_cursor(using, _PreparingCursor) as cursor:
+    db = connections[using]
+    db.ensure_connection()
+    db.validate_thread_sharing()
+    wrapper_class = _PreparedDebugWrapper if db.queries_logged else CursorWrapper
+    with wrapper_class(_HeldCursors(db), db) as cursor:
         yield cursor
+
+
+# Statement texts one connection keeps a cursor for (the hot paths have a few dozen).
+HELD_CURSORS_MAX = 200
+
+
+class _HeldCursorsOfConnection:
+    """One database connection's preparing cursors, by statement text (with the text object they ran)."""
+
+    def __init__(self, connection) -> None:
+        self.connection = connection
+        self.by_text: dict[str, tuple[str, _PreparingCursor]] = {}
+        self.in_use: set[int] = set()
+
+    def take(self, query: str) -> tuple[str, _PreparingCursor, bool]:
+        """(text object to run, cursor, whether it is held): the held cursor of this text when free."""
+        held = self.by_text.get(query)
+        if held is not None and held[1].closed:
+            del self.by_text[query]
+            held = None
+        if held is None and len(self.by_text) < HELD_CURSORS_MAX:
+            held = self.by_text[query] = (query, _PreparingCursor(self.connection))
+        if held is None or id(held[1]) in self.in_use:  # full, or run by an enclosing block
+            return query, _PreparingCursor(self.connection), False
+        self.in_use.add(id(held[1]))
+        return *held, True
+
+
+class _HeldCursors:
+    """What `prepared_cursor` yields (inside Django's wrapper): each statement runs on the
+    connection's own cursor for that statement text, kept as long as the connection.
+
+    psycopg builds a cursor's Transformer (its parameter dumpers and result loaders, looked up per
+    type) anew for every execute, unless the same cursor runs the same query object again; a new
+    cursor per statement did that every time: about 4 % of a webhook's Python (docs/sync.md
+    "Benchmark"). So each text runs on its held cursor, passed as the text object it first ran as.
+    Results are read from the cursor that ran the last statement; a statement whose held cursor an
+    enclosing block still reads runs on a cursor of its own.
+    """
+
+    def __init__(self, db) -> None:
+        held = getattr(db, "_held_cursors", None)
+        if held is None or held.connection is not db.connection:  # a new connection: new cursors
+            held = db._held_cursors = _HeldCursorsOfConnection(db.connection)
+        self._held = held
+        self._current: _PreparingCursor | None = None
+        self._current_held = False
+
+    def execute(self, query, params=None, **kwargs):
+        self.close()
+        query, self._current, self._current_held = self._held.take(query)
+        return self._current.execute(query, params, **kwargs)
+
+    def close(self) -> None:
+        """Frees the cursor of the last statement: a held one for the next statement of its text."""
+        if self._current is None:
+            return
+        if self._current_held:
+            self._held.in_use.discard(id(self._current))
+        else:
+            self._current.close()
+        self._current = None
+
+    def __getattr__(self, name):  # fetchone, rowcount, description...: of the last statement
+        return getattr(self._current, name)
 
 
 @contextmanager

@@ -5,7 +5,7 @@ import json
 import re
 
 import pytest
-from django.db import connection
+from django.db import DataError, connection, transaction
 from django.test import override_settings
 from django.test.utils import CaptureQueriesContext
 from django.utils import timezone
@@ -16,6 +16,7 @@ from profiles.models import CrmUserProfile
 from sync.models import SyncEvent
 from tests.factories import FoodLogFactory, ProfileFactory
 from tests.sync.support import URL, event, signed_headers
+from yahealthy_crm import sql as sql_module
 from yahealthy_crm.sql import prepared_cursor
 
 pytestmark = pytest.mark.django_db(transaction=True)
@@ -93,6 +94,69 @@ def test_switched_on_a_statement_is_prepared_at_first_use():
         cursor.execute("SELECT %s::int + 40", [2])
         assert cursor.fetchone() == (42,)
     assert [sql for sql in _prepared() if "+ 40" in sql] == ["SELECT $1::int + 40"]
+
+
+@pytest.fixture
+def cursors_made(monkeypatch) -> list:
+    """The preparing cursors `prepared_cursor` creates from now on."""
+    made = []
+
+    class Counted(sql_module._PreparingCursor):
+        def __init__(self, *args, **kwargs):
+            super().__init__(*args, **kwargs)
+            made.append(self)
+
+    monkeypatch.setattr(sql_module, "_PreparingCursor", Counted)
+    return made
+
+
+def _text(*parts: str) -> str:
+    return "".join(parts)  # an equal text, a new object each time (as statements_run builds them)
+
+
+def _run(sql: str, params: list):
+    with prepared_cursor() as cursor:
+        cursor.execute(sql, params)
+        return cursor.fetchone()[0]
+
+
+def test_each_statement_text_keeps_its_cursor(cursors_made):
+    doubled, tripled = ("SELECT %s::int", " * 2"), ("SELECT %s::int", " * 3")
+    results = [_run(_text(*doubled), [1]), _run(_text(*tripled), [1]), _run(_text(*doubled), [5])]
+    results += [_run(_text(*tripled), [5]), _run(_text(*doubled), [7])]
+    assert results == [2, 3, 10, 15, 14]
+    assert len(cursors_made) == 2  # one per text, for the connection's life
+    held = [cursor for cursor in cursors_made if not cursor.closed]
+    assert len(held) == 2
+
+
+def test_a_nested_block_running_the_same_text_gets_a_cursor_of_its_own(cursors_made):
+    doubled = "SELECT %s::int * 2"
+    with prepared_cursor() as outer:
+        outer.execute(doubled, [1])
+        assert _run(doubled, [2]) == 4
+        assert outer.fetchone() == (2,)  # the enclosing block's result is its own
+    assert len(cursors_made) == 2
+    assert [cursor.closed for cursor in cursors_made] == [False, True]  # the nested one is closed
+    assert _run(doubled, [3]) == 6
+    assert len(cursors_made) == 2  # the held cursor again
+
+
+def test_a_new_connection_gets_new_cursors(cursors_made):
+    assert _run("SELECT %s::int * 2", [1]) == 2
+    connection.close()
+    assert _run("SELECT %s::int * 2", [2]) == 4
+    assert len(cursors_made) == 2
+    assert cursors_made[0].connection.closed  # the old connection's
+    assert not cursors_made[1].connection.closed
+
+
+def test_a_statement_that_failed_leaves_its_cursor_usable(cursors_made):
+    divided = "SELECT 10 / %s::int"
+    with pytest.raises(DataError), transaction.atomic():
+        _run(divided, [0])
+    assert _run(divided, [5]) == 2
+    assert len(cursors_made) == 1
 
 
 def _generic_plan(sql: str, params: dict) -> str:
