@@ -223,6 +223,7 @@ REST_FRAMEWORK = {
         "rest_framework.renderers.BrowsableAPIRenderer",
     ],
     "UNAUTHENTICATED_USER": None,
+    "DEFAULT_CONTENT_NEGOTIATION_CLASS": "yahealthy_crm.api.JsonFirstContentNegotiation",
 }
 SPECTACULAR_SETTINGS = {
     "TITLE": "YAHealthy CRM API",
