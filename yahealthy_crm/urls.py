@@ -17,6 +17,9 @@ api_patterns = [
 ]
 
 urlpatterns = [
+    # First: URL resolution tries the patterns in order, and each one that fails costs (an exception
+    # for an include such as admin/). No other pattern matches a path under api/crm/.
+    path("api/crm/", include((api_patterns, "crm"), namespace="crm")),
     path("", RedirectView.as_view(url="/admin/", permanent=False)),
     path("healthz", healthz, name="healthz"),
     # Before admin.site.urls: the admin's own login view, throttled (yahealthy_crm/admin_login.py).
@@ -29,7 +32,6 @@ urlpatterns = [
         name="swagger-ui",
     ),
     path("api/redoc", SpectacularRedocView.as_view(url_name="schema", permission_classes=[]), name="redoc"),
-    path("api/crm/", include((api_patterns, "crm"), namespace="crm")),
     path("coach/", include("webapp.urls")),
 ]
 
