@@ -20,8 +20,8 @@ Per target: requests/s, events/s, p50/p99 latency, errors and non-2xx, the CPU s
 processes and the PostgreSQL server processes used during the measured window (from /proc) per
 event, the CPU time the hypervisor took from this machine (steal), and the events applied according
 to the database; at the end, each target of the run met or missed. BENCH_ACCESS_LOG=<file> writes
-gunicorn's access log (server-side time per request) there instead of /dev/null. Embedding sweeps go to a temporary
-filesystem queue that nobody consumes (ingest cost only).
+gunicorn's access log (server-side time per request) there instead of /dev/null. Embedding sweeps
+go to a temporary filesystem queue that nobody consumes (ingest cost only).
 """
 
 from __future__ import annotations

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import functools
 import re
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 
@@ -68,11 +68,7 @@ def prepared_cursor(using: str = "default") -> Iterator[CursorWrapper]:
         with connections[using].cursor() as cursor:
             yield cursor
         return
-    db = connections[using]
-    db.ensure_connection()
-    db.validate_thread_sharing()
-    wrapper_class = _PreparedDebugWrapper if db.queries_logged else CursorWrapper
-    with wrapper_class(_HeldCursors(db), db) as cursor:
+    with _server_cursor(using, _HeldCursors) as cursor:
         yield cursor
 
 
@@ -142,13 +138,14 @@ class _HeldCursors:
 
 
 @contextmanager
-def _server_cursor(using: str, cursor_class: type[ServerBindingCursor]) -> Iterator[CursorWrapper]:
-    """A Django cursor wrapper (logging queries when Django does) around a server-binding cursor."""
+def _server_cursor(using: str, cursor_for: Callable) -> Iterator[CursorWrapper]:
+    """A Django cursor wrapper (logging queries when Django does) around `cursor_for(db)`, a
+    server-binding cursor (or `_HeldCursors`) of the connection."""
     db = connections[using]
     db.ensure_connection()
     db.validate_thread_sharing()
     wrapper_class = _PreparedDebugWrapper if db.queries_logged else CursorWrapper
-    with wrapper_class(cursor_class(db.connection), db) as cursor:
+    with wrapper_class(cursor_for(db), db) as cursor:
         yield cursor
 
 
@@ -168,7 +165,7 @@ def document_cursor(using: str = "default") -> Iterator[CursorWrapper]:
     backend CPU went to lexing and quoting). Not prepared: each statement is planned for its own
     document, as before, and a pooler in transaction mode sees only unnamed statements.
     """
-    with _server_cursor(using, _UnpreparedServerCursor) as cursor:
+    with _server_cursor(using, lambda db: _UnpreparedServerCursor(db.connection)) as cursor:
         yield cursor
 
 
