@@ -529,12 +529,6 @@ def _print_target(target: str, r: dict, args) -> None:
         )
 
 
-def _ratio(a: float | None, b: float | None) -> str:
-    if a is None or b is None or not b or math.isnan(a) or math.isnan(b):
-        return "n/a"
-    return f"{a / b:.2f}x"
-
-
 def _targets(get) -> list[tuple[str, float | None, object]]:
     """The sync-at-scale targets on the 2-core machine: (label with its goal, this run's value, test)."""
 
@@ -579,14 +573,7 @@ def _print_summary(results: dict[str, dict], notes: list[str], args) -> None:
     def get(target: str, key: str) -> float | None:
         return results[target][key] if target in results else None
 
-    insert_rps = get("insert", "ok_rps")
-    print(f"single events/s vs insert requests/s: {_ratio(get('single', 'events_per_s'), insert_rps)}")
-    print(f"batch events/s vs insert requests/s: {_ratio(get('batch', 'events_per_s'), insert_rps)}")
-    print(
-        "batch PostgreSQL CPU per event vs single's: "
-        f"{_ratio(get('batch', 'postgres_ms_per_event'), get('single', 'postgres_ms_per_event'))}"
-    )
-    print('targets of this run (docs/sync.md "Benchmark"):')
+    print('targets of this run (docs/sync.md "Benchmark"), with the ratios:')
     for label, value, goal in _targets(get):
         verdict = "n/a" if value is None or math.isnan(value) else ("met" if goal(value) else "MISSED")
         print(f"  {label}: {'n/a' if value is None else f'{value:.3g}'}: {verdict}")

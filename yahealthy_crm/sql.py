@@ -82,19 +82,17 @@ class _HeldCursorsOfConnection:
     def __init__(self, connection) -> None:
         self.connection = connection
         self.by_text: dict[str, tuple[str, _PreparingCursor]] = {}
-        self.in_use: set[int] = set()
+        self.in_use: set[_PreparingCursor] = set()
 
     def take(self, query: str) -> tuple[str, _PreparingCursor, bool]:
-        """(text object to run, cursor, whether it is held): the held cursor of this text when free."""
+        """(text object to run, cursor, whether it is held): the held cursor of this text when free.
+        Held cursors are never closed; they go with their connection (`_HeldCursors` sees a new one)."""
         held = self.by_text.get(query)
-        if held is not None and held[1].closed:
-            del self.by_text[query]
-            held = None
         if held is None and len(self.by_text) < HELD_CURSORS_MAX:
             held = self.by_text[query] = (query, _PreparingCursor(self.connection))
-        if held is None or id(held[1]) in self.in_use:  # full, or run by an enclosing block
+        if held is None or held[1] in self.in_use:  # full, or run by an enclosing block
             return query, _PreparingCursor(self.connection), False
-        self.in_use.add(id(held[1]))
+        self.in_use.add(held[1])
         return *held, True
 
 
@@ -128,7 +126,7 @@ class _HeldCursors:
         if self._current is None:
             return
         if self._current_held:
-            self._held.in_use.discard(id(self._current))
+            self._held.in_use.discard(self._current)
         else:
             self._current.close()
         self._current = None
